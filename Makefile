@@ -1,0 +1,32 @@
+# The two commands of the README: `make run` and `make test`. Both install what is
+# missing first (scripts/bootstrap.sh) and regenerate the protobuf code.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VENV
+
+.PHONY: run test install install-test gen lint clean
+
+run: install gen
+	scripts/run.sh
+
+test: install-test gen
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install:
+	scripts/bootstrap.sh run
+
+install-test:
+	scripts/bootstrap.sh test
+
+gen:
+	$(PY) scripts/gen_protos.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Removes generated code and the virtualenv; never the data in var/.
+clean:
+	find tkv -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+	rm -rf envoy/tkv.pb $(VENV)

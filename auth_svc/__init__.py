@@ -1,0 +1,1 @@
+"""auth_svc: accounts, token issuing and server-side logout."""

@@ -1,0 +1,50 @@
+"""auth_svc settings, read once from the environment (see README for every variable)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tkv_common.server import ServerSettings
+from tkv_common.settings import Env
+from tkv_common.tarantool import TarantoolSettings
+from tkv_common.tokens import TokenSettings
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """argon2id cost. Defaults are OWASP's minimum for argon2id: m=19 MiB, t=2, p=1."""
+
+    memory_kib: int
+    time_cost: int
+    parallelism: int
+    # Hashes computed at once; more queue instead of exhausting CPU and memory.
+    workers: int
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    server: ServerSettings
+    tarantool: TarantoolSettings
+    tokens: TokenSettings
+    private_key_path: Path
+    token_ttl_seconds: int
+    passwords: PasswordPolicy
+
+    @classmethod
+    def from_env(cls, environ=None) -> AuthSettings:
+        env = Env(environ)
+        return cls(
+            server=ServerSettings.from_env(env, listen_var="TKV_AUTH_LISTEN", default_listen="127.0.0.1:50051"),
+            tarantool=TarantoolSettings.from_env(env, user="tkv_auth"),
+            tokens=TokenSettings.from_env(env),
+            private_key_path=env.path("TKV_JWT_PRIVATE_KEY_FILE", env.data_dir() / "keys" / "jwt-ed25519.pem"),
+            token_ttl_seconds=env.int("TKV_JWT_TTL_SECONDS", 30 * 60),
+            passwords=PasswordPolicy(
+                memory_kib=env.int("TKV_ARGON2_MEMORY_KIB", 19 * 1024, minimum=8),
+                time_cost=env.int("TKV_ARGON2_TIME_COST", 2),
+                parallelism=env.int("TKV_ARGON2_PARALLELISM", 1),
+                workers=env.int("TKV_ARGON2_WORKERS", os.cpu_count() or 1),
+            ),
+        )

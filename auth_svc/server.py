@@ -1,0 +1,39 @@
+"""Wires auth_svc together: storage, password hasher, token issuer and verifier,
+servicer, and the shared gRPC server (interceptor order lives in tkv_common.server)."""
+
+from __future__ import annotations
+
+from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
+from tkv_common.server import GrpcService
+from tkv_common.tarantool import TarantoolClient
+from tkv_common.tokens import TokenVerifier
+
+from .config import AuthSettings
+from .passwords import PasswordHasher
+from .servicer import AuthServicer
+from .storage import AuthStorage
+from .tokens import TokenIssuer, load_private_key
+from .users import Accounts
+
+SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+PUBLIC_METHODS = frozenset({f"/{SERVICE_NAME}/Register", f"/{SERVICE_NAME}/Login"})
+
+
+def create_service(settings: AuthSettings) -> GrpcService:
+    private_key = load_private_key(settings.private_key_path)
+    # Verify with the public half only, like kv_svc, so both services accept the same tokens.
+    verifier = TokenVerifier(private_key.public_key(), settings.tokens)
+    accounts = Accounts(
+        AuthStorage(storage := TarantoolClient(settings.tarantool)),
+        PasswordHasher(settings.passwords),
+        TokenIssuer(private_key, settings.tokens, settings.token_ttl_seconds),
+    )
+    servicer = AuthServicer(accounts)
+    return GrpcService(
+        settings=settings.server,
+        service_names=[SERVICE_NAME],
+        registrars=[lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)],
+        verifier=verifier,
+        public_methods=PUBLIC_METHODS,
+        storage=storage,
+    )

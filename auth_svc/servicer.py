@@ -1,0 +1,31 @@
+"""AuthService: translates protobuf to the account operations in users.py and back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+
+from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
+from tkv_common.tokens import current_claims
+
+from .users import Accounts, Registration
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, accounts: Accounts):
+        self._accounts = accounts
+
+    async def Register(self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext):
+        registration = Registration(request.login, request.password, request.name, request.surname)
+        await self._accounts.register(registration)
+        return auth_pb2.RegisterResponse(message=f"user {registration.login} has been registered")
+
+    async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext):
+        issued = await self._accounts.login(request.login, request.password)
+        expires = datetime.fromtimestamp(issued.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return auth_pb2.LoginResponse(token=issued.token, message=f"logged in; the token expires at {expires}")
+
+    async def Logout(self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext):
+        await self._accounts.logout(current_claims.get())
+        return auth_pb2.LogoutResponse(message="logged out: the token has been revoked")

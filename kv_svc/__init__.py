@@ -1,0 +1,1 @@
+"""kv_svc: batch reads and writes of JSON values, for holders of a valid token."""

@@ -1,0 +1,80 @@
+"""Batch read and write rules: validation first (nothing touches storage on bad input),
+then one storage call per request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tkv_common.errors import FieldViolation, InvalidArgument
+from tkv_common.tokens import Claims
+
+from . import values
+from .config import Limits
+from .keys import KeyRules, quote_keys
+from .storage import KvStorage
+
+
+@dataclass(frozen=True)
+class RawPair:
+    """A pair as received: key bytes and encoded google.protobuf.Value, unchecked."""
+
+    key: bytes
+    value: bytes
+
+
+class KeyValueStore:
+    def __init__(self, storage: KvStorage, limits: Limits):
+        self._storage = storage
+        self._limits = limits
+        self._rules = KeyRules(limits)
+
+    async def read(self, claims: Claims, keys: Sequence[str]) -> list[Any]:
+        """Values of `keys` in the same order; NotFound names every absent key."""
+        violations = self._rules.batch_violations("keys", len(keys))
+        if not violations:
+            violations += [
+                FieldViolation(f"keys[{i}]", problem)
+                for i, key in enumerate(keys)
+                if (problem := self._rules.key_violation(key))
+            ]
+            violations += self._rules.duplicates("keys", keys)
+        if violations:
+            raise InvalidArgument.from_violations("invalid read request", violations, reason="INVALID_KEYS")
+        return await self._storage.read(claims.token_id, list(keys))
+
+    async def write(self, claims: Claims, raw_pairs: Sequence[RawPair]) -> list[str]:
+        """Inserts the pairs whose keys are new; returns the skipped keys in request order."""
+        violations = self._rules.batch_violations("data", len(raw_pairs))
+        pairs: list[list[Any]] = []
+        if not violations:
+            keys: list[str] = []
+            for i, raw in enumerate(raw_pairs):
+                try:
+                    key = raw.key.decode("utf-8")
+                except UnicodeDecodeError:
+                    violations.append(FieldViolation(f"data[{i}]", "key is not valid UTF-8"))
+                    continue
+                keys.append(key)
+                if problem := self._rules.key_violation(key):
+                    violations.append(FieldViolation(f"data[{quote_keys([key], 256)}]", problem))
+                    continue
+                try:
+                    pairs.append([key, values.decode(raw.value, self._limits.max_value_depth)])
+                except values.InvalidValue as exc:
+                    violations.append(FieldViolation(f"data[{quote_keys([key], 256)}]", f"value {exc}"))
+            violations += self._rules.duplicates("data", keys)
+        if violations:
+            raise InvalidArgument.from_violations("invalid write request", violations, reason="INVALID_PAIRS")
+        return await self._storage.write(claims.token_id, pairs)
+
+
+def write_status(skipped: Sequence[str]) -> str:
+    """The status sentence of the original HTTP API, kept word for word."""
+    if not skipped:
+        return "success"
+    return (
+        f"success, but these keys have not been written: {' '.join(skipped)}. "
+        "Because they have already been in kv store"
+    )

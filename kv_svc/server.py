@@ -1,0 +1,55 @@
+"""Wires kv_svc together: storage, batch rules, servicer, and the shared gRPC server
+(interceptor order lives in tkv_common.server). kv_svc holds only the public key."""
+
+from __future__ import annotations
+
+import grpc
+
+from tkv.internal.v1 import write_view_pb2
+from tkv.kv.v1 import kv_pb2
+from tkv_common.server import GrpcService
+from tkv_common.tarantool import TarantoolClient
+from tkv_common.tokens import TokenVerifier, load_public_key
+
+from .config import KvSettings
+from .pairs import KeyValueStore
+from .servicer import KeyValueServicer
+from .storage import KvStorage
+
+SERVICE_NAME = kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"].full_name
+
+
+def method_handlers(servicer: KeyValueServicer) -> grpc.GenericRpcHandler:
+    """Like the generated add_KeyValueServiceServicer_to_server, except that Write parses
+    its bytes as WriteRequestView: protobuf maps drop entry order and repeated keys, both
+    of which the API reports (see protos/tkv/internal/v1/write_view.proto)."""
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            "Read": grpc.unary_unary_rpc_method_handler(
+                servicer.Read,
+                request_deserializer=kv_pb2.ReadRequest.FromString,
+                response_serializer=kv_pb2.ReadResponse.SerializeToString,
+            ),
+            "Write": grpc.unary_unary_rpc_method_handler(
+                servicer.Write,
+                request_deserializer=write_view_pb2.WriteRequestView.FromString,
+                response_serializer=kv_pb2.WriteResponse.SerializeToString,
+            ),
+        },
+    )
+
+
+def create_service(settings: KvSettings) -> GrpcService:
+    verifier = TokenVerifier(load_public_key(settings.tokens.public_key_path), settings.tokens)
+    storage = TarantoolClient(settings.tarantool)
+    servicer = KeyValueServicer(KeyValueStore(KvStorage(storage), settings.limits))
+    handlers = method_handlers(servicer)
+    return GrpcService(
+        settings=settings.server,
+        service_names=[SERVICE_NAME],
+        registrars=[lambda server: server.add_generic_rpc_handlers((handlers,))],
+        verifier=verifier,
+        public_methods=frozenset(),
+        storage=storage,
+    )

@@ -1,0 +1,36 @@
+"""KeyValueService: translates protobuf to the batch operations in pairs.py and back."""
+
+from __future__ import annotations
+
+import grpc
+
+from tkv.internal.v1 import write_view_pb2
+from tkv.kv.v1 import kv_pb2
+from tkv_common.tokens import current_claims
+
+from . import values
+from .pairs import KeyValueStore, RawPair, write_status
+
+
+class KeyValueServicer:
+    """Registered by server.py with its own deserializers (Write takes WriteRequestView)."""
+
+    def __init__(self, store: KeyValueStore):
+        self._store = store
+
+    async def Read(self, request: kv_pb2.ReadRequest, context: grpc.aio.ServicerContext) -> kv_pb2.ReadResponse:
+        keys = list(request.keys)
+        found = await self._store.read(current_claims.get(), keys)
+        response = kv_pb2.ReadResponse()
+        response.data.SetInParent()
+        fields = response.data.fields
+        for key, value in zip(keys, found, strict=True):
+            values.fill(fields[key], value)
+        return response
+
+    async def Write(
+        self, request: write_view_pb2.WriteRequestView, context: grpc.aio.ServicerContext
+    ) -> kv_pb2.WriteResponse:
+        pairs = [RawPair(field.key, field.value) for field in request.data.fields]
+        skipped = await self._store.write(current_claims.get(), pairs)
+        return kv_pb2.WriteResponse(status=write_status(skipped), skipped_keys=skipped)

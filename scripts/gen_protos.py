@@ -1,0 +1,76 @@
+"""Generate the Python stubs (+ .pyi) and Envoy's descriptor set from protos/.
+
+The one place generated code comes from. Outputs are git-ignored and rebuilt by
+`make gen` (every make target that runs code depends on it):
+
+- tkv/*/               Python messages, gRPC stubs and type stubs for protos/tkv/**.proto
+- envoy/tkv.pb         descriptor set of the public APIs for Envoy's gRPC-JSON transcoder
+                       (--include_imports so google/api and google/protobuf travel along,
+                       --include_source_info so comments reach reflection-driven tools)
+
+google/api and google/rpc protos come from the installed googleapis-common-protos package
+and google/protobuf from grpcio-tools; nothing third-party is vendored.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+from grpc_tools import protoc
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_DIR = ROOT / "protos"
+PY_OUT = ROOT / "tkv"
+DESCRIPTOR_OUT = ROOT / "envoy" / "tkv.pb"
+# The APIs clients see; protos/tkv/internal stays out of Envoy's descriptor set.
+PUBLIC_PROTOS = ("tkv/auth/v1/auth.proto", "tkv/kv/v1/kv.proto")
+
+
+def _package_proto_root(module: str) -> Path:
+    """Directory that holds the `google/...` tree of an installed proto package."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        sys.exit(f"gen_protos: {module} is not installed (pip install -e .)")
+    # google/api/annotations_pb2.py -> the directory containing google/
+    return Path(spec.origin).parents[2]
+
+
+def _protoc(args: list[str]) -> None:
+    include = [
+        f"-I{PROTO_DIR}",
+        f"-I{_package_proto_root('google.api.annotations_pb2')}",
+        f"-I{Path(protoc.__file__).parent / '_proto'}",
+    ]
+    code = protoc.main(["grpc_tools.protoc", *include, *args])
+    if code != 0:
+        sys.exit(f"gen_protos: protoc failed ({code}) for {args[-1]}")
+
+
+def main() -> None:
+    sources = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
+    # tkv/__init__.py is committed (so editable installs map the package); the rest of
+    # tkv/ is generated and replaced wholesale.
+    for old in PY_OUT.iterdir():
+        if old.is_dir():
+            shutil.rmtree(old)
+    DESCRIPTOR_OUT.parent.mkdir(exist_ok=True)
+    _protoc([f"--python_out={ROOT}", f"--pyi_out={ROOT}", f"--grpc_python_out={ROOT}", *sources])
+    # Plain packages, so tools that do not follow namespace packages still find them.
+    for directory in (d for d in PY_OUT.rglob("*") if d.is_dir()):
+        (directory / "__init__.py").touch()
+    _protoc(
+        [
+            f"--descriptor_set_out={DESCRIPTOR_OUT}",
+            "--include_imports",
+            "--include_source_info",
+            *PUBLIC_PROTOS,
+        ]
+    )
+    print(f"gen_protos: {len(sources)} protos -> {PY_OUT.name}/ and {DESCRIPTOR_OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Starts the local stack in the foreground (called by `make run` after bootstrap + gen):
+# development secrets on first start, then Tarantool, auth_svc and kv_svc under
+# supervisord. Ctrl-C stops everything; the data in $TKV_DATA_DIR stays.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=${VENV:-.venv}
+export TKV_DATA_DIR=$(realpath -m "${TKV_DATA_DIR:-var}")
+export TKV_PYTHON=$(realpath "$venv/bin/python")
+mkdir -p "$TKV_DATA_DIR"
+
+"$TKV_PYTHON" -m tkv_common.devsecrets
+
+cat <<BANNER
+tkv local stack (data in $TKV_DATA_DIR; Ctrl-C stops everything)
+  Tarantool    ${TKV_TARANTOOL_LISTEN:-127.0.0.1:3301}
+  auth_svc     ${TKV_AUTH_LISTEN:-127.0.0.1:50051}   gRPC, reflection on
+  kv_svc       ${TKV_KV_LISTEN:-127.0.0.1:50052}   gRPC, reflection on
+BANNER
+
+exec "$venv/bin/supervisord" -c scripts/supervisord.conf

@@ -1,0 +1,55 @@
+-- Tarantool instance for tkv: configuration from the environment, schema migrations,
+-- per-service users and the stored functions the services call.
+--
+-- Run it as `tarantool tarantool/init.lua`. Every setting has a local default:
+--   TKV_TARANTOOL_LISTEN            listen address               127.0.0.1:3301
+--   TKV_DATA_DIR                    state root                   ./var
+--   TKV_TARANTOOL_WORK_DIR          snapshots and WAL            $TKV_DATA_DIR/tarantool
+--   TKV_SECRETS_DIR                 service passwords            $TKV_DATA_DIR/secrets
+--   TKV_TARANTOOL_<USER>_PASSWORD   password of tkv_auth/tkv_kv (else read from
+--                                   $TKV_SECRETS_DIR/tarantool-<user>.password)
+--   TKV_TARANTOOL_MAX_TUPLE_BYTES   largest tuple (one kv pair)  8 MiB
+--   TKV_TARANTOOL_MEMORY_BYTES      memtx arena                  256 MiB
+--   TKV_REVOCATION_PURGE_SECONDS    how often expired revocations are purged   60
+
+local fio = require('fio')
+local log = require('log')
+
+local here = fio.dirname(fio.abspath(debug.getinfo(1, 'S').source:sub(2)))
+package.path = here .. '/?.lua;' .. package.path
+
+local config = require('tkv.config')
+local settings = config.from_env()
+
+-- Passwords are read before box.cfg so a missing secret fails start-up before any file
+-- is written.
+local passwords = {}
+for _, user in ipairs(require('tkv.schema').SERVICE_USERS) do
+    passwords[user] = config.service_password(settings, user)
+end
+
+fio.mktree(settings.work_dir)
+box.cfg({
+    -- No `listen` yet: clients connect only once the schema and functions below exist.
+    work_dir = settings.work_dir,
+    -- Every acknowledged write is in the WAL before the call returns. 'none' would trade
+    -- durability for speed and is never used here.
+    wal_mode = 'write',
+    memtx_memory = settings.memory_bytes,
+    -- The default 1 MiB caps a single value well below the 4 MiB request limit.
+    memtx_max_tuple_size = settings.max_tuple_bytes,
+    log_format = 'plain',
+})
+
+require('tkv.schema').migrate()
+for user, password in pairs(passwords) do
+    -- Set on every start so a rotated secret takes effect with a restart.
+    box.schema.user.passwd(user, password)
+end
+
+-- The stored functions are resolved by IPROTO as globals: `tkv.kv_read` -> _G.tkv.kv_read.
+rawset(_G, 'tkv', require('tkv.api'))
+require('tkv.revocations').start_purge(settings.purge_seconds)
+box.cfg({listen = settings.listen})
+
+log.info('tkv: Tarantool ready on %s, data in %s', settings.listen, settings.work_dir)

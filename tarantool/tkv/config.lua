@@ -1,0 +1,63 @@
+-- Instance settings read once from the environment, with local defaults.
+local fio = require('fio')
+
+local M = {}
+
+local MiB = 1024 * 1024
+
+local function env(name, default)
+    local value = os.getenv(name)
+    if value == nil or value == '' then
+        return default
+    end
+    return value
+end
+
+local function env_number(name, default)
+    local raw = env(name, nil)
+    if raw == nil then
+        return default
+    end
+    local value = tonumber(raw)
+    if value == nil or value <= 0 then
+        error(string.format('%s must be a positive number, got %q', name, raw), 0)
+    end
+    return value
+end
+
+function M.from_env()
+    local data_dir = fio.abspath(env('TKV_DATA_DIR', 'var'))
+    return {
+        listen = env('TKV_TARANTOOL_LISTEN', '127.0.0.1:3301'),
+        work_dir = fio.abspath(env('TKV_TARANTOOL_WORK_DIR', fio.pathjoin(data_dir, 'tarantool'))),
+        secrets_dir = fio.abspath(env('TKV_SECRETS_DIR', fio.pathjoin(data_dir, 'secrets'))),
+        max_tuple_bytes = env_number('TKV_TARANTOOL_MAX_TUPLE_BYTES', 8 * MiB),
+        memory_bytes = env_number('TKV_TARANTOOL_MEMORY_BYTES', 256 * MiB),
+        purge_seconds = env_number('TKV_REVOCATION_PURGE_SECONDS', 60),
+    }
+end
+
+-- The password of a service user: TKV_TARANTOOL_<USER>_PASSWORD, else the secret file
+-- that `python -m tkv_common.devsecrets` (or the operator) wrote.
+function M.service_password(settings, user)
+    local from_env = env('TKV_TARANTOOL_' .. user:upper() .. '_PASSWORD', nil)
+    if from_env ~= nil then
+        return from_env
+    end
+    local path = fio.pathjoin(settings.secrets_dir, 'tarantool-' .. user .. '.password')
+    local file = fio.open(path, {'O_RDONLY'})
+    if file == nil then
+        error(string.format(
+            'no password for Tarantool user %s: set TKV_TARANTOOL_%s_PASSWORD or create %s '
+            .. '(python -m tkv_common.devsecrets does it for development)',
+            user, user:upper(), path), 0)
+    end
+    local password = file:read():gsub('%s+$', '')
+    file:close()
+    if password == '' then
+        error(string.format('password file %s is empty', path), 0)
+    end
+    return password
+end
+
+return M

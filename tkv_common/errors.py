@@ -1,0 +1,135 @@
+"""The one error hierarchy of both services and its mapping to gRPC status.
+
+Domain and storage code raise these; the error-mapping interceptor turns them into a
+`google.rpc.Status` (with an AIP-193 `ErrorInfo` reason, and `BadRequest` field
+violations for invalid arguments). Anything else that escapes a handler is a bug and
+becomes INTERNAL without details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+# Every ErrorInfo names this domain (AIP-193: the service or product that owns reasons).
+ERROR_DOMAIN = "tkv"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One invalid field of a request and why, as in google.rpc.BadRequest."""
+
+    field: str
+    description: str
+
+
+class TkvError(Exception):
+    """An expected failure the client is told about. Do not raise this class itself."""
+
+    default_reason: ClassVar[str] = "UNSPECIFIED"
+
+    def __init__(self, message: str, *, reason: str | None = None, metadata: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.metadata = dict(metadata or {})
+
+
+class InvalidArgument(TkvError):
+    """The request itself is wrong (fails validation, duplicate keys, bad types, limits).
+
+    List every violated field at once so the client can fix them in one go.
+    """
+
+    default_reason = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, violations: Iterable[FieldViolation] = (), **kwargs):
+        super().__init__(message, **kwargs)
+        self.violations = list(violations)
+
+    @classmethod
+    def from_violations(cls, what: str, violations: list[FieldViolation], **kwargs) -> InvalidArgument:
+        """One message naming every field, e.g. `invalid register request: login: ...; name: ...`."""
+        details = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        return cls(f"{what}: {details}", violations, **kwargs)
+
+
+class Unauthenticated(TkvError):
+    """Credentials or token missing, wrong, expired or revoked."""
+
+    default_reason = "UNAUTHENTICATED"
+
+
+class AlreadyExists(TkvError):
+    """The thing to create exists already (a taken login)."""
+
+    default_reason = "ALREADY_EXISTS"
+
+
+class NotFound(TkvError):
+    """Something the request names does not exist (keys absent from the store)."""
+
+    default_reason = "NOT_FOUND"
+
+
+class ResourceExhausted(TkvError):
+    """A size or rate limit was hit; retrying the same request will not help."""
+
+    default_reason = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(TkvError):
+    """Storage cannot be reached right now; the same request may succeed later."""
+
+    default_reason = "STORAGE_UNAVAILABLE"
+
+
+# The one mapping from error type to gRPC status code.
+GRPC_CODES: dict[type[TkvError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+INTERNAL_MESSAGE = "internal error"
+
+
+def grpc_code(error: TkvError) -> grpc.StatusCode:
+    return GRPC_CODES[type(error)]
+
+
+def to_rpc_status(error: TkvError) -> status_pb2.Status:
+    """google.rpc.Status for a domain error: code, message, ErrorInfo, BadRequest."""
+    code = grpc_code(error)
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+    details = [_pack(info)]
+    if isinstance(error, InvalidArgument) and error.violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ]
+        )
+        details.append(_pack(bad_request))
+    return status_pb2.Status(code=_rpc_code(code), message=error.message, details=details)
+
+
+def _rpc_code(code: grpc.StatusCode) -> int:
+    # grpc.StatusCode values are (int, name) pairs; google.rpc.Code uses the same numbers.
+    number = code.value[0]
+    assert code_pb2.Code.Name(number) == code.name
+    return number
+
+
+def _pack(message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed

@@ -1,0 +1,173 @@
+"""Server bootstrap shared by both services: one grpc.aio server with the interceptor
+chain, health and reflection, a storage-driven health status, and a two-stage exit
+(SIGTERM/SIGINT -> health NOT_SERVING -> server.stop(grace)).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from . import logs
+from .interceptors import AccessLogInterceptor, AuthInterceptor, ErrorMappingInterceptor
+from .settings import Address, ConfigError, Env
+from .tarantool import TarantoolClient
+from .tokens import TokenVerifier
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+# Callable without a token, by full method name: infrastructure every client may use.
+INFRASTRUCTURE_METHODS = frozenset(
+    {
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.health.v1.Health/List",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: Address
+    max_request_bytes: int
+    max_response_bytes: int
+    grace_seconds: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Env, *, listen_var: str, default_listen: str) -> ServerSettings:
+        return cls(
+            listen=env.address(listen_var, default_listen),
+            max_request_bytes=env.int("TKV_MAX_REQUEST_BYTES", 4 * MiB),
+            max_response_bytes=env.int("TKV_MAX_RESPONSE_BYTES", 16 * MiB),
+            grace_seconds=env.float("TKV_SHUTDOWN_GRACE_SECONDS", 5.0),
+            log_level=env.str("TKV_LOG_LEVEL", "INFO"),
+        )
+
+
+Registrar = Callable[[grpc.aio.Server], None]
+
+
+class GrpcService:
+    """A grpc.aio server for some API services plus its health and reflection services.
+
+    `start()` binds and serves, `stop()` drains; `serve_until_signalled()` is what a
+    service's __main__ runs. Tests use start/stop directly on 127.0.0.1:0.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: ServerSettings,
+        service_names: Sequence[str],
+        registrars: Iterable[Registrar],
+        verifier: TokenVerifier,
+        public_methods: frozenset[str],
+        storage: TarantoolClient,
+    ):
+        self._settings = settings
+        self._names = list(service_names)
+        self._storage = storage
+        self.health = health.aio.HealthServicer()
+        # The order is the request's path through the process; see interceptors.py.
+        self.server = grpc.aio.server(
+            interceptors=[
+                AccessLogInterceptor(),
+                ErrorMappingInterceptor(),
+                AuthInterceptor(verifier, public_methods | INFRASTRUCTURE_METHODS),
+            ],
+            options=[
+                # Over the limit grpc answers RESOURCE_EXHAUSTED before any handler runs.
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
+                ("grpc.max_send_message_length", settings.max_response_bytes),
+            ],
+        )
+        for register in registrars:
+            register(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection([*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
+        self._watcher: asyncio.Task | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        self.port = self.server.add_insecure_port(str(self._settings.listen))
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self._settings.listen}")
+        self._storage.start()
+        await self.server.start()
+        self._watcher = asyncio.create_task(self._watch_storage(), name="storage-health")
+        return self.port
+
+    async def stop(self) -> None:
+        # Stage 1: tell load balancers and health checks to go elsewhere.
+        await self.health.enter_graceful_shutdown()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        # Stage 2: refuse new calls, give in-flight ones `grace` seconds, then cancel them.
+        await self.server.stop(self._settings.grace_seconds)
+        await self._storage.close()
+
+    async def serve_until_signalled(self) -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        port = await self.start()
+        log.info("serving", extra={"listen": f"{self._settings.listen.host}:{port}", "services": self._names})
+        await stopping.wait()
+        log.info("stopping", extra={"grace_seconds": self._settings.grace_seconds})
+        await self.stop()
+        log.info("stopped")
+
+    async def _watch_storage(self, interval: float = 0.25) -> None:
+        """Health follows the storage connection: NOT_SERVING while Tarantool is away."""
+        serving = None
+        while True:
+            now = self._storage.is_connected
+            if now != serving:
+                status = health_pb2.HealthCheckResponse.SERVING if now else health_pb2.HealthCheckResponse.NOT_SERVING
+                for name in ["", *self._names]:
+                    await self.health.set(name, status)
+                log.log(
+                    logging.INFO if now else logging.WARNING,
+                    "storage connected" if now else "storage unreachable",
+                    extra={"health": health_pb2.HealthCheckResponse.ServingStatus.Name(status)},
+                )
+                serving = now
+            await asyncio.sleep(interval)
+
+
+def run_main(name: str, load_settings: Callable[[], Any], create_service: Callable[[Any], GrpcService]) -> None:
+    """A service's __main__: settings, logging, service, serve until SIGTERM/SIGINT.
+
+    A configuration problem exits with a one-line message instead of a traceback.
+    """
+
+    async def serve() -> None:
+        # grpc.aio.server() binds to the running loop, so the service is built in here.
+        settings = load_settings()
+        logs.configure(name, settings.server.log_level)
+        service = create_service(settings)
+        log.info("starting", extra={"tarantool": str(settings.tarantool.address)})
+        await service.serve_until_signalled()
+
+    try:
+        asyncio.run(serve())
+    except ConfigError as exc:
+        sys.exit(f"{name}: configuration error: {exc}")

@@ -1,0 +1,101 @@
+"""The one long-lived Tarantool connection of a process, and its failure translation.
+
+asynctnt reconnects by itself but waits forever for an answer unless told otherwise, so
+every call carries a timeout. Transport failures become `Unavailable` through the one
+table below; a stored function raising is a bug and propagates (-> INTERNAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asynctnt
+from asynctnt.exceptions import ErrorCode, TarantoolDatabaseError, TarantoolNetworkError
+
+from .errors import Unavailable
+from .settings import Address, Env
+
+log = logging.getLogger(__name__)
+
+# Tarantool answers these while it starts or while it is a read-only replica: retrying
+# later (or elsewhere) helps, so the client gets UNAVAILABLE, not INTERNAL.
+_TRANSIENT_DB_ERRORS = frozenset({ErrorCode.ER_LOADING, ErrorCode.ER_READONLY})
+
+
+@dataclass(frozen=True)
+class TarantoolSettings:
+    address: Address
+    user: str
+    password: str
+    call_timeout: float
+    connect_timeout: float
+    reconnect_interval: float
+
+    @classmethod
+    def from_env(cls, env: Env, *, user: str) -> TarantoolSettings:
+        user = env.str("TKV_TARANTOOL_USER", user)
+        secrets_dir = env.path("TKV_SECRETS_DIR", env.data_dir() / "secrets")
+        return cls(
+            address=env.address("TKV_TARANTOOL_ADDR", "127.0.0.1:3301"),
+            user=user,
+            password=env.secret("TKV_TARANTOOL_PASSWORD", Path(secrets_dir) / f"tarantool-{user}.password"),
+            call_timeout=env.float("TKV_TARANTOOL_CALL_TIMEOUT", 2.0),
+            connect_timeout=env.float("TKV_TARANTOOL_CONNECT_TIMEOUT", 2.0),
+            reconnect_interval=env.float("TKV_TARANTOOL_RECONNECT_INTERVAL", 0.25),
+        )
+
+
+class TarantoolClient:
+    def __init__(self, settings: TarantoolSettings):
+        self._settings = settings
+        self._conn = asynctnt.Connection(
+            host=settings.address.host,
+            port=settings.address.port,
+            username=settings.user,
+            password=settings.password,
+            connect_timeout=settings.connect_timeout,
+            request_timeout=settings.call_timeout,
+            reconnect_timeout=settings.reconnect_interval,
+            # Answers are plain MessagePack; we never need the schema of spaces.
+            fetch_schema=False,
+            auto_refetch_schema=False,
+        )
+        self._connecting: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Begin connecting in the background; calls fail with Unavailable until connected."""
+        # With reconnect_timeout set, connect() retries until it succeeds, and asynctnt
+        # reconnects by itself whenever the connection drops later.
+        self._connecting = asyncio.create_task(self._conn.connect(), name="tarantool-connect")
+
+    @property
+    def is_connected(self) -> bool:
+        return self._conn.is_connected
+
+    async def call(self, function: str, *args: Any) -> list[Any]:
+        """Call a stored function; returns its return values as a list."""
+        try:
+            response = await self._conn.call(function, list(args), timeout=self._settings.call_timeout)
+        except (TimeoutError, TarantoolNetworkError, ConnectionError) as exc:
+            raise self._unavailable(function, exc) from None
+        except TarantoolDatabaseError as exc:
+            if exc.code in _TRANSIENT_DB_ERRORS:
+                raise self._unavailable(function, exc) from None
+            raise
+        return list(response.body)
+
+    def _unavailable(self, function: str, exc: BaseException) -> Unavailable:
+        log.warning(
+            "tarantool call failed",
+            extra={"function": function, "error": type(exc).__name__, "address": str(self._settings.address)},
+        )
+        return Unavailable("storage is unavailable, retry later")
+
+    async def close(self) -> None:
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+        await self._conn.disconnect()
