@@ -19,12 +19,14 @@ SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 PUBLIC_METHODS = frozenset({f"/{SERVICE_NAME}/Register", f"/{SERVICE_NAME}/Login"})
 
 
-def create_service(settings: AuthSettings) -> GrpcService:
+def create_service(settings: AuthSettings, storage: TarantoolClient | None = None) -> GrpcService:
+    """`storage` is for tests; the service normally opens its own Tarantool connection."""
+    storage = storage or TarantoolClient(settings.tarantool)
     private_key = load_private_key(settings.private_key_path)
     # Verify with the public half only, like kv_svc, so both services accept the same tokens.
     verifier = TokenVerifier(private_key.public_key(), settings.tokens)
     accounts = Accounts(
-        AuthStorage(storage := TarantoolClient(settings.tarantool)),
+        AuthStorage(storage),
         PasswordHasher(settings.passwords),
         TokenIssuer(private_key, settings.tokens, settings.token_ttl_seconds),
     )

@@ -40,9 +40,10 @@ def method_handlers(servicer: KeyValueServicer) -> grpc.GenericRpcHandler:
     )
 
 
-def create_service(settings: KvSettings) -> GrpcService:
+def create_service(settings: KvSettings, storage: TarantoolClient | None = None) -> GrpcService:
+    """`storage` is for tests; the service normally opens its own Tarantool connection."""
     verifier = TokenVerifier(load_public_key(settings.tokens.public_key_path), settings.tokens)
-    storage = TarantoolClient(settings.tarantool)
+    storage = storage or TarantoolClient(settings.tarantool)
     servicer = KeyValueServicer(KeyValueStore(KvStorage(storage), settings.limits))
     handlers = method_handlers(servicer)
     return GrpcService(

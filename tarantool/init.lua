@@ -11,6 +11,8 @@
 --   TKV_TARANTOOL_MAX_TUPLE_BYTES   largest tuple (one kv pair)  8 MiB
 --   TKV_TARANTOOL_MEMORY_BYTES      memtx arena                  256 MiB
 --   TKV_REVOCATION_PURGE_SECONDS    how often expired revocations are purged   60
+--   TKV_TARANTOOL_CONSOLE_SOCKET    admin console unix socket (off when unset); connect
+--                                   with `tarantoolctl connect <path>` or `nc -U <path>`
 
 local fio = require('fio')
 local log = require('log')
@@ -50,6 +52,10 @@ end
 -- The stored functions are resolved by IPROTO as globals: `tkv.kv_read` -> _G.tkv.kv_read.
 rawset(_G, 'tkv', require('tkv.api'))
 require('tkv.revocations').start_purge(settings.purge_seconds)
+if settings.console_socket ~= nil then
+    -- A unix socket only: file permissions, not a password, guard the admin console.
+    require('console').listen(settings.console_socket)
+end
 box.cfg({listen = settings.listen})
 
 log.info('tkv: Tarantool ready on %s, data in %s', settings.listen, settings.work_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,27 @@ from typing import Any
 import asynctnt
 from asynctnt.exceptions import ErrorCode, TarantoolDatabaseError, TarantoolNetworkError
 
-from .errors import Unavailable
+from .errors import InvalidArgument, TkvError, Unavailable
 from .settings import Address, Env
 
 log = logging.getLogger(__name__)
 
-# Tarantool answers these while it starts or while it is a read-only replica: retrying
-# later (or elsewhere) helps, so the client gets UNAVAILABLE, not INTERNAL.
-_TRANSIENT_DB_ERRORS = frozenset({ErrorCode.ER_LOADING, ErrorCode.ER_READONLY})
+_RETRY_LATER = "storage is unavailable, retry later"
+
+# The one translation of Tarantool's errors into the client's terms. Any other database
+# error is a bug (a stored function failing) and propagates to become INTERNAL.
+DB_ERRORS: dict[int, Callable[[], TkvError]] = {
+    # While Tarantool starts, or on a read-only replica: retrying later (elsewhere) helps.
+    ErrorCode.ER_LOADING: lambda: Unavailable(_RETRY_LATER),
+    ErrorCode.ER_READONLY: lambda: Unavailable(_RETRY_LATER),
+    # A value above memtx_max_tuple_size (TKV_TARANTOOL_MAX_TUPLE_BYTES); the transaction
+    # rolled back, so nothing of the batch was written.
+    ErrorCode.ER_MEMTX_MAX_TUPLE_SIZE: lambda: InvalidArgument(
+        "a value is larger than the storage allows; nothing was written", reason="VALUE_TOO_LARGE"
+    ),
+}
+# Lost connection, refused connection, or no answer within call_timeout.
+TRANSPORT_ERRORS = (TarantoolNetworkError, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -80,20 +94,21 @@ class TarantoolClient:
         """Call a stored function; returns its return values as a list."""
         try:
             response = await self._conn.call(function, list(args), timeout=self._settings.call_timeout)
-        except (TimeoutError, TarantoolNetworkError, ConnectionError) as exc:
-            raise self._unavailable(function, exc) from None
+        except TRANSPORT_ERRORS as exc:
+            self._log_failure(function, type(exc).__name__)
+            raise Unavailable(_RETRY_LATER) from None
         except TarantoolDatabaseError as exc:
-            if exc.code in _TRANSIENT_DB_ERRORS:
-                raise self._unavailable(function, exc) from None
-            raise
+            if exc.code not in DB_ERRORS:
+                raise
+            self._log_failure(function, ErrorCode(exc.code).name)
+            raise DB_ERRORS[exc.code]() from None
         return list(response.body)
 
-    def _unavailable(self, function: str, exc: BaseException) -> Unavailable:
+    def _log_failure(self, function: str, error: str) -> None:
         log.warning(
             "tarantool call failed",
-            extra={"function": function, "error": type(exc).__name__, "address": str(self._settings.address)},
+            extra={"function": function, "error": error, "address": str(self._settings.address)},
         )
-        return Unavailable("storage is unavailable, retry later")
 
     async def close(self) -> None:
         if self._connecting is not None and not self._connecting.done():

@@ -34,6 +34,7 @@ function M.from_env()
         max_tuple_bytes = env_number('TKV_TARANTOOL_MAX_TUPLE_BYTES', 8 * MiB),
         memory_bytes = env_number('TKV_TARANTOOL_MEMORY_BYTES', 256 * MiB),
         purge_seconds = env_number('TKV_REVOCATION_PURGE_SECONDS', 60),
+        console_socket = env('TKV_TARANTOOL_CONSOLE_SOCKET', nil),
     }
 end
 

@@ -1,0 +1,226 @@
+"""Batch reads and writes against real Tarantool: every SPEC rule."""
+
+import asyncio
+
+import grpc
+import pytest
+from google.protobuf import json_format, struct_pb2
+
+from tests.integration.conftest import unique
+from tests.status_details import details, reason
+from tkv.kv.v1 import kv_pb2
+
+
+def write_request(data: dict) -> kv_pb2.WriteRequest:
+    return json_format.ParseDict({"data": data}, kv_pb2.WriteRequest())
+
+
+def as_json(response: kv_pb2.ReadResponse) -> dict:
+    return json_format.MessageToDict(response.data)
+
+
+def nested(depth: int, kind: str):
+    value = 42
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+async def expect_error(call, code):
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    assert error.value.code() == code, error.value.details()
+    return error.value
+
+
+def stored_count(svc, keys) -> int:
+    lua_keys = ", ".join(f"'{k}'" for k in keys)
+    return int(
+        svc.stack.console(
+            f"(function() local n = 0 for _, k in ipairs({{{lua_keys}}}) do "
+            f"if box.space.kv:get(k) then n = n + 1 end end return n end)()"
+        )
+    )
+
+
+async def test_values_of_every_json_type_round_trip_exactly(svc, auth_md):
+    prefix = unique()
+    data = {
+        f"{prefix}null": None,
+        f"{prefix}true": True,
+        f"{prefix}false": False,
+        f"{prefix}int": 42,
+        f"{prefix}neg": -1.5,
+        f"{prefix}big": 2**53,
+        f"{prefix}tiny": 5e-324,
+        f"{prefix}str": 'ünï "q" \\ \n',
+        f"{prefix}empty_str": "",
+        f"{prefix}arr": [1, "two", None, [], {}],
+        f"{prefix}obj": {"a": {"b": [True, None]}},
+        f"{prefix}empty_obj": {},
+        f"{prefix}empty_arr": [],
+        f"{prefix}deep_list": nested(32, "list"),
+        f"{prefix}deep_obj": nested(32, "dict"),
+    }
+    assert (await svc.kv.Write(write_request(data), metadata=auth_md)).status == "success"
+    response = await svc.kv.Read(kv_pb2.ReadRequest(keys=list(data)), metadata=auth_md)
+    assert as_json(response) == data
+
+
+async def test_integers_beyond_2_pow_53_lose_precision_as_documented(svc, auth_md):
+    key = unique()
+    await svc.kv.Write(write_request({key: 2**53 + 1}), metadata=auth_md)
+    value = (await svc.kv.Read(kv_pb2.ReadRequest(keys=[key]), metadata=auth_md)).data[key]
+    assert value == float(2**53)
+
+
+async def test_write_skips_existing_keys_and_reports_them_in_request_order(svc, auth_md):
+    a, b, c, d = (unique(p) for p in "zamb")
+    await svc.kv.Write(write_request({a: "old-a", c: "old-c"}), metadata=auth_md)
+    # Request order c, b, a, d: both existing keys come back in that order, not sorted.
+    request = kv_pb2.WriteRequest()
+    for key, value in ((c, "new"), (b, "new"), (a, "new"), (d, "new")):
+        request.data[key] = value
+    order = [e.key for e in _wire_entries(request)]
+    response = await svc.kv.Write(request, metadata=auth_md)
+    expected = [k for k in order if k in (a, c)]
+    assert list(response.skipped_keys) == expected
+    assert response.status == (
+        f"success, but these keys have not been written: {' '.join(expected)}. "
+        "Because they have already been in kv store"
+    )
+    read = as_json(await svc.kv.Read(kv_pb2.ReadRequest(keys=[a, b, c, d]), metadata=auth_md))
+    assert read == {a: "old-a", b: "new", c: "old-c", d: "new"}
+
+
+def _wire_entries(request):
+    from tkv.internal.v1 import write_view_pb2
+
+    return [
+        type("E", (), {"key": f.key.decode()})
+        for f in write_view_pb2.WriteRequestView.FromString(request.SerializeToString()).data.fields
+    ]
+
+
+async def test_read_of_absent_keys_lists_every_one_and_returns_nothing(svc, auth_md):
+    present, gone1, gone2 = unique(), unique("gone"), unique("gone")
+    await svc.kv.Write(write_request({present: 1}), metadata=auth_md)
+    error = await expect_error(
+        svc.kv.Read(kv_pb2.ReadRequest(keys=[gone1, present, gone2]), metadata=auth_md), grpc.StatusCode.NOT_FOUND
+    )
+    assert error.details() == f'keys not found: "{gone1}", "{gone2}"'
+    assert reason(error) == "KEYS_NOT_FOUND"
+
+
+async def test_duplicates_win_over_absent_keys(svc, auth_md):
+    error = await expect_error(
+        svc.kv.Read(kv_pb2.ReadRequest(keys=["nope1", "nope2", "nope1"]), metadata=auth_md),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert 'duplicate keys: "nope1"' in error.details()
+
+
+@pytest.mark.parametrize("request_", [kv_pb2.ReadRequest(), kv_pb2.ReadRequest(keys=[""])])
+async def test_empty_read_is_invalid(svc, auth_md, request_):
+    await expect_error(svc.kv.Read(request_, metadata=auth_md), grpc.StatusCode.INVALID_ARGUMENT)
+
+
+async def test_empty_write_is_invalid(svc, auth_md):
+    error = await expect_error(svc.kv.Write(kv_pb2.WriteRequest(), metadata=auth_md), grpc.StatusCode.INVALID_ARGUMENT)
+    assert details(error)[1] == [("data", "must hold at least one key")]
+
+
+async def test_1000_keys_are_accepted_and_1001_rejected_with_nothing_written(svc, auth_md):
+    prefix = unique()
+    keys = [f"{prefix}-{i}" for i in range(1001)]
+    error = await expect_error(
+        svc.kv.Write(write_request({k: i for i, k in enumerate(keys)}), metadata=auth_md),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "1001 keys; at most 1000" in error.details()
+    assert stored_count(svc, keys[:50]) == 0
+
+    response = await svc.kv.Write(write_request({k: i for i, k in enumerate(keys[:1000])}), metadata=auth_md)
+    assert response.status == "success"
+    read = await svc.kv.Read(kv_pb2.ReadRequest(keys=keys[:1000]), metadata=auth_md)
+    assert len(read.data.fields) == 1000
+    await expect_error(svc.kv.Read(kv_pb2.ReadRequest(keys=keys), metadata=auth_md), grpc.StatusCode.INVALID_ARGUMENT)
+
+
+async def test_key_length_limit_is_1024_bytes(svc, auth_md):
+    ok = unique() + "x" * (1024 - 13)
+    assert len(ok.encode()) == 1024
+    await svc.kv.Write(write_request({ok: 1}), metadata=auth_md)
+    too_long = ok + "y"
+    error = await expect_error(
+        svc.kv.Write(write_request({too_long: 1}), metadata=auth_md), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "1025 bytes of UTF-8; at most 1024" in error.details()
+
+
+async def test_a_bad_pair_rejects_the_whole_batch(svc, auth_md):
+    good, deep = unique(), unique()
+    error = await expect_error(
+        svc.kv.Write(write_request({good: 1, deep: nested(33, "dict")}), metadata=auth_md),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "nested deeper than 32 levels" in error.details()
+    assert details(error)[1][0][0] == f'data["{deep}"]'
+    assert stored_count(svc, [good, deep]) == 0
+
+
+async def test_a_key_repeated_on_the_wire_is_rejected_not_collapsed(svc, auth_md):
+    key = unique()
+    entry = _entry(key, 1) + _entry(key, 2)
+    raw = bytes([0x0A]) + _varint(len(entry)) + entry
+    call = svc.channels[1].unary_unary(
+        "/tkv.kv.v1.KeyValueService/Write",
+        request_serializer=lambda b: b,
+        response_deserializer=kv_pb2.WriteResponse.FromString,
+    )
+    error = await expect_error(call(raw, metadata=auth_md), grpc.StatusCode.INVALID_ARGUMENT)
+    assert f'duplicate keys: "{key}"' in error.details()
+    assert stored_count(svc, [key]) == 0
+
+
+def _entry(key: str, number: float) -> bytes:
+    body = bytes([0x0A]) + _varint(len(key)) + key.encode()
+    value = struct_pb2.Value(number_value=number).SerializeToString()
+    body += bytes([0x12]) + _varint(len(value)) + value
+    return bytes([0x0A]) + _varint(len(body)) + body
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+async def test_concurrent_writers_of_one_new_key_exactly_one_wins(svc, auth_md):
+    key = unique()
+    responses = await asyncio.gather(
+        *(svc.kv.Write(write_request({key: f"writer-{i}"}), metadata=auth_md) for i in range(25))
+    )
+    winners = [i for i, r in enumerate(responses) if not r.skipped_keys]
+    assert len(winners) == 1
+    assert all(list(r.skipped_keys) == [key] for i, r in enumerate(responses) if i != winners[0])
+    stored = (await svc.kv.Read(kv_pb2.ReadRequest(keys=[key]), metadata=auth_md)).data[key]
+    assert stored == f"writer-{winners[0]}"
+
+
+async def test_a_value_near_the_request_limit_writes_and_reads_back(svc, auth_md):
+    key = unique()
+    big = "x" * (3 * 1024 * 1024 + 512 * 1024)  # 3.5 MiB, above Tarantool's default 1 MiB tuple cap
+    await svc.kv.Write(write_request({key: {"blob": big}}), metadata=auth_md)
+    read = await svc.kv.Read(kv_pb2.ReadRequest(keys=[key]), metadata=auth_md)
+    assert read.data[key]["blob"] == big
+
+
+async def test_keys_are_case_sensitive_and_any_utf8(svc, auth_md):
+    base = unique()
+    data = {base + "K": 1, base + "k": 2, base + " ключ 🔑": 3, base + '"quoted"': 4}
+    await svc.kv.Write(write_request(data), metadata=auth_md)
+    assert as_json(await svc.kv.Read(kv_pb2.ReadRequest(keys=list(data)), metadata=auth_md)) == data

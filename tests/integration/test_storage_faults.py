@@ -1,0 +1,140 @@
+"""Tarantool failing under the services: restarts, freezes, mid-batch errors, privileges.
+
+Each test here owns its Tarantool process, so killing it disturbs nothing else.
+"""
+
+import asyncio
+import signal
+
+import asynctnt
+import grpc
+import pytest
+from asynctnt.exceptions import TarantoolDatabaseError
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.integration.conftest import register_and_login, start_services, stop_services, unique
+from tests.stack import Stack, tarantool
+from tests.status_details import reason
+from tests.tokens_for_tests import bearer
+from tkv.kv.v1 import kv_pb2
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def own_stack(tmp_path):
+    stack = Stack(tmp_path / "faults", extra_env={"TKV_TARANTOOL_CALL_TIMEOUT": "0.5"})
+    process = tarantool(stack).start()
+    harness = await start_services(stack)
+    harness.tarantool = process
+    yield harness
+    await stop_services(harness)
+    process.stop(signal.SIGKILL)
+
+
+async def read(harness, token, keys):
+    # wait_for only guards the test against a hang; the assertion is on the status code.
+    return await asyncio.wait_for(harness.kv.Read(kv_pb2.ReadRequest(keys=keys), metadata=bearer(token)), 10)
+
+
+async def wait_for_code(harness, token, keys, expected, timeout=15.0):
+    for _ in range(int(timeout / 0.1)):
+        try:
+            await read(harness, token, keys)
+            code = grpc.StatusCode.OK
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+        if code == expected:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"still not {expected} after {timeout}s (last {code})")
+
+
+async def test_tarantool_killed_mid_run_gives_unavailable_then_recovers_with_data(own_stack):
+    _, token = await register_and_login(own_stack)
+    key = unique()
+    await own_stack.kv.Write(kv_pb2.WriteRequest(data={key: "acknowledged"}), metadata=bearer(token))
+
+    own_stack.tarantool.stop(signal.SIGKILL)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await read(own_stack, token, [key])
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error.value.details() == "storage is unavailable, retry later"
+    assert reason(error.value) == "STORAGE_UNAVAILABLE"
+    health = health_pb2_grpc.HealthStub(own_stack.channels[1])
+    await asyncio.sleep(0.5)
+    assert (await health.Check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+    own_stack.tarantool.start()
+    await wait_for_code(own_stack, token, [key], grpc.StatusCode.OK)
+    assert (await read(own_stack, token, [key])).data[key] == "acknowledged"
+    await asyncio.sleep(0.5)
+    assert (await health.Check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_frozen_tarantool_fails_within_the_call_timeout_then_serves_again(own_stack):
+    _, token = await register_and_login(own_stack)
+    key = unique()
+    await own_stack.kv.Write(kv_pb2.WriteRequest(data={key: 1}), metadata=bearer(token))
+    own_stack.tarantool.send(signal.SIGSTOP)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await read(own_stack, token, [key])
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        own_stack.tarantool.send(signal.SIGCONT)
+    await wait_for_code(own_stack, token, [key], grpc.StatusCode.OK)
+
+
+async def test_a_failure_inside_the_batch_rolls_back_every_pair(tmp_path):
+    stack = Stack(tmp_path / "small-tuples", extra_env={"TKV_TARANTOOL_MAX_TUPLE_BYTES": str(64 * 1024)})
+    process = tarantool(stack).start()
+    harness = await start_services(stack)
+    try:
+        _, token = await register_and_login(harness)
+        small = [unique() for _ in range(3)]
+        request = kv_pb2.WriteRequest()
+        for key in small:
+            request.data[key] = "small"
+        request.data[unique("big")] = "x" * 100_000  # above this Tarantool's tuple cap
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await harness.kv.Write(request, metadata=bearer(token))
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert reason(error.value) == "VALUE_TOO_LARGE"
+        assert stack.console("box.space.kv:len()") == "0"
+    finally:
+        await stop_services(harness)
+        process.stop()
+
+
+async def test_each_service_user_may_call_only_its_own_functions(own_stack):
+    stack = own_stack.stack
+    secrets = stack.data_dir / "secrets"
+
+    async def connect(user):
+        password = (secrets / f"tarantool-{user}.password").read_text().strip()
+        conn = asynctnt.Connection(
+            host="127.0.0.1", port=stack.tarantool_port, username=user, password=password, reconnect_timeout=0
+        )
+        await conn.connect()
+        return conn
+
+    kv_conn, auth_conn = await connect("tkv_kv"), await connect("tkv_auth")
+    try:
+        denied = [
+            kv_conn.call("tkv.auth_credentials", ["anyone"]),
+            kv_conn.call("tkv.auth_register", ["x", "y", "z", "w"]),
+            kv_conn.eval("return box.space.users:select()"),
+            kv_conn.call("box.space.users:select", []),
+            auth_conn.call("tkv.kv_read", ["jti", ["k"]]),
+            auth_conn.eval("return box.space.kv:select()"),
+        ]
+        for attempt in denied:
+            with pytest.raises(TarantoolDatabaseError, match="denied"):
+                await attempt
+        # Spaces are invisible to both users: no grants on them at all.
+        with pytest.raises(Exception, match="not found"):
+            await kv_conn.select("users")
+    finally:
+        await kv_conn.disconnect()
+        await auth_conn.disconnect()

@@ -1,0 +1,132 @@
+"""Interceptor chain on real servers: auth checks, error mapping, hidden internals, logs."""
+
+import logging
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from tests.status_details import details, reason
+from tests.tokens_for_tests import bearer, sign
+from tkv.auth.v1 import auth_pb2
+from tkv.kv.v1 import kv_pb2
+from tkv_common.errors import Unavailable
+
+SERVICES = [auth_pb2.DESCRIPTOR.services_by_name["AuthService"], kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"]]
+PUBLIC = {"/tkv.auth.v1.AuthService/Register", "/tkv.auth.v1.AuthService/Login"}
+
+
+def harness_for(service_name, auth, kv):
+    return auth if service_name.startswith("tkv.auth") else kv
+
+
+@pytest.mark.parametrize(
+    "method",
+    [f"/{s.full_name}/{m.name}" for s in SERVICES for m in s.methods if f"/{s.full_name}/{m.name}" not in PUBLIC],
+)
+async def test_every_non_public_method_requires_a_token(auth, kv, method):
+    harness = harness_for(method.split("/")[1], auth, kv)
+    call = harness.channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call(b"")
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert reason(error.value) == "TOKEN_MISSING"
+    assert harness.storage.calls == []
+
+
+async def test_public_methods_need_no_token(auth):
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await auth.stub.Register(auth_pb2.RegisterRequest(login="x"))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_two_authorization_headers_are_rejected(kv, data_dir):
+    token = sign(data_dir)
+    metadata = (("authorization", f"Bearer {token}"), ("authorization", f"Bearer {token}"))
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await kv.stub.Read(kv_pb2.ReadRequest(keys=["a"]), metadata=metadata)
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert kv.storage.calls == []
+
+
+async def test_unexpected_error_is_internal_without_details_and_logged_with_traceback(kv, data_dir, caplog):
+    kv.storage.answers["tkv.kv_read"] = RuntimeError("secret detail /etc/passwd")
+    with caplog.at_level(logging.ERROR), pytest.raises(grpc.aio.AioRpcError) as error:
+        await kv.stub.Read(kv_pb2.ReadRequest(keys=["a"]), metadata=bearer(sign(data_dir)))
+    assert error.value.code() == grpc.StatusCode.INTERNAL
+    assert error.value.details() == "internal error"
+    assert "secret" not in str(error.value.trailing_metadata())
+    [record] = [r for r in caplog.records if r.msg == "unhandled error"]
+    assert "secret detail" in "".join(logging.Formatter().formatException(record.exc_info))
+
+
+async def test_storage_unavailable_is_unavailable(kv, data_dir):
+    kv.storage.answers["tkv.kv_read"] = Unavailable("storage is unavailable, retry later")
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await kv.stub.Read(kv_pb2.ReadRequest(keys=["a"]), metadata=bearer(sign(data_dir)))
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert reason(error.value) == "STORAGE_UNAVAILABLE"
+
+
+async def test_undecodable_request_is_invalid_argument_not_internal(kv, data_dir):
+    # ReadRequest.keys (field 1, string) holding invalid UTF-8.
+    call = kv.channel.unary_unary(
+        "/tkv.kv.v1.KeyValueService/Read", request_serializer=lambda b: b, response_deserializer=lambda b: b
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call(b"\x0a\x02\xff\xfe", metadata=bearer(sign(data_dir)))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason(error.value) == "MALFORMED_REQUEST"
+    assert kv.storage.calls == []
+
+
+async def test_request_over_the_size_limit_is_resource_exhausted(kv, data_dir):
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await kv.stub.Read(kv_pb2.ReadRequest(keys=["k" * 1000] * 100), metadata=bearer(sign(data_dir)))
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert kv.storage.calls == []
+
+
+async def test_validation_runs_before_storage(kv, data_dir):
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await kv.stub.Read(kv_pb2.ReadRequest(keys=["a", "b", "a"]), metadata=bearer(sign(data_dir)))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, violations = details(error.value)
+    assert violations == [("keys", 'duplicate keys: "a"')]
+    assert kv.storage.calls == []
+
+
+async def test_access_log_names_method_and_code_but_never_the_token(kv, data_dir, caplog):
+    token = sign(data_dir)
+    kv.storage.answers["tkv.kv_read"] = ["missing", ["a"]]
+    with caplog.at_level(logging.INFO, logger="tkv.access"), pytest.raises(grpc.aio.AioRpcError):
+        await kv.stub.Read(kv_pb2.ReadRequest(keys=["a"]), metadata=bearer(token))
+    [line] = [r for r in caplog.records if r.name == "tkv.access"]
+    assert (line.method, line.code) == ("/tkv.kv.v1.KeyValueService/Read", "NOT_FOUND")
+    assert line.duration_ms >= 0
+    assert token not in caplog.text
+
+
+async def test_health_follows_the_storage_connection(kv):
+    stub = health_pb2_grpc.HealthStub(kv.channel)
+    service = "tkv.kv.v1.KeyValueService"
+    assert (
+        await stub.Check(health_pb2.HealthCheckRequest(service=service))
+    ).status == health_pb2.HealthCheckResponse.SERVING
+    kv.storage.is_connected = False
+    watch = stub.Watch(health_pb2.HealthCheckRequest(service=service))
+    async for update in watch:
+        if update.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+            break
+    watch.cancel()
+    kv.storage.is_connected = True
+
+
+async def test_reflection_lists_the_api_health_and_reflection(auth):
+    stub = reflection_pb2_grpc.ServerReflectionStub(auth.channel)
+    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    async for response in responses:
+        names = {s.name for s in response.list_services_response.service}
+        break
+    assert names == {"tkv.auth.v1.AuthService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}

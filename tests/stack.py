@@ -1,0 +1,149 @@
+"""Real processes for the integration and e2e tiers: a Tarantool started from the
+project's own tarantool/init.lua, and the services as `python -m` subprocesses.
+
+Everything listens on 127.0.0.1 ports picked at random; state goes to a temp dir.
+A missing binary is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tkv_common import devsecrets
+
+ROOT = Path(__file__).resolve().parent.parent
+# Cheap argon2 for speed; the default cost has its own unit test.
+FAST_ARGON2 = {"TKV_ARGON2_MEMORY_KIB": "1024", "TKV_ARGON2_TIME_COST": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name) or (
+        str(Path(sys.executable).parent / name) if (Path(sys.executable).parent / name).exists() else None
+    )
+    if path is None:
+        raise RuntimeError(f"{name} is not installed; run `make test` (scripts/bootstrap.sh installs it)")
+    return path
+
+
+@dataclass
+class Stack:
+    """Ports, data dir and environment shared by the processes of one test stack."""
+
+    data_dir: Path
+    tarantool_port: int = field(default_factory=free_port)
+    auth_port: int = field(default_factory=free_port)
+    kv_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        devsecrets.ensure(self.data_dir)
+
+    @property
+    def console_socket(self) -> Path:
+        return self.data_dir / "console.sock"
+
+    def console(self, expression: str) -> str:
+        """Evaluate a Lua expression on Tarantool's admin console; its first result as text."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.console_socket))
+            sock.recv(4096)  # greeting
+            sock.sendall(expression.encode() + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n...\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        lines = reply.decode().splitlines()
+        # YAML: "---", "- <value>", "..."
+        return lines[1][2:] if len(lines) > 2 and lines[1].startswith("- ") else ""
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TKV_DATA_DIR": str(self.data_dir),
+            "TKV_TARANTOOL_LISTEN": f"127.0.0.1:{self.tarantool_port}",
+            "TKV_TARANTOOL_ADDR": f"127.0.0.1:{self.tarantool_port}",
+            "TKV_AUTH_LISTEN": f"127.0.0.1:{self.auth_port}",
+            "TKV_KV_LISTEN": f"127.0.0.1:{self.kv_port}",
+            "TKV_TARANTOOL_MEMORY_BYTES": str(128 * 1024 * 1024),
+            "TKV_TARANTOOL_CONSOLE_SOCKET": str(self.console_socket),
+            **FAST_ARGON2,
+            **self.extra_env,
+        }
+
+
+class Process:
+    """One child process with its output captured to a log file in the data dir."""
+
+    def __init__(self, name: str, args: list[str], stack: Stack, port: int):
+        self.name, self.args, self.stack, self.port = name, args, stack, port
+        self.log_path = stack.data_dir / f"{name}.log"
+        self.popen: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> Process:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.popen = subprocess.Popen(self.args, cwd=ROOT, env=self.stack.env, stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            wait_for_port(self.port, process=self.popen)
+        return self
+
+    def send(self, signum: int) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(signum)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.popen is None or self.popen.poll() is not None:
+            return self.popen.returncode if self.popen else 0
+        self.popen.send_signal(signum)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def tarantool(stack: Stack) -> Process:
+    return Process("tarantool", [require_binary("tarantool"), "tarantool/init.lua"], stack, stack.tarantool_port)
+
+
+def auth_svc(stack: Stack) -> Process:
+    return Process("auth_svc", [sys.executable, "-m", "auth_svc"], stack, stack.auth_port)
+
+
+def kv_svc(stack: Stack) -> Process:
+    return Process("kv_svc", [sys.executable, "-m", "kv_svc"], stack, stack.kv_port)

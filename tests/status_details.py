@@ -1,0 +1,27 @@
+"""Reading google.rpc.Status details off a failed call, for assertions."""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+def details(error: grpc.aio.AioRpcError):
+    """(ErrorInfo or None, [(field, description), ...]) of a failed call."""
+    status = rpc_status.from_call(error)
+    info, violations = None, []
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [(v.field, v.description) for v in bad.field_violations]
+    return info, violations
+
+
+def reason(error: grpc.aio.AioRpcError) -> str | None:
+    info, _ = details(error)
+    return info.reason if info else None

@@ -1,0 +1,26 @@
+"""argon2id hashing with the configured policy."""
+
+import asyncio
+
+from auth_svc.config import PasswordPolicy
+from auth_svc.passwords import PasswordHasher
+
+
+async def test_default_policy_hashes_with_owasp_argon2id_parameters():
+    hasher = PasswordHasher(PasswordPolicy(memory_kib=19456, time_cost=2, parallelism=1, workers=1))
+    password_hash = await hasher.hash("Secr3t!pass")
+    assert password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert "Secr3t!pass" not in password_hash
+    assert await hasher.verify("Secr3t!pass", password_hash)
+    assert not await hasher.verify("Secr3t!pasS", password_hash)
+
+
+async def test_same_password_gets_a_different_salt_each_time():
+    hasher = PasswordHasher(PasswordPolicy(memory_kib=1024, time_cost=1, parallelism=1, workers=2))
+    first, second = await asyncio.gather(hasher.hash("Secr3t!pass"), hasher.hash("Secr3t!pass"))
+    assert first != second
+
+
+async def test_unknown_account_verifies_against_the_decoy_and_fails():
+    hasher = PasswordHasher(PasswordPolicy(memory_kib=1024, time_cost=1, parallelism=1, workers=1))
+    assert await hasher.verify("anything", None) is False
