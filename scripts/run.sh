@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 venv=${VENV:-.venv}
 export TKV_DATA_DIR=$(realpath -m "${TKV_DATA_DIR:-var}")
-export TKV_PYTHON=$(realpath "$venv/bin/python")
+# Absolute, but not resolved: resolving the venv's python symlink would leave the venv.
+export TKV_PYTHON=$(cd "$venv/bin" && pwd)/python
 mkdir -p "$TKV_DATA_DIR"
 
 "$TKV_PYTHON" -m tkv_common.devsecrets

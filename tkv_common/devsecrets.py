@@ -2,9 +2,9 @@
 
     python -m tkv_common.devsecrets        # idempotent: existing files are kept
 
-Writes, under $TKV_DATA_DIR (default ./var), with owner-only permissions:
-    keys/jwt-ed25519.pem          auth_svc's token signing key (private)
-    keys/jwt-ed25519.pub.pem      the matching public key (auth_svc and kv_svc)
+Writes, under $TKV_DATA_DIR (default ./var), private files owner-only:
+    keys/jwt-ed25519.pem          auth_svc's token signing key  (or $TKV_JWT_PRIVATE_KEY_FILE)
+    keys/jwt-ed25519.pub.pem      the matching public key       (or $TKV_JWT_PUBLIC_KEY_FILE)
     secrets/tarantool-<user>.password   one Tarantool password per service user
 
 Production supplies its own files (TKV_JWT_*_KEY_FILE, TKV_TARANTOOL_PASSWORD[_FILE]);
@@ -33,11 +33,11 @@ def _write_private(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-def ensure(data_dir: Path) -> list[Path]:
+def ensure(data_dir: Path, private_path: Path | None = None, public_path: Path | None = None) -> list[Path]:
     """Create whatever is missing; returns the paths created."""
     created = []
-    private_path = data_dir / "keys" / "jwt-ed25519.pem"
-    public_path = data_dir / "keys" / "jwt-ed25519.pub.pem"
+    private_path = private_path or data_dir / "keys" / "jwt-ed25519.pem"
+    public_path = public_path or data_dir / "keys" / "jwt-ed25519.pub.pem"
     if not private_path.exists():
         key = Ed25519PrivateKey.generate()
         _write_private(
@@ -50,6 +50,7 @@ def ensure(data_dir: Path) -> list[Path]:
         created.append(private_path)
     if not public_path.exists():
         key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+        public_path.parent.mkdir(parents=True, exist_ok=True)
         public_path.write_bytes(
             key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
@@ -63,8 +64,11 @@ def ensure(data_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    data_dir = Env().data_dir()
-    for path in ensure(data_dir):
+    env = Env()
+    data_dir = env.data_dir()
+    private_path = env.path("TKV_JWT_PRIVATE_KEY_FILE", data_dir / "keys" / "jwt-ed25519.pem")
+    public_path = env.path("TKV_JWT_PUBLIC_KEY_FILE", data_dir / "keys" / "jwt-ed25519.pub.pem")
+    for path in ensure(data_dir, private_path, public_path):
         print(f"devsecrets: created {path}", file=sys.stderr)
 
 

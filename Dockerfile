@@ -1,0 +1,28 @@
+# Image of both Python services (auth_svc and kv_svc); the command picks one.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TKV_DATA_DIR=/data
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY protos/ protos/
+COPY scripts/gen_protos.py scripts/gen_protos.py
+COPY tkv/__init__.py tkv/__init__.py
+COPY tkv_common/ tkv_common/
+COPY auth_svc/ auth_svc/
+COPY kv_svc/ kv_svc/
+
+# Generate the stubs first (the generator needs grpcio-tools and the googleapis protos),
+# then install the project, generated package included.
+RUN pip install --no-cache-dir "grpcio-tools>=1.66,<2" "googleapis-common-protos>=1.63,<2" \
+    && python scripts/gen_protos.py \
+    && pip install --no-cache-dir . \
+    && useradd --system --uid 10001 --home-dir /nonexistent tkv \
+    && mkdir -p /data/keys/private /data/keys/public && chown -R tkv /data
+
+USER tkv
+EXPOSE 50051 50052
+CMD ["python", "-m", "auth_svc"]

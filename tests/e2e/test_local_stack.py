@@ -1,0 +1,161 @@
+"""`make run`'s stack (scripts/run.sh under supervisord) as a user runs it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import grpcurl, grpcurl_ok
+from tests.stack import ROOT, Stack, auth_svc, kv_svc, require_binary, tarantool
+
+pytestmark = pytest.mark.slow
+
+
+def wait_serving(*addresses: str, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(addresses)
+    while pending and time.monotonic() < deadline:
+        if '"status": "SERVING"' in grpcurl(pending[0], "grpc.health.v1.Health/Check").stdout:
+            pending.pop(0)
+        else:
+            time.sleep(0.2)
+    assert not pending, f"not serving after {timeout}s: {pending}"
+
+
+class RunScript:
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.log = stack.data_dir / "run.log"
+        self.popen = None
+
+    def start(self):
+        env = {**self.stack.env, "VENV": sys.prefix}
+        with open(self.log, "ab") as log:
+            self.popen = subprocess.Popen(
+                ["bash", "scripts/run.sh"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_serving(f"127.0.0.1:{self.stack.auth_port}", f"127.0.0.1:{self.stack.kv_port}")
+
+    def supervisorctl(self, *args: str) -> str:
+        result = subprocess.run(
+            [require_binary("supervisorctl"), "-c", "scripts/supervisord.conf", *args],
+            cwd=ROOT,
+            env=self.stack.env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        return result.stdout.strip()
+
+    def stop(self, signum) -> int:
+        self.popen.send_signal(signum)
+        try:
+            return self.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            raise
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_run_script_starts_restarts_stops_and_keeps_data(tmp_path):
+    stack = Stack(tmp_path / "var")
+    auth, kv = f"127.0.0.1:{stack.auth_port}", f"127.0.0.1:{stack.kv_port}"
+    run = RunScript(stack)
+    run.start()
+    try:
+        banner = run.text()
+        for line in (f"Tarantool    127.0.0.1:{stack.tarantool_port}", f"auth_svc     {auth}", f"kv_svc       {kv}"):
+            assert line in banner
+
+        login, key = f"User{uuid.uuid4().hex[:8]}", f"k-{uuid.uuid4().hex}"
+        user = {"login": login, "password": "Secr3t!pass", "name": "Anna", "surname": "Smith"}
+        grpcurl_ok(auth, "tkv.auth.v1.AuthService/Register", data=user)
+        token = grpcurl_ok(auth, "tkv.auth.v1.AuthService/Login", data={"login": login, "password": "Secr3t!pass"})[
+            "token"
+        ]
+        grpcurl_ok(kv, "tkv.kv.v1.KeyValueService/Write", token=token, data={"data": {key: "kept"}})
+
+        # A service that dies is restarted by supervisord.
+        old_pid = int(run.supervisorctl("pid", "kv_svc"))
+        os.kill(old_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and run.supervisorctl("pid", "kv_svc") in ("0", str(old_pid), ""):
+            time.sleep(0.2)
+        assert int(run.supervisorctl("pid", "kv_svc")) != old_pid
+        wait_serving(kv)
+        assert "exited: kv_svc (terminated by SIGKILL" in run.text()
+    finally:
+        assert run.stop(signal.SIGTERM) == 0
+    for port in (stack.tarantool_port, stack.auth_port, stack.kv_port):
+        assert not port_open(port), f"port {port} still open after stop"
+
+    # Second start on the same data: the user and the pair are still there; Ctrl-C stops it.
+    run.start()
+    try:
+        token = grpcurl_ok(auth, "tkv.auth.v1.AuthService/Login", data={"login": login, "password": "Secr3t!pass"})[
+            "token"
+        ]
+        assert grpcurl_ok(kv, "tkv.kv.v1.KeyValueService/Read", token=token, data={"keys": [key]}) == {
+            "data": {key: "kept"}
+        }
+    finally:
+        assert run.stop(signal.SIGINT) == 0
+    assert not any(port_open(p) for p in (stack.tarantool_port, stack.auth_port, stack.kv_port))
+
+
+def test_sigterm_stops_a_service_gracefully(tmp_path):
+    stack = Stack(tmp_path / "sigterm")
+    processes = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start()]
+    try:
+        wait_serving(f"127.0.0.1:{stack.kv_port}")
+        for service in processes[1:]:
+            assert service.stop(signal.SIGTERM) == 0
+            assert '"msg": "stopped"' in service.log()
+            assert "Traceback" not in service.log()
+    finally:
+        for process in processes:
+            process.stop(signal.SIGKILL)
+
+
+def test_a_service_with_an_invalid_setting_exits_with_a_clear_message(tmp_path):
+    stack = Stack(tmp_path / "bad-config", extra_env={"TKV_KV_MAX_BATCH_KEYS": "lots"})
+    result = subprocess.run(
+        [sys.executable, "-m", "kv_svc"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "kv_svc: configuration error: TKV_KV_MAX_BATCH_KEYS must be an integer, got 'lots'"
+
+
+def test_tarantool_refuses_to_start_without_service_passwords(tmp_path):
+    stack = Stack(tmp_path / "no-secrets")
+    (Path(stack.data_dir) / "secrets" / "tarantool-tkv_kv.password").unlink()
+    result = subprocess.run(
+        [require_binary("tarantool"), "tarantool/init.lua"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "no password for Tarantool user tkv_kv" in result.stdout + result.stderr
+    assert not (Path(stack.data_dir) / "tarantool").exists()

@@ -1,0 +1,32 @@
+"""The README's grpcurl session, run verbatim against real processes (ports swapped)."""
+
+import re
+import subprocess
+
+from tests.stack import ROOT
+
+
+def readme_session() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- readme-session:start -->\n```sh\n(.*?)```\n<!-- readme-session:end -->", text, re.S)
+    assert block, "README lost its grpcurl session block"
+    return block.group(1)
+
+
+def test_readme_grpcurl_session_works_as_written(processes):
+    script = readme_session().replace("127.0.0.1:50051", processes.auth).replace("127.0.0.1:50052", processes.kv)
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    for expected in (
+        "tkv.auth.v1.AuthService",
+        '"message": "user Alice has been registered"',
+        '"status": "success"',
+        '"greeting": "hello"',
+        '"retries": 3',
+        '"message": "logged out: the token has been revoked"',
+        "Code: Unauthenticated",
+        "Message: access token has been revoked",
+    ):
+        assert expected in output, f"{expected!r} missing from:\n{output}"
+    # Only the last command (the read after logout) may fail.
+    assert output.count("ERROR:") == 1, output
