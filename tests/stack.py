@@ -60,6 +60,8 @@ class Stack:
     tarantool_port: int = field(default_factory=free_port)
     auth_port: int = field(default_factory=free_port)
     kv_port: int = field(default_factory=free_port)
+    gateway_port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -96,6 +98,8 @@ class Stack:
             "TKV_TARANTOOL_ADDR": f"127.0.0.1:{self.tarantool_port}",
             "TKV_AUTH_LISTEN": f"127.0.0.1:{self.auth_port}",
             "TKV_KV_LISTEN": f"127.0.0.1:{self.kv_port}",
+            "TKV_GATEWAY_LISTEN": f"127.0.0.1:{self.gateway_port}",
+            "TKV_ENVOY_ADMIN_LISTEN": f"127.0.0.1:{self.admin_port}",
             "TKV_TARANTOOL_MEMORY_BYTES": str(128 * 1024 * 1024),
             "TKV_TARANTOOL_CONSOLE_SOCKET": str(self.console_socket),
             **FAST_ARGON2,
@@ -147,3 +151,24 @@ def auth_svc(stack: Stack) -> Process:
 
 def kv_svc(stack: Stack) -> Process:
     return Process("kv_svc", [sys.executable, "-m", "kv_svc"], stack, stack.kv_port)
+
+
+def envoy(stack: Stack) -> Process:
+    """Envoy with the config `make run` renders (scripts/render_envoy.py), for this stack's ports."""
+    rendered = subprocess.run(
+        [sys.executable, "scripts/render_envoy.py", str(stack.data_dir / "envoy")],
+        cwd=ROOT,
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    command = [
+        require_binary("envoy"),
+        "-c",
+        rendered.stdout.strip(),
+        "--disable-hot-restart",
+        "--log-level",
+        "warning",
+    ]
+    return Process("envoy", command, stack, stack.gateway_port)

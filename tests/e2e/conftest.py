@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.stack import Stack, auth_svc, kv_svc, require_binary, tarantool
+from tests.stack import Stack, auth_svc, envoy, kv_svc, require_binary, tarantool
 
 
 def grpcurl(*args: str, token: str | None = None, data: dict | None = None) -> subprocess.CompletedProcess:
@@ -36,11 +36,12 @@ def grpcurl_error(*args: str, **kwargs) -> dict:
 @pytest.fixture(scope="session")
 def processes(tmp_path_factory):
     stack = Stack(tmp_path_factory.mktemp("e2e"))
-    running = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start()]
+    running = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start(), envoy(stack).start()]
     yield SimpleNamespace(
         stack=stack,
         auth=f"127.0.0.1:{stack.auth_port}",
         kv=f"127.0.0.1:{stack.kv_port}",
+        gateway=f"127.0.0.1:{stack.gateway_port}",
         tarantool=running[0],
         auth_process=running[1],
         kv_process=running[2],

@@ -48,14 +48,15 @@ def test_compose_refuses_to_start_without_passwords():
 def test_compose_topology_and_key_separation():
     config = yaml.safe_load(compose("config").stdout)
     services = config["services"]
-    assert set(services) == {"tarantool", "keygen", "auth_svc", "kv_svc"}
+    assert set(services) == {"tarantool", "keygen", "auth_svc", "kv_svc", "gateway-config", "envoy"}
     assert "ports" not in services["tarantool"]  # only reachable inside the compose network
-    for name, port in (("auth_svc", 50051), ("kv_svc", 50052)):
+    for name, port in (("auth_svc", 50051), ("kv_svc", 50052), ("envoy", 8080)):
         [published] = services[name]["ports"]
         if isinstance(published, str):  # docker-compose v1 keeps the short syntax
             host_ip, host_port, _ = published.split(":")
             published = {"host_ip": host_ip, "published": host_port}
         assert published["host_ip"] == "127.0.0.1" and int(published["published"]) == port
+    for name in ("auth_svc", "kv_svc"):
         assert services[name]["depends_on"]["tarantool"]["condition"] == "service_healthy"
     mounts = {
         name: {v.split(":")[0] if isinstance(v, str) else v["source"] for v in services[name].get("volumes", [])}

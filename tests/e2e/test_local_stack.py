@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import grpcurl, grpcurl_ok
-from tests.stack import ROOT, Stack, auth_svc, kv_svc, require_binary, tarantool
+from tests.e2e.http_client import call
+from tests.stack import ROOT, Stack, auth_svc, kv_svc, require_binary, tarantool, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,14 @@ def test_run_script_starts_restarts_stops_and_keeps_data(tmp_path):
     run.start()
     try:
         banner = run.text()
-        for line in (f"Tarantool    127.0.0.1:{stack.tarantool_port}", f"auth_svc     {auth}", f"kv_svc       {kv}"):
+        gateway = f"127.0.0.1:{stack.gateway_port}"
+        for line in (
+            f"Tarantool    127.0.0.1:{stack.tarantool_port}",
+            f"auth_svc     {auth}",
+            f"kv_svc       {kv}",
+            f"gateway      {gateway}",
+            f"envoy admin  127.0.0.1:{stack.admin_port}",
+        ):
             assert line in banner
 
         login, key = f"User{uuid.uuid4().hex[:8]}", f"k-{uuid.uuid4().hex}"
@@ -93,6 +101,8 @@ def test_run_script_starts_restarts_stops_and_keeps_data(tmp_path):
             "token"
         ]
         grpcurl_ok(kv, "tkv.kv.v1.KeyValueService/Write", token=token, data={"data": {key: "kept"}})
+        wait_for_port(stack.gateway_port)
+        assert call(gateway, "POST", "/api/read/", {"keys": [key]}, token=token).body == {"data": {key: "kept"}}
 
         # A service that dies is restarted by supervisord.
         old_pid = int(run.supervisorctl("pid", "kv_svc"))
@@ -105,7 +115,7 @@ def test_run_script_starts_restarts_stops_and_keeps_data(tmp_path):
         assert "exited: kv_svc (terminated by SIGKILL" in run.text()
     finally:
         assert run.stop(signal.SIGTERM) == 0
-    for port in (stack.tarantool_port, stack.auth_port, stack.kv_port):
+    for port in (stack.tarantool_port, stack.auth_port, stack.kv_port, stack.gateway_port, stack.admin_port):
         assert not port_open(port), f"port {port} still open after stop"
 
     # Second start on the same data: the user and the pair are still there; Ctrl-C stops it.
@@ -119,7 +129,7 @@ def test_run_script_starts_restarts_stops_and_keeps_data(tmp_path):
         }
     finally:
         assert run.stop(signal.SIGINT) == 0
-    assert not any(port_open(p) for p in (stack.tarantool_port, stack.auth_port, stack.kv_port))
+    assert not any(port_open(p) for p in (stack.tarantool_port, stack.auth_port, stack.kv_port, stack.gateway_port))
 
 
 def test_sigterm_stops_a_service_gracefully(tmp_path):

@@ -6,15 +6,19 @@ import subprocess
 from tests.stack import ROOT
 
 
-def readme_session() -> str:
+def readme_block(name: str) -> str:
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- readme-session:start -->\n```sh\n(.*?)```\n<!-- readme-session:end -->", text, re.S)
-    assert block, "README lost its grpcurl session block"
+    block = re.search(rf"<!-- {name}:start -->\n```sh\n(.*?)```\n<!-- {name}:end -->", text, re.S)
+    assert block, f"README lost its {name} block"
     return block.group(1)
 
 
 def test_readme_grpcurl_session_works_as_written(processes):
-    script = readme_session().replace("127.0.0.1:50051", processes.auth).replace("127.0.0.1:50052", processes.kv)
+    script = (
+        readme_block("readme-session")
+        .replace("127.0.0.1:50051", processes.auth)
+        .replace("127.0.0.1:50052", processes.kv)
+    )
     result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     for expected in (
@@ -30,3 +34,21 @@ def test_readme_grpcurl_session_works_as_written(processes):
         assert expected in output, f"{expected!r} missing from:\n{output}"
     # Only the last command (the read after logout) may fail.
     assert output.count("ERROR:") == 1, output
+
+
+def test_readme_curl_session_works_as_written(processes):
+    script = readme_block("readme-http-session").replace("127.0.0.1:8080", processes.gateway)
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    for expected in (
+        '{"message":"user Bob has been registered"}',
+        '{"status":"success"}',
+        '{"status":"success, but these keys have not been written: city. Because they have already been in kv store",'
+        '"skipped_keys":["city"]}',
+        '"city":"Paris"',
+        '{"message":"keys not found: \\"nowhere\\""}',
+        '{"message":"logged out: the token has been revoked"}',
+        "HTTP/1.1 401 Unauthorized",
+        '{"message":"access token has been revoked"}',
+    ):
+        assert expected in output, f"{expected!r} missing from:\n{output}"

@@ -1,0 +1,136 @@
+-- The original HTTP API on top of Envoy's gRPC-JSON transcoder, kept byte for byte.
+--
+-- Runs before the transcoder. On the way in it accepts each documented path with or
+-- without its trailing slash (Envoy refuses a trailing "/" in a google.api.http template),
+-- answers 405 for a wrong method on a known path, 404 for any other path and 413 for a body
+-- over the limit. On the way out it sets the documented status code and turns gRPC errors
+-- into {"message": ...} bodies. Native gRPC requests (content-type application/grpc*) pass
+-- through untouched.
+--
+-- Replies Envoy makes itself for these requests (including this filter's respond()) are
+-- shaped into {"message": ...} by local_reply_config in envoy.template.yaml, which also
+-- JSON-escapes.
+--
+-- A template: scripts/render_envoy.py fills in $${MAX_REQUEST_BYTES}.
+
+local MAX_BODY_BYTES = ${MAX_REQUEST_BYTES}
+
+local ROUTES = {
+  ["/api/register"] = {method = "POST", operation = "register"},
+  ["/api/login"] = {method = "POST", operation = "login"},
+  ["/api/logout"] = {method = "GET", operation = "logout"},
+  ["/api/read"] = {method = "POST", operation = "read"},
+  ["/api/write"] = {method = "POST", operation = "write"},
+}
+
+-- The one gRPC status -> HTTP status table of the gateway. DEFAULT is the usual mapping
+-- (google/rpc/code.proto); the original API differs per operation.
+local DEFAULT = {
+  [0] = 200, [1] = 499, [2] = 500, [3] = 400, [4] = 504, [5] = 404, [6] = 409, [7] = 403,
+  [8] = 429, [9] = 400, [10] = 409, [11] = 400, [12] = 501, [13] = 500, [14] = 503,
+  [15] = 500, [16] = 401,
+}
+local BY_OPERATION = {
+  register = {[0] = 201, [6] = 400},   -- login taken: 400
+  login = {[0] = 201, [16] = 404},     -- wrong login or password: 404 {"token": "-", ...}
+  read = {[5] = 400},                  -- absent keys: 400
+  write = {[0] = 201},
+}
+
+local METADATA = "tkv.http_api"
+-- Marks HTTP/JSON requests for local_reply_config (see envoy.template.yaml).
+local MARKER = "x-tkv-api"
+
+local JSON_ESCAPES = {
+  ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
+  ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t',
+}
+
+local function json_string(text)
+  local escaped = text:gsub('[%c"\\]', function(c)
+    return JSON_ESCAPES[c] or string.format('\\u%04x', c:byte())
+  end)
+  return '"' .. escaped .. '"'
+end
+
+-- grpc-message is percent-encoded on the wire (gRPC over HTTP/2 spec).
+local function percent_decode(text)
+  return (text:gsub('%%(%x%x)', function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+local function http_status(operation, grpc_status)
+  local override = BY_OPERATION[operation]
+  return (override and override[grpc_status]) or DEFAULT[grpc_status] or 500
+end
+
+-- A local reply: local_reply_config turns the text into {"message": "<text>"}.
+local function reply(handle, status, message, extra_headers)
+  local headers = {[":status"] = tostring(status)}
+  for name, value in pairs(extra_headers or {}) do headers[name] = value end
+  handle:respond(headers, message)
+end
+
+-- grpc-core's own words when a message exceeds the server's limit (a chunked body has no
+-- Content-Length to check here, so the service is the one to notice).
+local function too_large(grpc_status, message)
+  return grpc_status == 8 and message:find("larger than max", 1, true) ~= nil
+end
+
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  if (headers:get("content-type") or ""):find("^application/grpc") then
+    return
+  end
+  headers:replace(MARKER, "http")
+  local path, query = headers:get(":path"):match("^([^?]*)(.*)")
+  if #path > 1 and path:sub(-1) == "/" then
+    path = path:sub(1, -2)
+  end
+  local route = ROUTES[path]
+  if route == nil then
+    return reply(handle, 404, "no such endpoint: " .. path)
+  end
+  if headers:get(":method") ~= route.method then
+    return reply(handle, 405, "method " .. headers:get(":method") .. " is not allowed on " .. path
+      .. "; use " .. route.method, {allow = route.method})
+  end
+  local length = tonumber(headers:get("content-length") or "0")
+  if length and length > MAX_BODY_BYTES then
+    return reply(handle, 413, "request body is " .. length .. " bytes; the limit is " .. MAX_BODY_BYTES)
+  end
+  headers:replace(":path", path .. query)
+  handle:streamInfo():dynamicMetadata():set(METADATA, "operation", route.operation)
+end
+
+function envoy_on_response(handle)
+  local metadata = handle:streamInfo():dynamicMetadata():get(METADATA)
+  if metadata == nil then
+    return  -- native gRPC, or a reply this filter made itself
+  end
+  local operation = metadata.operation
+  local headers = handle:headers()
+  -- The transcoder leaves grpc-status in the headers: absent or "0" on success.
+  local grpc_status = tonumber(headers:get("grpc-status") or "0")
+  local message = percent_decode(headers:get("grpc-message") or "")
+  for _, name in ipairs({"grpc-status", "grpc-message", "grpc-status-details-bin"}) do
+    headers:remove(name)
+  end
+  if grpc_status == 0 then
+    if headers:get(":status") == "200" then
+      -- A transcoded success: its JSON body is the documented body; only the code differs.
+      headers:replace(":status", tostring(http_status(operation, 0)))
+    end
+    return  -- otherwise a local reply (malformed JSON, ...), already shaped
+  end
+  local status = http_status(operation, grpc_status)
+  if too_large(grpc_status, message) then
+    status = 413
+  end
+  headers:replace(":status", tostring(status))
+  headers:replace("content-type", "application/json")
+  local body = '{"message":' .. json_string(message) .. '}'
+  if operation == "login" and grpc_status == 16 then
+    body = '{"token":"-","message":' .. json_string(message) .. '}'
+  end
+  handle:body(true):setBytes(body)
+end

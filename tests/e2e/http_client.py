@@ -1,0 +1,59 @@
+"""A tiny HTTP client for the gateway tests (http.client: full control over the wire)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def body(self) -> Any:
+        return json.loads(self.raw)
+
+
+def call(
+    address: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    chunked: bool = False,
+) -> Reply:
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    all_headers = {"content-type": "application/json", **(headers or {})}
+    if token is not None:
+        all_headers["authorization"] = f"Bearer {token}"
+    payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    try:
+        if chunked:
+            connection.request(method, path, body=iter([payload]), headers=all_headers, encode_chunked=True)
+        else:
+            connection.request(method, path, body=payload, headers=all_headers)
+        response = connection.getresponse()
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+def assert_shape(reply: Reply, status: int, shape: dict[str, type]) -> Any:
+    """Status, JSON content type, and exactly these members with these types
+    (clients validate with additionalProperties: false)."""
+    assert reply.status == status, (reply.status, reply.raw[:500])
+    assert reply.headers.get("content-type", "").startswith("application/json"), reply.headers
+    body = reply.body
+    assert isinstance(body, dict) and set(body) == set(shape), body
+    for name, kind in shape.items():
+        assert isinstance(body[name], kind), (name, body[name])
+    return body
