@@ -99,7 +99,10 @@ function envoy_on_request(handle)
     return reply(handle, 413, "request body is " .. length .. " bytes; the limit is " .. MAX_BODY_BYTES)
   end
   headers:replace(":path", path .. query)
-  handle:streamInfo():dynamicMetadata():set(METADATA, "operation", route.operation)
+  local metadata = handle:streamInfo():dynamicMetadata()
+  metadata:set(METADATA, "operation", route.operation)
+  -- For the access log: the transcoder turns every request into a gRPC POST.
+  metadata:set(METADATA, "method", route.method)
 end
 
 function envoy_on_response(handle)
