@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from tkv_common.settings import ConfigError
-from tkv_common.tokens import TokenSettings
+from tkv_common.tokens import TokenSettings, read_key_file
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,7 @@ class IssuedToken:
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the JWT private key {path} ({exc.strerror}); "
-            "run `python -m tkv_common.devsecrets` for a development key pair"
-        ) from None
+    key = load_pem_private_key(read_key_file(path, "private key"), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ConfigError(f"{path} is not an Ed25519 private key")
     return key

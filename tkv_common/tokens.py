@@ -59,14 +59,19 @@ class Claims:
 current_claims: ContextVar[Claims] = ContextVar("current_claims")
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
+def read_key_file(path: Path, what: str) -> bytes:
+    """The bytes of a PEM key file, or a ConfigError that says how to create one."""
     try:
-        key = load_pem_public_key(path.read_bytes())
+        return path.read_bytes()
     except OSError as exc:
         raise ConfigError(
-            f"cannot read the JWT public key {path} ({exc.strerror}); "
+            f"cannot read the JWT {what} {path} ({exc.strerror}); "
             "run `python -m tkv_common.devsecrets` for a development key pair"
         ) from None
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    key = load_pem_public_key(read_key_file(path, "public key"))
     if not isinstance(key, Ed25519PublicKey):
         raise ConfigError(f"{path} is not an Ed25519 public key")
     return key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import grpc
 import pytest
 
@@ -55,34 +57,32 @@ def _environ(data_dir):
     }
 
 
-@pytest.fixture(scope="session")
-async def kv(data_dir):
+async def _serve(create_service, settings, stub_class):
     storage = ScriptedStorage()
-    service = create_kv(KvSettings.from_env(_environ(data_dir)), storage=storage)
+    service = create_service(settings, storage=storage)
     port = await service.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield type(
-        "KvHarness",
-        (),
-        {"stub": kv_pb2_grpc.KeyValueServiceStub(channel), "storage": storage, "channel": channel, "service": service},
-    )
-    await channel.close()
-    await service.stop()
+    harness = SimpleNamespace(stub=stub_class(channel), storage=storage, channel=channel, service=service)
+    return harness
+
+
+async def _close(harness) -> None:
+    await harness.channel.close()
+    await harness.service.stop()
+
+
+@pytest.fixture(scope="session")
+async def kv(data_dir):
+    harness = await _serve(create_kv, KvSettings.from_env(_environ(data_dir)), kv_pb2_grpc.KeyValueServiceStub)
+    yield harness
+    await _close(harness)
 
 
 @pytest.fixture(scope="session")
 async def auth(data_dir):
-    storage = ScriptedStorage()
-    service = create_auth(AuthSettings.from_env(_environ(data_dir)), storage=storage)
-    port = await service.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield type(
-        "AuthHarness",
-        (),
-        {"stub": auth_pb2_grpc.AuthServiceStub(channel), "storage": storage, "channel": channel, "service": service},
-    )
-    await channel.close()
-    await service.stop()
+    harness = await _serve(create_auth, AuthSettings.from_env(_environ(data_dir)), auth_pb2_grpc.AuthServiceStub)
+    yield harness
+    await _close(harness)
 
 
 @pytest.fixture(autouse=True)
