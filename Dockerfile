@@ -23,7 +23,7 @@ RUN pip install --no-cache-dir "grpcio-tools>=1.66,<2" "googleapis-common-protos
     && python scripts/gen_protos.py \
     && pip install --no-cache-dir . \
     && useradd --system --uid 10001 --home-dir /nonexistent tkv \
-    && mkdir -p /data/keys/private /data/keys/public /envoy-config \
+    && mkdir -p /data/keys/signing /data/keys/public /envoy-config \
     && chown -R tkv /data /envoy-config
 
 USER tkv

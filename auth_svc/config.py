@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from tkv_common.server import ServerSettings
 from tkv_common.settings import Env
@@ -19,8 +18,20 @@ class PasswordPolicy:
     memory_kib: int
     time_cost: int
     parallelism: int
-    # Hashes computed at once; more queue instead of exhausting CPU and memory.
+    # Hashes computed at once (each takes memory_kib); more wait in a queue...
     workers: int
+    # ...of at most this many, beyond which a login or registration is refused at once
+    # (RESOURCE_EXHAUSTED, retry after 1 s) instead of piling up.
+    max_pending: int
+
+
+@dataclass(frozen=True)
+class LoginThrottle:
+    """Per-login-name brute-force protection (tarantool/tkv/logins.lua)."""
+
+    max_failures: int
+    lock_seconds: int
+    max_lock_seconds: int
 
 
 @dataclass(frozen=True)
@@ -28,9 +39,9 @@ class AuthSettings:
     server: ServerSettings
     tarantool: TarantoolSettings
     tokens: TokenSettings
-    private_key_path: Path
     token_ttl_seconds: int
     passwords: PasswordPolicy
+    throttle: LoginThrottle
 
     @classmethod
     def from_env(cls, environ=None) -> AuthSettings:
@@ -39,12 +50,17 @@ class AuthSettings:
             server=ServerSettings.from_env(env, listen_var="TKV_AUTH_LISTEN", default_listen="127.0.0.1:50051"),
             tarantool=TarantoolSettings.from_env(env, user="tkv_auth"),
             tokens=TokenSettings.from_env(env),
-            private_key_path=env.path("TKV_JWT_PRIVATE_KEY_FILE", env.data_dir() / "keys" / "jwt-ed25519.pem"),
             token_ttl_seconds=env.int("TKV_JWT_TTL_SECONDS", 30 * 60),
             passwords=PasswordPolicy(
                 memory_kib=env.int("TKV_ARGON2_MEMORY_KIB", 19 * 1024, minimum=8),
                 time_cost=env.int("TKV_ARGON2_TIME_COST", 2),
                 parallelism=env.int("TKV_ARGON2_PARALLELISM", 1),
-                workers=env.int("TKV_ARGON2_WORKERS", os.cpu_count() or 1),
+                workers=(workers := env.int("TKV_ARGON2_WORKERS", os.cpu_count() or 1)),
+                max_pending=env.int("TKV_ARGON2_MAX_PENDING", 32 * workers),
+            ),
+            throttle=LoginThrottle(
+                max_failures=env.int("TKV_LOGIN_MAX_FAILURES", 10),
+                lock_seconds=env.int("TKV_LOGIN_LOCK_SECONDS", 30),
+                max_lock_seconds=env.int("TKV_LOGIN_MAX_LOCK_SECONDS", 900),
             ),
         )

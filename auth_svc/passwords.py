@@ -1,7 +1,9 @@
 """argon2id password hashing, off the event loop in a bounded thread pool.
 
 argon2-cffi releases the GIL while hashing, so `workers` threads use that many cores
-while the event loop keeps serving other calls.
+while the event loop keeps serving other calls. At most `max_pending` hashes wait or run
+at once: past that the call is refused (RESOURCE_EXHAUSTED) instead of queueing without
+bound, so a login storm cannot exhaust memory or starve the other RPCs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from passlib.hash import argon2
 
+from tkv_common.errors import ResourceExhausted
+
 from .config import PasswordPolicy
 
 
@@ -21,18 +25,35 @@ class PasswordHasher:
             type="ID", memory_cost=policy.memory_kib, rounds=policy.time_cost, parallelism=policy.parallelism
         )
         self._pool = ThreadPoolExecutor(max_workers=policy.workers, thread_name_prefix="argon2")
+        self._max_pending = policy.max_pending
+        self._pending = 0
         # Verified against when the login does not exist, so that case costs the same
         # work as a wrong password (same parameters, so the same time).
         self._decoy_hash = self._argon2.hash(secrets.token_urlsafe(16))
 
+    async def _run(self, function, *args):
+        if self._pending >= self._max_pending:
+            raise ResourceExhausted(
+                "too many password checks in progress, retry shortly", reason="HASHING_BUSY", retry_after_seconds=1
+            )
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        finally:
+            self._pending -= 1
+
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._argon2.hash, password)
+        return await self._run(self._argon2.hash, password)
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """True only for a matching hash; None (no such account) checks the decoy and fails."""
         target = self._decoy_hash if password_hash is None else password_hash
-        matches = await asyncio.get_running_loop().run_in_executor(self._pool, self._argon2.verify, password, target)
+        matches = await self._run(self._argon2.verify, password, target)
         return matches and password_hash is not None
+
+    def needs_update(self, password_hash: str) -> bool:
+        """True when the hash was made with other parameters than the current policy."""
+        return self._argon2.needs_update(password_hash)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

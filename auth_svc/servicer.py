@@ -7,14 +7,16 @@ from datetime import UTC, datetime
 import grpc
 
 from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
+from tkv_common.keys import KeySet
 from tkv_common.tokens import current_claims
 
 from .users import Accounts, Registration
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, accounts: Accounts):
+    def __init__(self, accounts: Accounts, keys: KeySet):
         self._accounts = accounts
+        self._keys = keys
 
     async def Register(self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext):
         registration = Registration(request.login, request.password, request.name, request.surname)
@@ -29,3 +31,6 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Logout(self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext):
         await self._accounts.logout(current_claims.get())
         return auth_pb2.LogoutResponse(message="logged out: the token has been revoked")
+
+    async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext):
+        return auth_pb2.Jwks(keys=[auth_pb2.Jwk(**jwk) for jwk in self._keys.jwks()])

@@ -1,34 +1,49 @@
-"""auth_svc's storage: one stored-function call per operation (tarantool/tkv/api.lua)."""
+"""auth_svc's storage: one stored-function call per step (tarantool/tkv/api.lua)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from tkv_common.errors import AlreadyExists, TkvError, Unauthenticated
-from tkv_common.tarantool import TarantoolClient
+from tkv_common.errors import AlreadyExists, ResourceExhausted, TkvError
+from tkv_common.tarantool import TOKEN_PROBLEMS, TarantoolClient
+from tkv_common.tokens import Claims
 
 if TYPE_CHECKING:
+    from .config import LoginThrottle
     from .users import Registration
 
+
+def _throttled(seconds: float) -> ResourceExhausted:
+    wait = max(1, round(seconds))
+    return ResourceExhausted(
+        f"too many failed logins for this login name; retry in {wait} s",
+        reason="LOGIN_THROTTLED",
+        retry_after_seconds=wait,
+    )
+
+
 # Status strings the stored functions return for outcomes the client must hear about.
-STATUS_ERRORS: dict[str, Callable[[], TkvError]] = {
+STATUS_ERRORS: dict[str, Callable[..., TkvError]] = {
     "exists": partial(AlreadyExists, "login is already taken", reason="LOGIN_TAKEN"),
-    "revoked": partial(Unauthenticated, "access token has been revoked", reason="TOKEN_REVOKED"),
+    "locked": _throttled,
+    **TOKEN_PROBLEMS,
 }
 
 
-def raise_for_status(status: str) -> None:
+def raise_for_status(status: str, *payload) -> None:
     if status != "ok":
-        raise STATUS_ERRORS[status]()
+        raise STATUS_ERRORS[status](*payload)
 
 
 @dataclass(frozen=True)
 class Credentials:
     login: str  # as registered
     password_hash: str
+    recent_failures: int
 
 
 class AuthStorage:
@@ -36,13 +51,27 @@ class AuthStorage:
         self.client = client
 
     async def create_user(self, r: Registration, password_hash: str) -> None:
-        [status] = await self.client.call("tkv.auth_register", r.login, password_hash, r.name, r.surname)
-        raise_for_status(status)
+        raise_for_status(*await self.client.call("tkv.auth_register", r.login, password_hash, r.name, r.surname))
 
-    async def credentials(self, login: str) -> Credentials | None:
-        result = await self.client.call("tkv.auth_credentials", login)
-        return Credentials(result[0], result[1]) if result and result[0] is not None else None
+    async def login_check(self, login: str) -> Credentials | None:
+        """The account's credentials (None for an unknown login); LOGIN_THROTTLED while locked."""
+        status, *payload = await self.client.call("tkv.auth_login_check", login, time.time())
+        raise_for_status(status, *payload)
+        return Credentials(*payload) if payload else None
 
-    async def revoke(self, token_id: str, expires_at: int) -> None:
-        [status] = await self.client.call("tkv.auth_logout", token_id, expires_at)
-        raise_for_status(status)
+    async def login_failed(self, login: str, throttle: LoginThrottle) -> float:
+        """Counts a failure; returns the lock it set (0 for none)."""
+        status, *payload = await self.client.call(
+            "tkv.auth_login_failed", login, time.time(),
+            throttle.max_failures, throttle.lock_seconds, throttle.max_lock_seconds,
+        )  # fmt: skip
+        return payload[0] if status == "locked" else 0
+
+    async def login_succeeded(self, login: str) -> None:
+        await self.client.call("tkv.auth_login_succeeded", login)
+
+    async def set_password_hash(self, login: str, password_hash: str) -> None:
+        await self.client.call("tkv.auth_set_password_hash", login, password_hash)
+
+    async def revoke(self, claims: Claims) -> None:
+        raise_for_status(*await self.client.call("tkv.auth_logout", claims.token_id, claims.subject, claims.expires_at))

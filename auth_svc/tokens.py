@@ -1,18 +1,18 @@
-"""Issuing access tokens: EdDSA-signed JWTs. Only auth_svc holds the private key."""
+"""Issuing access tokens: EdDSA-signed JWTs. Only auth_svc holds a private key."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tkv_common.settings import ConfigError
-from tkv_common.tokens import TokenSettings, read_key_file
+from tkv_common.keys import key_id, load_signing_key
+from tkv_common.tokens import TOKEN_TYPE, TokenSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -21,18 +21,28 @@ class IssuedToken:
     expires_at: int
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    key = load_pem_private_key(read_key_file(path, "private key"), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path} is not an Ed25519 private key")
-    return key
-
-
 class TokenIssuer:
-    def __init__(self, private_key: Ed25519PrivateKey, settings: TokenSettings, ttl_seconds: int):
-        self._key = private_key
+    def __init__(self, settings: TokenSettings, ttl_seconds: int):
         self._settings = settings
         self._ttl = ttl_seconds
+        self._key = load_signing_key(settings.keys.signing_key_file)
+        self._kid = key_id(self._key.public_key())
+
+    @property
+    def kid(self) -> str:
+        return self._kid
+
+    def reload(self) -> None:
+        """Pick up a rotated signing key (`python -m tkv_common.keys activate`)."""
+        try:
+            key = load_signing_key(self._settings.keys.signing_key_file)
+        except (OSError, ValueError) as exc:
+            log.error("keeping the previous signing key", extra={"error": str(exc)})
+            return
+        kid = key_id(key.public_key())
+        if kid != self._kid:
+            log.info("signing key changed", extra={"kid": kid})
+            self._key, self._kid = key, kid
 
     def issue(self, subject: str) -> IssuedToken:
         now = int(time.time())
@@ -46,5 +56,5 @@ class TokenIssuer:
             "iss": self._settings.issuer,
             "aud": self._settings.audience,
         }
-        token = jwt.encode(claims, self._key, algorithm="EdDSA", headers={"typ": "JWT"})
+        token = jwt.encode(claims, self._key, algorithm="EdDSA", headers={"typ": TOKEN_TYPE, "kid": self._kid})
         return IssuedToken(token, expires_at)

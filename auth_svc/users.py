@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tkv_common.errors import FieldViolation, InvalidArgument, Unauthenticated
 from tkv_common.tokens import Claims
 
+from .config import LoginThrottle
 from .passwords import PasswordHasher
 from .storage import AuthStorage
 from .tokens import IssuedToken, TokenIssuer
@@ -72,12 +73,13 @@ def registration_violations(r: Registration) -> list[FieldViolation]:
 
 
 class Accounts:
-    """The three account operations; the servicer only translates to and from protobuf."""
+    """The account operations; the servicer only translates to and from protobuf."""
 
-    def __init__(self, storage: AuthStorage, hasher: PasswordHasher, issuer: TokenIssuer):
+    def __init__(self, storage: AuthStorage, hasher: PasswordHasher, issuer: TokenIssuer, throttle: LoginThrottle):
         self._storage = storage
         self._hasher = hasher
         self._issuer = issuer
+        self._throttle = throttle
 
     async def register(self, registration: Registration) -> None:
         violations = registration_violations(registration)
@@ -87,13 +89,23 @@ class Accounts:
         await self._storage.create_user(registration, password_hash)
 
     async def login(self, login: str, password: str) -> IssuedToken:
-        # A login that breaks the rules cannot exist; it still costs one hash check so
+        """A token for the right password. A login name with too many consecutive failures
+        is locked (LOGIN_THROTTLED) whether or not it exists, so the lock reveals nothing."""
+        valid_name = not login_violations(login)
+        # A name that breaks the rules cannot exist; it still costs one hash check so
         # every failure takes the same time.
-        account = await self._storage.credentials(login) if not login_violations(login) else None
+        account = await self._storage.login_check(login) if valid_name else None
         verified = await self._hasher.verify(password, account.password_hash if account else None)
         if account is None or not verified:
+            if valid_name:
+                await self._storage.login_failed(login, self._throttle)
             raise Unauthenticated(WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
+        if account.recent_failures:
+            await self._storage.login_succeeded(login)
+        if self._hasher.needs_update(account.password_hash):
+            # OWASP: upgrade a hash made with outdated parameters while the password is at hand.
+            await self._storage.set_password_hash(account.login, await self._hasher.hash(password))
         return self._issuer.issue(account.login)
 
     async def logout(self, claims: Claims) -> None:
-        await self._storage.revoke(claims.token_id, claims.expires_at)
+        await self._storage.revoke(claims)

@@ -21,6 +21,7 @@ local ROUTES = {
   ["/api/logout"] = {method = "GET", operation = "logout"},
   ["/api/read"] = {method = "POST", operation = "read"},
   ["/api/write"] = {method = "POST", operation = "write"},
+  ["/.well-known/jwks.json"] = {method = "GET", operation = "jwks"},
 }
 
 -- The one gRPC status -> HTTP status table of the gateway. DEFAULT is the usual mapping
@@ -32,7 +33,8 @@ local DEFAULT = {
 }
 local BY_OPERATION = {
   register = {[0] = 201, [6] = 400},   -- login taken: 400
-  login = {[0] = 201, [16] = 404},     -- wrong login or password: 404 {"token": "-", ...}
+  login = {[0] = 201, [16] = 404},     -- wrong login or password: 404 {"token": "-", ...};
+                                       -- throttled (8): 429 with Retry-After, as DEFAULT
   read = {[5] = 400},                  -- absent keys: 400
   write = {[0] = 201},
 }

@@ -42,7 +42,7 @@ class KeyValueStore:
             violations += self._rules.duplicates("keys", keys)
         if violations:
             raise InvalidArgument.from_violations("invalid read request", violations, reason="INVALID_KEYS")
-        return await self._storage.read(claims.token_id, list(keys))
+        return await self._storage.read(claims, list(keys))
 
     async def write(self, claims: Claims, raw_pairs: Sequence[RawPair]) -> list[str]:
         """Inserts the pairs whose keys are new; returns the skipped keys in request order."""
@@ -67,7 +67,7 @@ class KeyValueStore:
             violations += self._rules.duplicates("data", keys)
         if violations:
             raise InvalidArgument.from_violations("invalid write request", violations, reason="INVALID_PAIRS")
-        return await self._storage.write(claims.token_id, pairs)
+        return await self._storage.write(claims, pairs)
 
 
 def write_status(skipped: Sequence[str]) -> str:

@@ -1,5 +1,5 @@
 """Wires kv_svc together: storage, batch rules, servicer, and the shared gRPC server
-(interceptor order lives in tkv_common.server). kv_svc holds only the public key."""
+(interceptor order lives in tkv_common.server). kv_svc holds only public keys."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import grpc
 
 from tkv.internal.v1 import write_view_pb2
 from tkv.kv.v1 import kv_pb2
+from tkv_common.keys import KeySet
 from tkv_common.server import GrpcService
 from tkv_common.tarantool import TarantoolClient
-from tkv_common.tokens import TokenVerifier, load_public_key
+from tkv_common.tokens import TokenVerifier
 
 from .config import KvSettings
 from .pairs import KeyValueStore
@@ -42,7 +43,7 @@ def method_handlers(servicer: KeyValueServicer) -> grpc.GenericRpcHandler:
 
 def create_service(settings: KvSettings, storage: TarantoolClient | None = None) -> GrpcService:
     """`storage` is for tests; the service normally opens its own Tarantool connection."""
-    verifier = TokenVerifier(load_public_key(settings.tokens.public_key_path), settings.tokens)
+    keys = KeySet(settings.tokens.keys)
     storage = storage or TarantoolClient(settings.tarantool)
     servicer = KeyValueServicer(KeyValueStore(KvStorage(storage), settings.limits))
     handlers = method_handlers(servicer)
@@ -50,7 +51,8 @@ def create_service(settings: KvSettings, storage: TarantoolClient | None = None)
         settings=settings.server,
         service_names=[SERVICE_NAME],
         registrars=[lambda server: server.add_generic_rpc_handlers((handlers,))],
-        verifier=verifier,
+        verifier=TokenVerifier(keys, settings.tokens),
+        keys=keys,
         public_methods=frozenset(),
         storage=storage,
     )

@@ -1,22 +1,23 @@
 """kv_svc's storage: one stored-function call per request (tarantool/tkv/api.lua).
 
-Each call carries the caller's token id; the stored function checks the revocation in
-the same round trip (see docs/token-revocation.md).
+Each call carries the caller's token id and subject; the stored function checks that the
+token is not revoked and its user still exists, in the same round trip
+(see docs/token-revocation.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from tkv_common.errors import NotFound, TkvError, Unauthenticated
-from tkv_common.tarantool import TarantoolClient
+from tkv_common.errors import NotFound, TkvError
+from tkv_common.tarantool import TOKEN_PROBLEMS, TarantoolClient
+from tkv_common.tokens import Claims
 
 from .keys import quote_keys
 
 STATUS_ERRORS: dict[str, Callable[..., TkvError]] = {
-    "revoked": partial(Unauthenticated, "access token has been revoked", reason="TOKEN_REVOKED"),
+    **TOKEN_PROBLEMS,
     "missing": lambda keys: NotFound(f"keys not found: {quote_keys(keys)}", reason="KEYS_NOT_FOUND"),
 }
 
@@ -31,8 +32,8 @@ class KvStorage:
     def __init__(self, client: TarantoolClient):
         self.client = client
 
-    async def read(self, token_id: str, keys: list[str]) -> list[Any]:
-        return _result(*await self.client.call("tkv.kv_read", token_id, keys))
+    async def read(self, claims: Claims, keys: list[str]) -> list[Any]:
+        return _result(*await self.client.call("tkv.kv_read", claims.token_id, claims.subject, keys))
 
-    async def write(self, token_id: str, pairs: list[list[Any]]) -> list[str]:
-        return _result(*await self.client.call("tkv.kv_write", token_id, pairs))
+    async def write(self, claims: Claims, pairs: list[list[Any]]) -> list[str]:
+        return _result(*await self.client.call("tkv.kv_write", claims.token_id, claims.subject, pairs))

@@ -13,6 +13,13 @@ same defaults as the services:
     TKV_MAX_REQUEST_BYTES     4 MiB            largest JSON body accepted (413 above)
     TKV_GATEWAY_MAX_RESPONSE_BYTES  64 MiB     largest JSON body returned
     TKV_GATEWAY_MAX_CONNECTIONS     4096
+    TKV_GATEWAY_AUTH_RATE     5 per second     Login/Register per client address...
+    TKV_GATEWAY_AUTH_BURST    20               ...after a burst of this many
+
+Optional TLS (off by default: plain loopback):
+    TKV_GATEWAY_TLS_CERT_FILE, TKV_GATEWAY_TLS_KEY_FILE   HTTPS and gRPC over TLS for clients
+    TKV_UPSTREAM_TLS_CA_FILE     Envoy -> services over TLS, verifying the services' certificates
+    TKV_UPSTREAM_TLS_CERT_FILE, TKV_UPSTREAM_TLS_KEY_FILE  Envoy's client certificate (mTLS)
 """
 
 from __future__ import annotations
@@ -48,7 +55,58 @@ def placeholders(env: Env, config_dir: Path) -> dict[str, str]:
         "MAX_REQUEST_BYTES": str(env.int("TKV_MAX_REQUEST_BYTES", 4 * 1024 * 1024)),
         "MAX_RESPONSE_BYTES": str(env.int("TKV_GATEWAY_MAX_RESPONSE_BYTES", 64 * 1024 * 1024)),
         "MAX_CONNECTIONS": str(env.int("TKV_GATEWAY_MAX_CONNECTIONS", 4096)),
+        "AUTH_RATE": str(env.int("TKV_GATEWAY_AUTH_RATE", 5)),
+        "AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST", 20)),
     }
+
+
+def _listener_tls(env: Env) -> str:
+    cert, key = env.str("TKV_GATEWAY_TLS_CERT_FILE", ""), env.str("TKV_GATEWAY_TLS_KEY_FILE", "")
+    if not cert and not key:
+        return ""
+    if not (cert and key):
+        raise ConfigError("set both TKV_GATEWAY_TLS_CERT_FILE and TKV_GATEWAY_TLS_KEY_FILE, or neither")
+    # A key of the listener's filter chain (6 spaces in).
+    return f"""      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            alpn_protocols: [h2, http/1.1]
+            tls_certificates:
+            - certificate_chain: {{filename: {cert}}}
+              private_key: {{filename: {key}}}
+"""
+
+
+def _upstream_tls(env: Env, host: str) -> str:
+    ca = env.str("TKV_UPSTREAM_TLS_CA_FILE", "")
+    if not ca:
+        return ""
+    is_ip = host.replace(".", "").isdigit() or ":" in host
+    client = ""
+    cert, key = env.str("TKV_UPSTREAM_TLS_CERT_FILE", ""), env.str("TKV_UPSTREAM_TLS_KEY_FILE", "")
+    if cert or key:
+        if not (cert and key):
+            raise ConfigError("set both TKV_UPSTREAM_TLS_CERT_FILE and TKV_UPSTREAM_TLS_KEY_FILE, or neither")
+        client = f"""          tls_certificates:
+          - certificate_chain: {{filename: {cert}}}
+            private_key: {{filename: {key}}}
+"""
+    # A key of the cluster (4 spaces in). The service's certificate must name `host`.
+    return f"""    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        {"" if is_ip else f"sni: {host}"}
+        common_tls_context:
+          alpn_protocols: [h2]
+          validation_context:
+            trusted_ca: {{filename: {ca}}}
+            match_typed_subject_alt_names:
+            - san_type: {"IP_ADDRESS" if is_ip else "DNS"}
+              matcher: {{exact: "{host}"}}
+{client}"""
 
 
 def render(out_dir: Path, env: Env | None = None) -> Path:
@@ -57,7 +115,11 @@ def render(out_dir: Path, env: Env | None = None) -> Path:
     descriptor = ENVOY_DIR / "tkv.pb"
     if not descriptor.exists():
         raise ConfigError(f"{descriptor} is missing: run `make gen` first")
-    values = placeholders(env or Env(), out_dir)
+    env = env or Env()
+    values = placeholders(env, out_dir)
+    values["LISTENER_TLS"] = _listener_tls(env)
+    values["AUTH_TLS"] = _upstream_tls(env, values["AUTH_HOST"])
+    values["KV_TLS"] = _upstream_tls(env, values["KV_HOST"])
     for template, target in (("envoy.template.yaml", "envoy.yaml"), ("http_api.template.lua", "http_api.lua")):
         text = string.Template((ENVOY_DIR / template).read_text()).substitute(values)
         (out_dir / target).write_text(text)

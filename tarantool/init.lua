@@ -10,7 +10,7 @@
 --                                   $TKV_SECRETS_DIR/tarantool-<user>.password)
 --   TKV_TARANTOOL_MAX_TUPLE_BYTES   largest tuple (one kv pair)  8 MiB
 --   TKV_TARANTOOL_MEMORY_BYTES      memtx arena                  256 MiB
---   TKV_REVOCATION_PURGE_SECONDS    how often expired revocations are purged   60
+--   TKV_PURGE_INTERVAL_SECONDS      how often expired state is purged           60
 --   TKV_TARANTOOL_CONSOLE_SOCKET    admin console unix socket (off when unset); connect
 --                                   with `tarantoolctl connect <path>` or `nc -U <path>`
 
@@ -51,7 +51,7 @@ end
 
 -- The stored functions are resolved by IPROTO as globals: `tkv.kv_read` -> _G.tkv.kv_read.
 rawset(_G, 'tkv', require('tkv.api'))
-require('tkv.revocations').start_purge(settings.purge_seconds)
+require('tkv.housekeeping').start(settings.purge_seconds)
 if settings.console_socket ~= nil then
     -- A unix socket only: file permissions, not a password, guard the admin console.
     require('console').listen(settings.console_socket)

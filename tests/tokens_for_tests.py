@@ -8,15 +8,18 @@ from pathlib import Path
 
 import jwt
 
-from auth_svc.tokens import load_private_key
+from tkv_common.keys import key_id, load_signing_key
 
 
-def sign(data_dir: Path, **overrides) -> str:
+def sign(data_dir: Path, *, headers: dict | None = None, key=None, **overrides) -> str:
+    """A token as auth_svc would issue it; `overrides` change claims (None drops one),
+    `headers` change the JOSE header, `key` signs with another Ed25519 key."""
     now = int(time.time())
     claims = {"sub": "tester", "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, "iss": "tkv-auth", "aud": "tkv"}
     claims.update(overrides)
-    key = load_private_key(data_dir / "keys" / "jwt-ed25519.pem")
-    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="EdDSA")
+    key = key or load_signing_key(data_dir / "keys" / "signing.pem")
+    header = {"typ": "at+jwt", "kid": key_id(key.public_key()), **(headers or {})}
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="EdDSA", headers=header)
 
 
 def bearer(token: str) -> tuple[tuple[str, str]]:

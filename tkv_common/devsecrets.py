@@ -3,11 +3,11 @@
     python -m tkv_common.devsecrets        # idempotent: existing files are kept
 
 Writes, under $TKV_DATA_DIR (default ./var), private files owner-only:
-    keys/jwt-ed25519.pem          auth_svc's token signing key  (or $TKV_JWT_PRIVATE_KEY_FILE)
-    keys/jwt-ed25519.pub.pem      the matching public key       (or $TKV_JWT_PUBLIC_KEY_FILE)
+    keys/signing.pem              auth_svc's token signing key   (or $TKV_JWT_SIGNING_KEY_FILE)
+    keys/public/<kid>.pem         its public half                (or in $TKV_JWT_PUBLIC_KEYS_DIR)
     secrets/tarantool-<user>.password   one Tarantool password per service user
 
-Production supplies its own files (TKV_JWT_*_KEY_FILE, TKV_TARANTOOL_PASSWORD[_FILE]);
+Production supplies its own (TKV_JWT_SIGNING_KEY_FILE, TKV_JWT_PUBLIC_KEYS_DIR, TKV_TARANTOOL_PASSWORD[_FILE]);
 nothing here is ever committed.
 """
 
@@ -18,9 +18,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+from .keys import KeySettings, ensure_signing_key
 from .settings import Env
 
 SERVICE_USERS = ("tkv_auth", "tkv_kv")
@@ -33,28 +31,10 @@ def _write_private(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-def ensure(data_dir: Path, private_path: Path | None = None, public_path: Path | None = None) -> list[Path]:
+def ensure(data_dir: Path, keys: KeySettings | None = None) -> list[Path]:
     """Create whatever is missing; returns the paths created."""
-    created = []
-    private_path = private_path or data_dir / "keys" / "jwt-ed25519.pem"
-    public_path = public_path or data_dir / "keys" / "jwt-ed25519.pub.pem"
-    if not private_path.exists():
-        key = Ed25519PrivateKey.generate()
-        _write_private(
-            private_path,
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        )
-        public_path.unlink(missing_ok=True)
-        created.append(private_path)
-    if not public_path.exists():
-        key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
-        public_path.parent.mkdir(parents=True, exist_ok=True)
-        public_path.write_bytes(
-            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
-        created.append(public_path)
+    keys = keys or KeySettings.from_env(Env({"TKV_DATA_DIR": str(data_dir)}))
+    created = ensure_signing_key(keys)
     for user in SERVICE_USERS:
         path = data_dir / "secrets" / f"tarantool-{user}.password"
         if not path.exists():
@@ -65,10 +45,7 @@ def ensure(data_dir: Path, private_path: Path | None = None, public_path: Path |
 
 def main() -> None:
     env = Env()
-    data_dir = env.data_dir()
-    private_path = env.path("TKV_JWT_PRIVATE_KEY_FILE", data_dir / "keys" / "jwt-ed25519.pem")
-    public_path = env.path("TKV_JWT_PUBLIC_KEY_FILE", data_dir / "keys" / "jwt-ed25519.pub.pem")
-    for path in ensure(data_dir, private_path, public_path):
+    for path in ensure(env.data_dir(), KeySettings.from_env(env)):
         print(f"devsecrets: created {path}", file=sys.stderr)
 
 

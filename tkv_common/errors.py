@@ -78,9 +78,14 @@ class NotFound(TkvError):
 
 
 class ResourceExhausted(TkvError):
-    """A size or rate limit was hit; retrying the same request will not help."""
+    """A rate or capacity limit was hit. Set `retry_after_seconds` when waiting helps: it
+    travels as a google.rpc.RetryInfo detail and a `retry-after` trailer (HTTP Retry-After)."""
 
     default_reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, retry_after_seconds: int | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unavailable(TkvError):
@@ -119,7 +124,18 @@ def to_rpc_status(error: TkvError) -> status_pb2.Status:
             ]
         )
         details.append(_pack(bad_request))
+    if isinstance(error, ResourceExhausted) and error.retry_after_seconds is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromSeconds(error.retry_after_seconds)
+        details.append(_pack(retry))
     return status_pb2.Status(code=_rpc_code(code), message=error.message, details=details)
+
+
+def extra_trailers(error: TkvError) -> tuple[tuple[str, str], ...]:
+    """Plain trailers some clients read more easily than status details."""
+    if isinstance(error, ResourceExhausted) and error.retry_after_seconds is not None:
+        return (("retry-after", str(error.retry_after_seconds)),)
+    return ()
 
 
 def _rpc_code(code: grpc.StatusCode) -> int:

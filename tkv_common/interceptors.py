@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from .errors import INTERNAL_MESSAGE, InvalidArgument, TkvError, Unauthenticated, to_rpc_status
+from .errors import INTERNAL_MESSAGE, InvalidArgument, TkvError, Unauthenticated, extra_trailers, to_rpc_status
 from .tokens import TokenVerifier, bearer_token, current_claims
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,9 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                     return await behaviour(request, context)
                 except TkvError as error:
                     status = rpc_status.to_status(to_rpc_status(error))
-                    await context.abort(status.code, status.details, status.trailing_metadata)
+                    await context.abort(
+                        status.code, status.details, (*status.trailing_metadata, *extra_trailers(error))
+                    )
                 except grpc.aio.AbortError:
                     raise
                 except Exception:

@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from . import logs
 from .interceptors import AccessLogInterceptor, AuthInterceptor, ErrorMappingInterceptor
+from .keys import KeySet
 from .settings import Address, ConfigError, Env
 from .tarantool import TarantoolClient
 from .tokens import TokenVerifier
@@ -41,12 +43,40 @@ INFRASTRUCTURE_METHODS = frozenset(
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """Server certificate, and optionally the CA client certificates must chain to (mTLS)."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None
+
+    @classmethod
+    def from_env(cls, env: Env) -> TlsSettings | None:
+        cert, key = env.str("TKV_TLS_CERT_FILE", ""), env.str("TKV_TLS_KEY_FILE", "")
+        if not cert and not key:
+            return None  # plain loopback, the local default
+        if not (cert and key):
+            raise ConfigError("set both TKV_TLS_CERT_FILE and TKV_TLS_KEY_FILE, or neither")
+        client_ca = env.str("TKV_TLS_CLIENT_CA_FILE", "")
+        return cls(Path(cert), Path(key), Path(client_ca) if client_ca else None)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        try:
+            pair = (self.key_file.read_bytes(), self.cert_file.read_bytes())
+            client_ca = self.client_ca_file.read_bytes() if self.client_ca_file else None
+        except OSError as exc:
+            raise ConfigError(f"cannot read TLS file {exc.filename} ({exc.strerror})") from None
+        return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=bool(client_ca))
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     listen: Address
     max_request_bytes: int
     max_response_bytes: int
     grace_seconds: float
     log_level: str
+    tls: TlsSettings | None
 
     @classmethod
     def from_env(cls, env: Env, *, listen_var: str, default_listen: str) -> ServerSettings:
@@ -56,6 +86,7 @@ class ServerSettings:
             max_response_bytes=env.int("TKV_MAX_RESPONSE_BYTES", 16 * MiB),
             grace_seconds=env.float("TKV_SHUTDOWN_GRACE_SECONDS", 5.0),
             log_level=env.str("TKV_LOG_LEVEL", "INFO"),
+            tls=TlsSettings.from_env(env),
         )
 
 
@@ -76,10 +107,14 @@ class GrpcService:
         service_names: Sequence[str],
         registrars: Iterable[Registrar],
         verifier: TokenVerifier,
+        keys: KeySet,
         public_methods: frozenset[str],
         storage: TarantoolClient,
+        on_keys_refresh: Callable[[], None] | None = None,
     ):
         self._settings = settings
+        self._keys = keys
+        self._on_keys_refresh = on_keys_refresh
         self._names = list(service_names)
         self._storage = storage
         self.health = health.aio.HealthServicer()
@@ -104,10 +139,15 @@ class GrpcService:
         self.port = 0
 
     async def start(self) -> int:
-        self.port = self.server.add_insecure_port(str(self._settings.listen))
+        tls = self._settings.tls
+        address = str(self._settings.listen)
+        self.port = (
+            self.server.add_secure_port(address, tls.credentials()) if tls else self.server.add_insecure_port(address)
+        )
         if self.port == 0:
             raise OSError(f"cannot listen on {self._settings.listen}")
         self._storage.start()
+        self._keys.start(self._on_keys_refresh)
         await self.server.start()
         self._watcher = asyncio.create_task(self._watch_storage(), name="storage-health")
         return self.port
@@ -121,6 +161,7 @@ class GrpcService:
                 await self._watcher
         # Stage 2: refuse new calls, give in-flight ones `grace` seconds, then cancel them.
         await self.server.stop(self._settings.grace_seconds)
+        await self._keys.stop()
         await self._storage.close()
 
     async def serve_until_signalled(self) -> None:

@@ -1,8 +1,10 @@
-"""Access-token verification shared by both services (public key only).
+"""Access-token verification shared by both services (public keys only).
 
-Tokens are EdDSA (Ed25519) JWTs. Verification pins the algorithm list, requires
-sub/iat/exp/jti/iss/aud, checks iss and aud, and allows a small clock leeway; anything
-else (alg none, HMAC with the public key as secret, tampering, expiry) is rejected.
+Tokens are EdDSA (Ed25519) JWTs typed `at+jwt` (RFC 9068). Checks follow RFC 8725: the
+algorithm list is pinned, `typ` must match, `kid` is looked up only in the local key set,
+headers that point at other keys (`jku`, `x5u`, `jwk`, `x5c`) or demand unknown processing
+(`crit`) are refused, `exp`/`iat`/`nbf` are checked with a leeway of at most 30 s, and `iss`
+and `aud` must match.
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .errors import Unauthenticated
+from .keys import KeySet, KeySettings
 from .settings import ConfigError, Env
 
 ALGORITHMS = ["EdDSA"]
+TOKEN_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti", "iss", "aud"]
-# Far above any token we issue (~300 bytes); bounds the work spent on garbage headers.
+# Headers that would let the token choose its own key or processing rules.
+FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+MAX_LEEWAY_SECONDS = 30
+# Far above any token we issue (~350 bytes); bounds the work spent on garbage headers.
 MAX_TOKEN_BYTES = 4096
 _BEARER = re.compile(r"bearer +(\S+)", re.IGNORECASE)
 
@@ -30,18 +34,21 @@ _BEARER = re.compile(r"bearer +(\S+)", re.IGNORECASE)
 class TokenSettings:
     """What both services must agree on to accept a token."""
 
-    public_key_path: Path
+    keys: KeySettings
     issuer: str
     audience: str
     leeway_seconds: int
 
     @classmethod
     def from_env(cls, env: Env) -> TokenSettings:
+        leeway = env.int("TKV_JWT_LEEWAY_SECONDS", 10, minimum=0)
+        if leeway > MAX_LEEWAY_SECONDS:
+            raise ConfigError(f"TKV_JWT_LEEWAY_SECONDS must be at most {MAX_LEEWAY_SECONDS} (RFC 8725), got {leeway}")
         return cls(
-            public_key_path=env.path("TKV_JWT_PUBLIC_KEY_FILE", env.data_dir() / "keys" / "jwt-ed25519.pub.pem"),
+            keys=KeySettings.from_env(env),
             issuer=env.str("TKV_JWT_ISSUER", "tkv-auth"),
             audience=env.str("TKV_JWT_AUDIENCE", "tkv"),
-            leeway_seconds=env.int("TKV_JWT_LEEWAY_SECONDS", 10, minimum=0),
+            leeway_seconds=leeway,
         )
 
 
@@ -59,36 +66,36 @@ class Claims:
 current_claims: ContextVar[Claims] = ContextVar("current_claims")
 
 
-def read_key_file(path: Path, what: str) -> bytes:
-    """The bytes of a PEM key file, or a ConfigError that says how to create one."""
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the JWT {what} {path} ({exc.strerror}); "
-            "run `python -m tkv_common.devsecrets` for a development key pair"
-        ) from None
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    key = load_pem_public_key(read_key_file(path, "public key"))
-    if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"{path} is not an Ed25519 public key")
-    return key
+def _invalid() -> Unauthenticated:
+    # The exact cause stays server-side: it only helps someone probing tokens.
+    return Unauthenticated("access token is invalid", reason="TOKEN_INVALID")
 
 
 class TokenVerifier:
-    def __init__(self, public_key: Ed25519PublicKey, settings: TokenSettings):
-        self._key = public_key
+    def __init__(self, keys: KeySet, settings: TokenSettings):
+        self._keys = keys
         self._settings = settings
 
     def verify(self, token: str) -> Claims:
         if len(token) > MAX_TOKEN_BYTES:
             raise Unauthenticated("access token is too large", reason="TOKEN_INVALID")
         try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise _invalid() from None
+        if (
+            FORBIDDEN_HEADERS & header.keys()
+            or str(header.get("typ", "")).lower() not in (TOKEN_TYPE, f"application/{TOKEN_TYPE}")
+            or header.get("alg") not in ALGORITHMS
+        ):
+            raise _invalid()
+        key = self._keys.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+        if key is None:
+            raise _invalid()
+        try:
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=ALGORITHMS,
                 audience=self._settings.audience,
                 issuer=self._settings.issuer,
@@ -98,10 +105,9 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("access token has expired", reason="TOKEN_EXPIRED") from None
         except jwt.InvalidTokenError:
-            # The exact cause stays server-side: it only helps someone probing tokens.
-            raise Unauthenticated("access token is invalid", reason="TOKEN_INVALID") from None
+            raise _invalid() from None
         if not all(isinstance(claims[name], str) and claims[name] for name in ("sub", "jti")):
-            raise Unauthenticated("access token is invalid", reason="TOKEN_INVALID")
+            raise _invalid()
         return Claims(claims["sub"], claims["jti"], int(claims["iat"]), int(claims["exp"]))
 
 
@@ -111,6 +117,8 @@ def bearer_token(authorization: str | None) -> str:
         raise Unauthenticated(
             "missing access token: send the header `authorization: Bearer <token>`", reason="TOKEN_MISSING"
         )
+    if len(authorization) > MAX_TOKEN_BYTES + 64:
+        raise Unauthenticated("authorization header is too large", reason="TOKEN_INVALID")
     match = _BEARER.fullmatch(authorization.strip())
     if match is None:
         raise Unauthenticated("malformed authorization header: expected `Bearer <token>`", reason="TOKEN_INVALID")

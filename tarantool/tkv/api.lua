@@ -5,6 +5,7 @@
 -- 'exists', 'revoked', 'missing'), so the services translate them through one table
 -- instead of parsing error messages. Errors (box.error) mean something unexpected.
 local fiber = require('fiber')
+local logins = require('tkv.logins')
 local revocations = require('tkv.revocations')
 
 local M = {}
@@ -21,32 +22,72 @@ function M.auth_register(login, password_hash, name, surname)
     return 'ok'
 end
 
--- The login as registered and its password hash, or nothing for an unknown login.
-function M.auth_credentials(login)
+-- First step of a login: 'locked' with the seconds left, or 'ok' with the login as
+-- registered, its hash and the failures so far (nothing for an unknown login).
+function M.auth_login_check(login, now)
+    local remaining = logins.lock_remaining(login, now)
+    if remaining ~= nil then
+        return 'locked', remaining
+    end
     local user = box.space.users:get(login)
     if user == nil then
-        return nil
+        return 'ok'
     end
-    return user.login, user.password_hash
+    return 'ok', user.login, user.password_hash, logins.failures(login)
 end
 
--- Revokes one token; 'revoked' when it already was (the caller's token is not valid).
-function M.auth_logout(jti, expires_at)
-    if not revocations.revoke(jti, expires_at) then
-        return 'revoked'
+-- A failed login: 'ok', or 'locked' with the lock in seconds when this failure set one.
+function M.auth_login_failed(login, now, max_failures, lock_seconds, max_lock_seconds)
+    local lock = logins.record_failure(login, now, max_failures, lock_seconds, max_lock_seconds)
+    if lock > 0 then
+        return 'locked', lock
     end
     return 'ok'
 end
 
--- kv_svc --------------------------------------------------------------------------------
--- Both take the caller's token id first: the revocation check happens in the same call
--- as the data access, so it costs no extra round trip and a Logout that returned before
--- the call started is always seen.
+function M.auth_login_succeeded(login)
+    logins.reset(login)
+    return 'ok'
+end
 
--- Values of all keys in request order, or 'missing' with every absent key.
-function M.kv_read(jti, keys)
+-- Replaces a hash made with outdated parameters after a successful login.
+function M.auth_set_password_hash(login, password_hash)
+    box.space.users:update(login, {{'=', 'password_hash', password_hash}})
+    return 'ok'
+end
+
+-- Why the caller's token cannot be used any more, or nil: revoked (logged out), or its
+-- user no longer exists. Every authenticated function asks this first, in the same call.
+local function token_problem(jti, subject)
     if revocations.is_revoked(jti) then
         return 'revoked'
+    end
+    if box.space.users:get(subject) == nil then
+        return 'no_user'
+    end
+    return nil
+end
+
+-- Revokes one token; 'revoked' when it already was (the caller's token is not valid).
+function M.auth_logout(jti, subject, expires_at)
+    local problem = token_problem(jti, subject)
+    if problem ~= nil then
+        return problem
+    end
+    revocations.revoke(jti, expires_at)
+    return 'ok'
+end
+
+-- kv_svc --------------------------------------------------------------------------------
+-- Both take the caller's token id and subject first: the revocation check happens in the
+-- same call as the data access, so it costs no extra round trip and a Logout that returned
+-- before the call started is always seen.
+
+-- Values of all keys in request order, or 'missing' with every absent key.
+function M.kv_read(jti, subject, keys)
+    local problem = token_problem(jti, subject)
+    if problem ~= nil then
+        return problem
     end
     local kv = box.space.kv
     local values, missing = {}, {}
@@ -68,9 +109,10 @@ end
 -- Inserts every {key, value} whose key is absent, all in one transaction; returns the
 -- keys that already existed, in request order. Memtx runs the loop without yielding, so
 -- of two concurrent writers of one new key exactly one inserts it.
-function M.kv_write(jti, pairs)
-    if revocations.is_revoked(jti) then
-        return 'revoked'
+function M.kv_write(jti, subject, pairs)
+    local problem = token_problem(jti, subject)
+    if problem ~= nil then
+        return problem
     end
     local kv = box.space.kv
     local skipped = {}

@@ -33,7 +33,7 @@ function M.from_env()
         secrets_dir = fio.abspath(env('TKV_SECRETS_DIR', fio.pathjoin(data_dir, 'secrets'))),
         max_tuple_bytes = env_number('TKV_TARANTOOL_MAX_TUPLE_BYTES', 8 * MiB),
         memory_bytes = env_number('TKV_TARANTOOL_MEMORY_BYTES', 256 * MiB),
-        purge_seconds = env_number('TKV_REVOCATION_PURGE_SECONDS', 60),
+        purge_seconds = env_number('TKV_PURGE_INTERVAL_SECONDS', 60),
         console_socket = env('TKV_TARANTOOL_CONSOLE_SOCKET', nil),
     }
 end

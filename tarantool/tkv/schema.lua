@@ -7,10 +7,24 @@ local M = {}
 -- space directly and tkv_kv cannot read password hashes.
 M.SERVICE_USERS = {'tkv_auth', 'tkv_kv'}
 
-M.FUNCTIONS = {
+-- Stored functions each service may call, by the migration that created them.
+local V1_FUNCTIONS = {
     tkv_auth = {'tkv.auth_register', 'tkv.auth_credentials', 'tkv.auth_logout'},
     tkv_kv = {'tkv.kv_read', 'tkv.kv_write'},
 }
+local V2_FUNCTIONS = {
+    tkv_auth = {'tkv.auth_login_check', 'tkv.auth_login_failed', 'tkv.auth_login_succeeded',
+                'tkv.auth_set_password_hash'},
+}
+
+local function grant_functions(functions)
+    for user, names in pairs(functions) do
+        for _, name in ipairs(names) do
+            box.schema.func.create(name, {if_not_exists = true, setuid = true})
+            box.schema.user.grant(user, 'execute', 'function', name, {if_not_exists = true})
+        end
+    end
+end
 
 local function v1()
     local users = box.schema.space.create('users', {
@@ -55,18 +69,44 @@ local function v1()
     })
     kv:create_index('key', {if_not_exists = true, parts = {{field = 'key', type = 'string'}}})
 
-    for user, functions in pairs(M.FUNCTIONS) do
+    for _, user in ipairs(M.SERVICE_USERS) do
         -- A placeholder password; init.lua sets the real one on every start.
         box.schema.user.create(user, {if_not_exists = true, password = require('digest').urandom(32):hex()})
-        for _, name in ipairs(functions) do
-            box.schema.func.create(name, {if_not_exists = true, setuid = true})
-            box.schema.user.grant(user, 'execute', 'function', name, {if_not_exists = true})
-        end
     end
+    grant_functions(V1_FUNCTIONS)
+end
+
+-- Failed logins per login name, for brute-force throttling (tkv/logins.lua). Keyed by the
+-- name as typed, case-insensitively, whether or not such a user exists: throttling an
+-- unknown name exactly like a real one reveals nothing.
+local function v2()
+    local attempts = box.schema.space.create('login_attempts', {
+        if_not_exists = true,
+        format = {
+            {name = 'login', type = 'string'},
+            {name = 'failures', type = 'unsigned'},
+            {name = 'locked_until', type = 'number'},
+            {name = 'updated_at', type = 'number'},
+        },
+    })
+    attempts:create_index('login', {
+        if_not_exists = true,
+        parts = {{field = 'login', type = 'string', collation = 'unicode_ci'}},
+    })
+    -- Lets the purge fiber drop stale counters without a full scan.
+    attempts:create_index('updated_at', {
+        if_not_exists = true,
+        unique = false,
+        parts = {{field = 'updated_at', type = 'number'}},
+    })
+    grant_functions(V2_FUNCTIONS)
+    -- Replaced by tkv.auth_login_check; dropping a function drops its grants too.
+    box.schema.func.drop('tkv.auth_credentials', {if_exists = true})
 end
 
 function M.migrate()
     box.once('tkv:schema:v1', v1)
+    box.once('tkv:schema:v2', v2)
 end
 
 return M

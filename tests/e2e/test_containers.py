@@ -62,8 +62,8 @@ def test_compose_topology_and_key_separation():
         name: {v.split(":")[0] if isinstance(v, str) else v["source"] for v in services[name].get("volumes", [])}
         for name in services
     }
-    assert mounts["kv_svc"] == {"public-key"}, "kv_svc must never see the signing key"
-    assert mounts["auth_svc"] == {"signing-key"}
+    assert mounts["kv_svc"] == {"public-keys"}, "kv_svc must never see the signing key"
+    assert mounts["auth_svc"] == {"signing-key", "public-keys"}
 
 
 def copy_sources(path):

@@ -5,7 +5,7 @@ import asyncio
 import grpc
 import pytest
 
-from tests.integration.conftest import PASSWORD, register_and_login, unique
+from tests.inprocess import PASSWORD, register_and_login, unique
 from tests.status_details import details, reason
 from tests.tokens_for_tests import bearer, sign
 from tkv.auth.v1 import auth_pb2

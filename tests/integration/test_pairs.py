@@ -6,7 +6,7 @@ import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from tests.integration.conftest import unique
+from tests.inprocess import unique
 from tests.status_details import details, reason
 from tkv.kv.v1 import kv_pb2
 

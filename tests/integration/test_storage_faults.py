@@ -1,4 +1,4 @@
-"""Tarantool failing under the services: restarts, freezes, mid-batch errors, privileges.
+"""Tarantool failing under the services: restarts, freezes, mid-batch errors.
 
 Each test here owns its Tarantool process, so killing it disturbs nothing else.
 """
@@ -6,13 +6,11 @@ Each test here owns its Tarantool process, so killing it disturbs nothing else.
 import asyncio
 import signal
 
-import asynctnt
 import grpc
 import pytest
-from asynctnt.exceptions import TarantoolDatabaseError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.integration.conftest import register_and_login, start_services, stop_services, unique
+from tests.inprocess import register_and_login, start_services, stop_services, unique
 from tests.stack import Stack, tarantool
 from tests.status_details import reason
 from tests.tokens_for_tests import bearer
@@ -105,36 +103,3 @@ async def test_a_failure_inside_the_batch_rolls_back_every_pair(tmp_path):
     finally:
         await stop_services(harness)
         process.stop()
-
-
-async def test_each_service_user_may_call_only_its_own_functions(own_stack):
-    stack = own_stack.stack
-    secrets = stack.data_dir / "secrets"
-
-    async def connect(user):
-        password = (secrets / f"tarantool-{user}.password").read_text().strip()
-        conn = asynctnt.Connection(
-            host="127.0.0.1", port=stack.tarantool_port, username=user, password=password, reconnect_timeout=0
-        )
-        await conn.connect()
-        return conn
-
-    kv_conn, auth_conn = await connect("tkv_kv"), await connect("tkv_auth")
-    try:
-        denied = [
-            kv_conn.call("tkv.auth_credentials", ["anyone"]),
-            kv_conn.call("tkv.auth_register", ["x", "y", "z", "w"]),
-            kv_conn.eval("return box.space.users:select()"),
-            kv_conn.call("box.space.users:select", []),
-            auth_conn.call("tkv.kv_read", ["jti", ["k"]]),
-            auth_conn.eval("return box.space.kv:select()"),
-        ]
-        for attempt in denied:
-            with pytest.raises(TarantoolDatabaseError, match="denied"):
-                await attempt
-        # Spaces are invisible to both users: no grants on them at all.
-        with pytest.raises(Exception, match="not found"):
-            await kv_conn.select("users")
-    finally:
-        await kv_conn.disconnect()
-        await auth_conn.disconnect()

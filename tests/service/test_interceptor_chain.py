@@ -14,7 +14,7 @@ from tkv.kv.v1 import kv_pb2
 from tkv_common.errors import Unavailable
 
 SERVICES = [auth_pb2.DESCRIPTOR.services_by_name["AuthService"], kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"]]
-PUBLIC = {"/tkv.auth.v1.AuthService/Register", "/tkv.auth.v1.AuthService/Login"}
+PUBLIC = {"/tkv.auth.v1.AuthService/Register", "/tkv.auth.v1.AuthService/Login", "/tkv.auth.v1.AuthService/GetJwks"}
 
 
 def harness_for(service_name, auth, kv):

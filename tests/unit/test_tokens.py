@@ -1,6 +1,8 @@
-"""Token issuing and verification, including the classic JWT attacks."""
+"""Token issuing and verification, including the classic JWT attacks (RFC 8725)."""
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 
@@ -11,107 +13,174 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth_svc.tokens import TokenIssuer
+from tests.tokens_for_tests import sign
 from tkv_common.errors import Unauthenticated
+from tkv_common.keys import KeySet, KeySettings, ensure_signing_key, key_id, load_signing_key
+from tkv_common.settings import ConfigError
 from tkv_common.tokens import TokenSettings, TokenVerifier, bearer_token
 
-SETTINGS = TokenSettings(public_key_path=None, issuer="tkv-auth", audience="tkv", leeway_seconds=10)
-KEY = Ed25519PrivateKey.generate()
-VERIFIER = TokenVerifier(KEY.public_key(), SETTINGS)
-ISSUER = TokenIssuer(KEY, SETTINGS, ttl_seconds=1800)
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tokens")
+    ensure_signing_key(KeySettings(path / "keys" / "signing.pem", path / "keys" / "public", 10))
+    return path
 
 
-def claims(**overrides):
-    now = int(time.time())
-    base = {"sub": "Alice", "iat": now, "exp": now + 600, "jti": "j1", "iss": "tkv-auth", "aud": "tkv"}
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+@pytest.fixture(scope="module")
+def settings(data_dir):
+    keys = KeySettings(data_dir / "keys" / "signing.pem", data_dir / "keys" / "public", 10)
+    return TokenSettings(keys=keys, issuer="tkv-auth", audience="tkv", leeway_seconds=10)
+
+
+@pytest.fixture(scope="module")
+def verifier(settings):
+    return TokenVerifier(KeySet(settings.keys), settings)
+
+
+@pytest.fixture(scope="module")
+def key(data_dir):
+    return load_signing_key(data_dir / "keys" / "signing.pem")
+
+
+VALID_CLAIMS = {"sub": "x", "iat": 1, "exp": 4_000_000_000, "jti": "j", "iss": "tkv-auth", "aud": "tkv"}
 
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def reject_reason(token: str) -> str:
+def reject_reason(verifier, token: str) -> str:
     with pytest.raises(Unauthenticated) as error:
-        VERIFIER.verify(token)
+        verifier.verify(token)
     return error.value.reason
 
 
-def test_issued_token_carries_every_required_claim_and_verifies():
-    issued = ISSUER.issue("Alice")
+def test_issued_token_carries_every_required_claim_and_header_and_verifies(settings, verifier, key):
+    issued = TokenIssuer(settings, ttl_seconds=1800).issue("Alice")
     payload = jwt.decode(issued.token, options={"verify_signature": False})
     assert set(payload) >= {"sub", "iat", "exp", "jti", "iss", "aud"}
     assert payload["exp"] - payload["iat"] == 1800
-    assert jwt.get_unverified_header(issued.token)["alg"] == "EdDSA"
-    verified = VERIFIER.verify(issued.token)
+    assert jwt.get_unverified_header(issued.token) == {"alg": "EdDSA", "typ": "at+jwt", "kid": key_id(key.public_key())}
+    verified = verifier.verify(issued.token)
     assert (verified.subject, verified.expires_at) == ("Alice", issued.expires_at)
 
 
-def test_every_token_has_its_own_id():
-    assert ISSUER.issue("Alice").token != ISSUER.issue("Alice").token
-    ids = {VERIFIER.verify(ISSUER.issue("Alice").token).token_id for _ in range(20)}
-    assert len(ids) == 20
+def test_every_token_has_its_own_id(settings, verifier):
+    issuer = TokenIssuer(settings, ttl_seconds=1800)
+    assert len({verifier.verify(issuer.issue("Alice").token).token_id for _ in range(20)}) == 20
 
 
-def test_expired_token_is_rejected():
-    token = jwt.encode(claims(exp=int(time.time()) - 60), KEY, algorithm="EdDSA")
-    assert reject_reason(token) == "TOKEN_EXPIRED"
+def test_kid_is_the_rfc7638_thumbprint():
+    # RFC 8037 appendix A.3: the thumbprint of its example Ed25519 key.
+    raw = base64.urlsafe_b64decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo=")
+    public = serialization.load_der_public_key(bytes.fromhex("302a300506032b6570032100") + raw)
+    assert key_id(public) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
 
 
-def test_leeway_accepts_a_token_that_expired_seconds_ago():
-    token = jwt.encode(claims(exp=int(time.time()) - 3), KEY, algorithm="EdDSA")
-    assert VERIFIER.verify(token).subject == "Alice"
+def test_expired_token_is_rejected(data_dir, verifier):
+    assert reject_reason(verifier, sign(data_dir, exp=int(time.time()) - 60)) == "TOKEN_EXPIRED"
 
 
-def test_alg_none_is_rejected():
-    header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims()).encode())
-    assert reject_reason(f"{header}.{body}.") == "TOKEN_INVALID"
+def test_leeway_accepts_a_token_that_expired_seconds_ago(data_dir, verifier):
+    assert verifier.verify(sign(data_dir, exp=int(time.time()) - 3)).subject == "tester"
 
 
-def test_hmac_signed_with_the_public_key_is_rejected():
-    public_pem = KEY.public_key().public_bytes(
+@pytest.mark.parametrize("claim", ["iat", "nbf"])
+def test_token_from_the_future_is_rejected(data_dir, verifier, claim):
+    assert reject_reason(verifier, sign(data_dir, **{claim: int(time.time()) + 3600})) == "TOKEN_INVALID"
+
+
+def test_alg_none_is_rejected(verifier, key):
+    header = b64(json.dumps({"alg": "none", "typ": "at+jwt", "kid": key_id(key.public_key())}).encode())
+    body = b64(
+        json.dumps({"sub": "x", "iat": 1, "exp": 4_000_000_000, "jti": "j", "iss": "tkv-auth", "aud": "tkv"}).encode()
+    )
+    assert reject_reason(verifier, f"{header}.{body}.") == "TOKEN_INVALID"
+
+
+def test_hmac_signed_with_the_public_key_is_rejected(verifier, key):
+    public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims()).encode())
-    import hashlib
-    import hmac
-
+    header = b64(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": key_id(key.public_key())}).encode())
+    body = b64(
+        json.dumps({"sub": "x", "iat": 1, "exp": 4_000_000_000, "jti": "j", "iss": "tkv-auth", "aud": "tkv"}).encode()
+    )
     signature = b64(hmac.new(public_pem, f"{header}.{body}".encode(), hashlib.sha256).digest())
-    assert reject_reason(f"{header}.{body}.{signature}") == "TOKEN_INVALID"
+    assert reject_reason(verifier, f"{header}.{body}.{signature}") == "TOKEN_INVALID"
 
 
-def test_token_signed_with_another_ed25519_key_is_rejected():
-    token = jwt.encode(claims(), Ed25519PrivateKey.generate(), algorithm="EdDSA")
-    assert reject_reason(token) == "TOKEN_INVALID"
+def test_token_signed_with_another_key_claiming_our_kid_is_rejected(data_dir, verifier, key):
+    forged = sign(data_dir, key=Ed25519PrivateKey.generate(), headers={"kid": key_id(key.public_key())})
+    assert reject_reason(verifier, forged) == "TOKEN_INVALID"
 
 
-def test_rs256_token_is_rejected():
+def test_token_with_an_unknown_kid_is_rejected(data_dir, verifier):
+    assert reject_reason(verifier, sign(data_dir, key=Ed25519PrivateKey.generate())) == "TOKEN_INVALID"
+
+
+def test_rs256_token_is_rejected(verifier, key):
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    assert reject_reason(jwt.encode(claims(), rsa_key, algorithm="RS256")) == "TOKEN_INVALID"
+    token = jwt.encode({"sub": "x"}, rsa_key, algorithm="RS256", headers={"kid": key_id(key.public_key())})
+    assert reject_reason(verifier, token) == "TOKEN_INVALID"
 
 
-def test_tampered_payload_is_rejected():
-    header, _, signature = ISSUER.issue("Alice").token.split(".")
-    forged = b64(json.dumps(claims(sub="Mallory")).encode())
-    assert reject_reason(f"{header}.{forged}.{signature}") == "TOKEN_INVALID"
+def test_tampered_payload_is_rejected(data_dir, verifier):
+    header, _, signature = sign(data_dir).split(".")
+    forged = b64(
+        json.dumps(
+            {"sub": "Mallory", "iat": 1, "exp": 4_000_000_000, "jti": "j", "iss": "tkv-auth", "aud": "tkv"}
+        ).encode()
+    )
+    assert reject_reason(verifier, f"{header}.{forged}.{signature}") == "TOKEN_INVALID"
 
 
 @pytest.mark.parametrize("missing", ["sub", "iat", "exp", "jti", "iss", "aud"])
-def test_token_without_a_required_claim_is_rejected(missing):
-    token = jwt.encode(claims(**{missing: None}), KEY, algorithm="EdDSA")
-    assert reject_reason(token) == "TOKEN_INVALID"
+def test_token_without_a_required_claim_is_rejected(data_dir, verifier, missing):
+    assert reject_reason(verifier, sign(data_dir, **{missing: None})) == "TOKEN_INVALID"
 
 
 @pytest.mark.parametrize("override", [{"iss": "someone-else"}, {"aud": "other-api"}, {"sub": ""}, {"jti": 7}])
-def test_wrong_issuer_audience_or_claim_types_are_rejected(override):
-    assert reject_reason(jwt.encode(claims(**override), KEY, algorithm="EdDSA")) == "TOKEN_INVALID"
+def test_wrong_issuer_audience_or_claim_types_are_rejected(data_dir, verifier, override):
+    assert reject_reason(verifier, sign(data_dir, **override)) == "TOKEN_INVALID"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"typ": "JWT"},
+        {"typ": None},
+        {"kid": None},
+        {"jku": "https://evil.example/jwks"},
+        {"x5u": "https://evil"},
+        {"jwk": {"kty": "OKP"}},
+        {"x5c": ["MIIB"]},
+        {"crit": ["exp"]},
+    ],
+)
+def test_headers_outside_the_profile_are_rejected(data_dir, verifier, header):
+    # RFC 8725: explicit typing, kid only from the local set, no key-carrying headers.
+    token = sign(data_dir, headers={name: "drop-me" if value is None else value for name, value in header.items()})
+    if None in header.values():  # None means: no such header at all
+        name = next(iter(header))
+        head, body, signature = token.split(".")
+        decoded = json.loads(base64.urlsafe_b64decode(head + "=="))
+        decoded.pop(name, None)
+        token = ".".join([b64(json.dumps(decoded).encode()), body, signature])
+    assert reject_reason(verifier, token) == "TOKEN_INVALID"
 
 
 @pytest.mark.parametrize("garbage", ["", "abc", "a.b.c", "ä.ö.ü", "x" * 5000, "eyJ.eyJ.sig"])
-def test_malformed_tokens_are_rejected(garbage):
-    assert reject_reason(garbage) == "TOKEN_INVALID"
+def test_malformed_tokens_are_rejected(verifier, garbage):
+    assert reject_reason(verifier, garbage) == "TOKEN_INVALID"
+
+
+def test_leeway_over_30_seconds_is_a_configuration_error(tmp_path):
+    from tkv_common.settings import Env
+
+    with pytest.raises(ConfigError, match="at most 30"):
+        TokenSettings.from_env(Env({"TKV_DATA_DIR": str(tmp_path), "TKV_JWT_LEEWAY_SECONDS": "31"}))
 
 
 @pytest.mark.parametrize("header", ["Bearer tok", "bearer tok", "BEARER tok", "  Bearer   tok  "])
@@ -129,6 +198,7 @@ def test_bearer_scheme_is_case_insensitive(header):
         ("Bearer", "TOKEN_INVALID"),
         ("Bearer a b", "TOKEN_INVALID"),
         ("Bearertok", "TOKEN_INVALID"),
+        ("Bearer " + "x" * 10_000, "TOKEN_INVALID"),
     ],
 )
 def test_authorization_without_bearer_scheme_is_rejected(header, reason):

@@ -1,0 +1,116 @@
+"""Protections at the Envoy edge, through the real gateway in front of the real services."""
+
+import json
+import uuid
+
+import jwt
+import pytest
+
+from tests.e2e.conftest import grpcurl
+from tests.e2e.http_client import assert_shape, call
+from tests.stack import Stack, auth_svc, envoy, kv_svc, tarantool
+
+MESSAGE = {"message": str}
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    stack = Stack(
+        tmp_path_factory.mktemp("edge"),
+        extra_env={
+            "TKV_GATEWAY_AUTH_RATE": "1",
+            "TKV_GATEWAY_AUTH_BURST": "4",
+            "TKV_LOGIN_MAX_FAILURES": "2",
+            "TKV_LOGIN_LOCK_SECONDS": "30",
+        },
+    )
+    processes = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start(), envoy(stack).start()]
+    yield stack
+    for process in reversed(processes):
+        process.stop()
+
+
+def test_login_and_register_are_rate_limited_per_client(gateway):
+    address = f"127.0.0.1:{gateway.gateway_port}"
+    # Distinct names, so the per-name lock in auth_svc stays out of the way.
+    replies = [call(address, "POST", "/api/login/", {"login": f"Nobody{i}", "password": "x"}) for i in range(12)]
+    limited = [r for r in replies if r.status == 429]
+    assert 6 <= len(limited) <= 8, [r.status for r in replies]  # burst of 4, then ~1 per second
+    assert {r.status for r in replies} == {404, 429}
+    for reply in limited:
+        assert assert_shape(reply, 429, MESSAGE) == {
+            "message": "too many login or registration requests from this client; retry in 1 s"
+        }
+        assert reply.headers["retry-after"] == "1"
+    # Native gRPC shares Login's bucket (1 token per second now) and hears RESOURCE_EXHAUSTED.
+    # (Register has a bucket of its own, of the same size.)
+    errors = [
+        grpcurl(
+            "-protoset",
+            "envoy/tkv.pb",
+            "-d",
+            '{"login": "Nobody", "password": "y"}',
+            address,
+            "tkv.auth.v1.AuthService/Login",
+        ).stderr
+        for _ in range(4)
+    ]
+    limited = [json.loads(e) for e in errors if '"code": 8' in e]
+    assert limited, errors
+    assert limited[0]["message"] == "local_rate_limited"  # a plain gRPC message, not JSON
+
+
+def test_other_routes_are_not_rate_limited(gateway):
+    address = f"127.0.0.1:{gateway.gateway_port}"
+    statuses = {call(address, "GET", "/.well-known/jwks.json").status for _ in range(20)}
+    assert statuses == {200}
+
+
+def test_jwks_is_published_through_the_gateway_and_verifies_issued_tokens(gateway):
+    address = f"127.0.0.1:{gateway.gateway_port}"
+    jwks = assert_shape(call(address, "GET", "/.well-known/jwks.json/"), 200, {"keys": list})
+    [key] = jwks["keys"]
+    assert set(key) == {"kty", "crv", "x", "kid", "use", "alg"}
+    assert (key["kty"], key["crv"], key["use"], key["alg"]) == ("OKP", "Ed25519", "sig", "EdDSA")
+    # A third party verifies our tokens with nothing but the JWKS.
+    login = f"Jwks{uuid.uuid4().hex[:8]}"
+    user = {"login": login, "password": "Secr3t!pass", "name": "Anna", "surname": "Smith"}
+    grpcurl("-d", json.dumps(user), f"127.0.0.1:{gateway.auth_port}", "tkv.auth.v1.AuthService/Register")
+    token = grpcurl(
+        "-d",
+        f'{{"login": "{login}", "password": "Secr3t!pass"}}',
+        f"127.0.0.1:{gateway.auth_port}",
+        "tkv.auth.v1.AuthService/Login",
+    ).stdout
+    token = json.loads(token)["token"]
+    assert jwt.get_unverified_header(token)["kid"] == key["kid"]
+    claims = jwt.decode(token, jwt.PyJWK(key).key, algorithms=["EdDSA"], audience="tkv", issuer="tkv-auth")
+    assert claims["sub"] == login
+
+
+def test_a_throttled_login_is_429_with_retry_after_over_http(gateway):
+    # The edge bucket is per client address; wait for it so the service-side lock is what answers.
+    import time
+
+    time.sleep(4.5)
+    address = f"127.0.0.1:{gateway.gateway_port}"
+    name = f"Locked{uuid.uuid4().hex[:8]}"
+    statuses = [
+        call(address, "POST", "/api/login/", {"login": name, "password": "Wr0ng!pass"}).status for _ in range(2)
+    ]
+    assert statuses == [404, 404]
+    reply = call(address, "POST", "/api/login/", {"login": name, "password": "Wr0ng!pass"})
+    body = assert_shape(reply, 429, MESSAGE)
+    assert body["message"].startswith("too many failed logins for this login name; retry in ")
+    assert int(reply.headers["retry-after"]) > 20
+
+
+def test_oversized_and_garbled_authorization_headers_are_refused(gateway):
+    address = f"127.0.0.1:{gateway.gateway_port}"
+    huge = call(address, "POST", "/api/read/", {"keys": ["a"]}, headers={"authorization": "Bearer " + "a" * 40_000})
+    assert huge.status == 431  # Envoy: request headers over 32 KiB
+    for value in ("Bearer \x01\x02", "Bearer a.b", "Basic Zm9vOmJhcg==", "Bearer " + "x" * 5000, "bearer"):
+        reply = call(address, "POST", "/api/read/", {"keys": ["a"]}, headers={"authorization": value})
+        assert reply.status in (400, 401), (value[:20], reply.status)
+        if reply.status == 401:
+            assert_shape(reply, 401, MESSAGE)

@@ -1,0 +1,96 @@
+"""Brute-force protection: failed logins counted per login name in Tarantool."""
+
+import asyncio
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from tests.inprocess import PASSWORD, register_and_login, start_services, stop_services, unique
+from tests.status_details import reason
+from tkv.auth.v1 import auth_pb2
+
+THROTTLE = {"TKV_LOGIN_MAX_FAILURES": "3", "TKV_LOGIN_LOCK_SECONDS": "2", "TKV_LOGIN_MAX_LOCK_SECONDS": "60"}
+
+
+@pytest.fixture
+async def svc(tarantool_stack):
+    harness = await start_services(tarantool_stack, **THROTTLE)
+    yield harness
+    await stop_services(harness)
+
+
+async def login(svc, name, password):
+    try:
+        await svc.auth.Login(auth_pb2.LoginRequest(login=name, password=password))
+        return "OK", None
+    except grpc.aio.AioRpcError as error:
+        return error.code().name, error
+
+
+async def test_the_nth_failure_locks_the_name_even_for_the_right_password(svc):
+    name, _ = await register_and_login(svc)
+    outcomes = [(await login(svc, name, "Wr0ng!pass"))[0] for _ in range(3)]
+    assert outcomes == ["UNAUTHENTICATED"] * 3
+    code, error = await login(svc, name, PASSWORD)
+    assert code == "RESOURCE_EXHAUSTED"
+    assert reason(error) == "LOGIN_THROTTLED"
+    assert error.details() == "too many failed logins for this login name; retry in 2 s"
+    assert ("retry-after", "2") in tuple(error.trailing_metadata())
+    retry = [d for d in rpc_status.from_call(error).details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    assert len(retry) == 1
+
+
+async def test_an_unknown_name_is_throttled_exactly_like_a_real_one(svc):
+    real, _ = await register_and_login(svc)
+    ghost = unique("Ghost")
+    answers = {}
+    for name in (real, ghost):
+        for _ in range(3):
+            await login(svc, name, "Wr0ng!pass")
+        code, error = await login(svc, name, "Wr0ng!pass")
+        answers[name] = (code, error.details(), reason(error))
+    assert answers[real] == answers[ghost]
+    assert answers[real][0] == "RESOURCE_EXHAUSTED"
+
+
+async def test_the_lock_grows_with_each_further_failure(svc):
+    name, _ = await register_and_login(svc)
+    for _ in range(3):
+        await login(svc, name, "Wr0ng!pass")
+    await asyncio.sleep(2.1)  # first lock (2 s) over: the 4th failure doubles it
+    await login(svc, name, "Wr0ng!pass")
+    _, error = await login(svc, name, PASSWORD)
+    assert error.details() == "too many failed logins for this login name; retry in 4 s"
+
+
+async def test_success_resets_the_counter(svc):
+    name, _ = await register_and_login(svc)
+    for _ in range(2):
+        await login(svc, name, "Wr0ng!pass")
+    assert (await login(svc, name, PASSWORD))[0] == "OK"
+    for _ in range(2):
+        await login(svc, name, "Wr0ng!pass")
+    assert (await login(svc, name, PASSWORD))[0] == "OK"
+
+
+async def test_the_lock_is_case_insensitive_and_survives_a_service_restart(svc, tarantool_stack):
+    name, _ = await register_and_login(svc)
+    for variant in (name.lower(), name.upper(), name):
+        await login(svc, variant, "Wr0ng!pass")
+    restarted = await start_services(tarantool_stack, **THROTTLE)
+    try:
+        code, error = await login(restarted, name.swapcase(), PASSWORD)
+        assert (code, reason(error)) == ("RESOURCE_EXHAUSTED", "LOGIN_THROTTLED")
+    finally:
+        await stop_services(restarted)
+
+
+async def test_the_lock_expires(svc):
+    name, _ = await register_and_login(svc)
+    for _ in range(3):
+        await login(svc, name, "Wr0ng!pass")
+    assert (await login(svc, name, PASSWORD))[0] == "RESOURCE_EXHAUSTED"
+    await asyncio.sleep(2.1)
+    assert (await login(svc, name, PASSWORD))[0] == "OK"

@@ -1,0 +1,56 @@
+"""Password hashing policy on the real stack: upgrade on login, identical failure timing."""
+
+import statistics
+import time
+
+import grpc
+
+from tests.inprocess import PASSWORD, register_and_login, start_services, stop_services, unique
+from tkv.auth.v1 import auth_pb2
+
+OWASP = {"TKV_ARGON2_MEMORY_KIB": "19456", "TKV_ARGON2_TIME_COST": "2", "TKV_ARGON2_PARALLELISM": "1"}
+
+
+async def test_an_outdated_hash_is_upgraded_on_the_next_login(tarantool_stack):
+    cheap = await start_services(tarantool_stack)  # the test stack's cheap argon2 parameters
+    login, _ = await register_and_login(cheap)
+    await stop_services(cheap)
+    assert tarantool_stack.console(f"box.space.users:get('{login}').password_hash").startswith(
+        "$argon2id$v=19$m=1024,t=1"
+    )
+    current = await start_services(tarantool_stack, **OWASP)
+    try:
+        await current.auth.Login(auth_pb2.LoginRequest(login=login, password=PASSWORD))
+        upgraded = tarantool_stack.console(f"box.space.users:get('{login}').password_hash")
+        assert upgraded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        # And the password still works with the new hash.
+        await current.auth.Login(auth_pb2.LoginRequest(login=login, password=PASSWORD))
+    finally:
+        await stop_services(current)
+
+
+async def test_unknown_login_and_wrong_password_take_the_same_time(tarantool_stack):
+    # Default (OWASP) cost, so the hash dominates as in production. Interleaved tries,
+    # medians compared: the unknown login verifies a decoy hash of the same cost.
+    svc = await start_services(tarantool_stack, **OWASP, TKV_LOGIN_MAX_FAILURES="1000")
+    try:
+        login, _ = await register_and_login(svc)
+        samples = {"unknown login": [], "wrong password": []}
+        for i in range(25):
+            for case, name in (("unknown login", unique("Nobody")), ("wrong password", login)):
+                started = time.perf_counter()
+                try:
+                    await svc.auth.Login(auth_pb2.LoginRequest(login=name, password=f"Wr0ng!{i}"))
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+                samples[case].append(time.perf_counter() - started)
+        medians = {case: statistics.median(values) for case, values in samples.items()}
+        spread = max(
+            statistics.quantiles(values, n=4)[2] - statistics.quantiles(values, n=4)[0] for values in samples.values()
+        )
+        difference = abs(medians["unknown login"] - medians["wrong password"])
+        # Within noise: less than the interquartile range of either case, and under 20 %.
+        assert difference <= max(spread, 0.002), (medians, spread)
+        assert difference < 0.2 * max(medians.values()), medians
+    finally:
+        await stop_services(svc)

@@ -1,0 +1,109 @@
+"""Optional TLS: HTTPS and gRPC over TLS at the gateway, mutual TLS from Envoy to the services."""
+
+import http.client
+import json
+import ssl
+import uuid
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.security.certs import ThrowawayCA
+from tests.stack import Stack, auth_svc, envoy, kv_svc, tarantool
+from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def tls_stack(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tls")
+    ca = ThrowawayCA(directory)
+    server, gateway, envoy_client = ca.issue("service"), ca.issue("gateway"), ca.issue("envoy-client", client=True)
+    stack = Stack(
+        directory / "stack",
+        extra_env={
+            # Services: TLS, and only clients with a certificate from our CA (Envoy).
+            "TKV_TLS_CERT_FILE": str(server.cert),
+            "TKV_TLS_KEY_FILE": str(server.key),
+            "TKV_TLS_CLIENT_CA_FILE": str(ca.pair.cert),
+            # Gateway: TLS for clients; TLS with a client certificate to the services.
+            "TKV_GATEWAY_TLS_CERT_FILE": str(gateway.cert),
+            "TKV_GATEWAY_TLS_KEY_FILE": str(gateway.key),
+            "TKV_UPSTREAM_TLS_CA_FILE": str(ca.pair.cert),
+            "TKV_UPSTREAM_TLS_CERT_FILE": str(envoy_client.cert),
+            "TKV_UPSTREAM_TLS_KEY_FILE": str(envoy_client.key),
+        },
+    )
+    processes = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start(), envoy(stack).start()]
+    stack.ca = ca
+    stack.envoy_client = envoy_client
+    yield stack
+    for process in reversed(processes):
+        process.stop()
+
+
+def https(stack, method, path, body=None):
+    context = ssl.create_default_context(cafile=str(stack.ca.pair.cert))
+    connection = http.client.HTTPSConnection("127.0.0.1", stack.gateway_port, context=context, timeout=20)
+    try:
+        connection.request(
+            method, path, body=json.dumps(body) if body else None, headers={"content-type": "application/json"}
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_https_through_the_gateway_reaches_the_services_over_mutual_tls(tls_stack):
+    login = f"Tls{uuid.uuid4().hex[:8]}"
+    status, body = https(
+        tls_stack,
+        "POST",
+        "/api/register/",
+        {"login": login, "password": "Secr3t!pass", "name": "Anna", "surname": "Smith"},
+    )
+    assert (status, body) == (201, {"message": f"user {login} has been registered"})
+    status, body = https(tls_stack, "POST", "/api/login/", {"login": login, "password": "Secr3t!pass"})
+    assert status == 201 and set(body) == {"token", "message"}
+
+
+def test_grpc_over_tls_through_the_gateway(tls_stack):
+    credentials = grpc.ssl_channel_credentials(root_certificates=tls_stack.ca.pair.cert.read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{tls_stack.gateway_port}", credentials) as channel:
+        jwks = auth_pb2_grpc.AuthServiceStub(channel).GetJwks(auth_pb2.GetJwksRequest(), timeout=10)
+    assert len(jwks.keys) == 1
+
+
+def test_plain_http_to_the_tls_gateway_fails(tls_stack):
+    connection = http.client.HTTPConnection("127.0.0.1", tls_stack.gateway_port, timeout=5)
+    with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+        connection.request("GET", "/.well-known/jwks.json")
+        connection.getresponse().read()
+    connection.close()
+
+
+def check_health(stack, credentials) -> grpc.StatusCode:
+    channel = (
+        grpc.secure_channel(f"127.0.0.1:{stack.kv_port}", credentials)
+        if credentials
+        else grpc.insecure_channel(f"127.0.0.1:{stack.kv_port}")
+    )
+    with channel:
+        try:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            return error.code()
+
+
+def test_services_refuse_plaintext_and_clients_without_a_certificate(tls_stack):
+    ca = tls_stack.ca.pair.cert.read_bytes()
+    assert check_health(tls_stack, None) == grpc.StatusCode.UNAVAILABLE
+    assert check_health(tls_stack, grpc.ssl_channel_credentials(root_certificates=ca)) == grpc.StatusCode.UNAVAILABLE
+    with_cert = grpc.ssl_channel_credentials(
+        root_certificates=ca,
+        private_key=tls_stack.envoy_client.key.read_bytes(),
+        certificate_chain=tls_stack.envoy_client.cert.read_bytes(),
+    )
+    assert check_health(tls_stack, with_cert) == grpc.StatusCode.OK

@@ -1,0 +1,139 @@
+"""Forged, stale and hostile tokens against every authenticated RPC of both services."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.inprocess import register_and_login, start_services, stop_services, unique
+from tests.status_details import reason
+from tests.tokens_for_tests import sign
+from tkv.auth.v1 import auth_pb2
+from tkv.kv.v1 import kv_pb2
+from tkv_common.keys import key_id, load_signing_key
+
+
+@pytest.fixture(scope="module")
+async def svc(tarantool_stack):
+    harness = await start_services(tarantool_stack)
+    yield harness
+    await stop_services(harness)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def calls(svc):
+    """Every authenticated RPC, as a function of the metadata to send."""
+    return {
+        "Read": lambda md: svc.kv.Read(kv_pb2.ReadRequest(keys=["a"]), metadata=md),
+        "Write": lambda md: svc.kv.Write(kv_pb2.WriteRequest(data={unique(): 1}), metadata=md),
+        "Logout": lambda md: svc.auth.Logout(auth_pb2.LogoutRequest(), metadata=md),
+    }
+
+
+async def rejections(svc, metadata) -> dict[str, tuple[str, str | None]]:
+    outcome = {}
+    for name, call in calls(svc).items():
+        try:
+            await call(metadata)
+            outcome[name] = ("OK", None)
+        except grpc.aio.AioRpcError as error:
+            outcome[name] = (error.code().name, reason(error))
+    return outcome
+
+
+def forged_tokens(data_dir, subject):
+    key = load_signing_key(data_dir / "keys" / "signing.pem")
+    kid = key_id(key.public_key())
+    now = int(time.time())
+    claims = {"sub": subject, "iat": now, "exp": now + 600, "jti": "j" + str(now), "iss": "tkv-auth", "aud": "tkv"}
+    body = b64(json.dumps(claims).encode())
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    hs_header = b64(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": kid}).encode())
+    header, _, signature = sign(data_dir, sub=subject).split(".")
+    return {
+        "alg none": f"{b64(json.dumps({'alg': 'none', 'typ': 'at+jwt', 'kid': kid}).encode())}.{body}.",
+        "HS256 keyed with the public key": f"{hs_header}.{body}."
+        + b64(hmac.new(public_pem, f"{hs_header}.{body}".encode(), hashlib.sha256).digest()),
+        "tampered payload": f"{header}.{b64(json.dumps({**claims, 'sub': 'admin'}).encode())}.{signature}",
+        "another key, our kid": sign(data_dir, sub=subject, key=Ed25519PrivateKey.generate(), headers={"kid": kid}),
+        "wrong audience": sign(data_dir, sub=subject, aud="another-api"),
+        "wrong issuer": sign(data_dir, sub=subject, iss="someone-else"),
+        "expired": sign(data_dir, sub=subject, iat=now - 4000, exp=now - 600),
+        "not yet valid": sign(data_dir, sub=subject, nbf=now + 600),
+        "issued in the future": sign(data_dir, sub=subject, iat=now + 600),
+        "jku header": sign(data_dir, sub=subject, headers={"jku": "http://127.0.0.1:9/jwks"}),
+        "embedded jwk": sign(data_dir, sub=subject, headers={"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "AA"}}),
+        "crit header": sign(data_dir, sub=subject, headers={"crit": ["exp"]}),
+        "untyped": sign(data_dir, sub=subject, headers={"typ": "JWT"}),
+    }
+
+
+ATTACKS = [
+    "alg none",
+    "HS256 keyed with the public key",
+    "tampered payload",
+    "another key, our kid",
+    "wrong audience",
+    "wrong issuer",
+    "expired",
+    "not yet valid",
+    "issued in the future",
+    "jku header",
+    "embedded jwk",
+    "crit header",
+    "untyped",
+]
+
+
+def test_every_forged_token_is_attacked(tmp_path):
+    from tkv_common.devsecrets import ensure
+
+    ensure(tmp_path)
+    assert list(forged_tokens(tmp_path, "x")) == ATTACKS
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+async def test_forged_or_stale_tokens_are_rejected_by_every_rpc(svc, attack):
+    login, _ = await register_and_login(svc)
+    token = forged_tokens(svc.stack.data_dir, login)[attack]
+    outcome = await rejections(svc, (("authorization", f"Bearer {token}"),))
+    expected = "TOKEN_EXPIRED" if attack == "expired" else "TOKEN_INVALID"
+    assert outcome == {name: ("UNAUTHENTICATED", expected) for name in calls(svc)}
+
+
+async def test_a_genuine_token_passes_the_same_checks(svc):
+    login, _ = await register_and_login(svc)
+    token = sign(svc.stack.data_dir, sub=login)
+    outcome = await rejections(svc, (("authorization", f"Bearer {token}"),))
+    assert outcome["Read"][0] == "NOT_FOUND" and outcome["Write"][0] == "OK" and outcome["Logout"][0] == "OK"
+
+
+async def test_a_revoked_token_is_rejected_by_every_rpc(svc):
+    _, token = await register_and_login(svc)
+    await svc.auth.Logout(auth_pb2.LogoutRequest(), metadata=(("authorization", f"Bearer {token}"),))
+    outcome = await rejections(svc, (("authorization", f"Bearer {token}"),))
+    assert outcome == {name: ("UNAUTHENTICATED", "TOKEN_REVOKED") for name in calls(svc)}
+
+
+async def test_the_token_of_a_user_who_no_longer_exists_is_rejected(svc):
+    login, token = await register_and_login(svc)
+    svc.stack.console(f"box.space.users:delete('{login}')")
+    outcome = await rejections(svc, (("authorization", f"Bearer {token}"),))
+    assert outcome == {name: ("UNAUTHENTICATED", "TOKEN_INVALID") for name in calls(svc)}
+
+
+@pytest.mark.parametrize("value", ["", "Bearer", "Bearer  ", "Token abc", "Bearer a b c", "Bearer " + "A" * 5000])
+async def test_garbled_or_oversized_authorization_is_rejected(svc, value):
+    outcome = await rejections(svc, (("authorization", value),))
+    assert all(code == "UNAUTHENTICATED" for code, _ in outcome.values()), outcome
