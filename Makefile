@@ -5,13 +5,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: run test install install-test gen lint clean
+.PHONY: run test soak install install-test gen lint clean
 
 run: install gen
 	scripts/run.sh
 
 test: install-test gen
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# On demand, not in `make test`: 50 clients for 60 s, a 10-minute soak, a crash test.
+soak: install-test gen
+	$(PY) -m tests.reliability.soak $(SOAK_ARGS)
 
 install:
 	scripts/bootstrap.sh run

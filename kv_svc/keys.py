@@ -43,6 +43,9 @@ class KeyRules:
     def key_violation(self, key: str) -> str | None:
         if not key:
             return "key must not be empty"
+        if "\x00" in key:
+            # C clients, Lua patterns and many tools treat NUL as the end of a string.
+            return "key must not contain NUL (U+0000)"
         size = len(key.encode("utf-8"))
         if size > self._limits.max_key_bytes:
             return f"key is {size} bytes of UTF-8; at most {self._limits.max_key_bytes}"

@@ -15,6 +15,10 @@ same defaults as the services:
     TKV_GATEWAY_MAX_CONNECTIONS     4096
     TKV_GATEWAY_AUTH_RATE     5 per second     Login/Register per client address...
     TKV_GATEWAY_AUTH_BURST    20               ...after a burst of this many
+    TKV_GATEWAY_HEADERS_TIMEOUT_SECONDS  10    a client must send its request headers within
+    TKV_GATEWAY_IDLE_TIMEOUT_SECONDS     30    a stream may stay idle at most
+    TKV_GATEWAY_REQUEST_TIMEOUT_SECONDS  60    a whole request may take at most
+    TKV_GATEWAY_HEALTH_INTERVAL_SECONDS  1     active gRPC health checks of the services
 
 Optional TLS (off by default: plain loopback):
     TKV_GATEWAY_TLS_CERT_FILE, TKV_GATEWAY_TLS_KEY_FILE   HTTPS and gRPC over TLS for clients
@@ -57,6 +61,10 @@ def placeholders(env: Env, config_dir: Path) -> dict[str, str]:
         "MAX_CONNECTIONS": str(env.int("TKV_GATEWAY_MAX_CONNECTIONS", 4096)),
         "AUTH_RATE": str(env.int("TKV_GATEWAY_AUTH_RATE", 5)),
         "AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST", 20)),
+        "HEADERS_TIMEOUT": str(env.int("TKV_GATEWAY_HEADERS_TIMEOUT_SECONDS", 10)),
+        "IDLE_TIMEOUT": str(env.int("TKV_GATEWAY_IDLE_TIMEOUT_SECONDS", 30)),
+        "REQUEST_TIMEOUT": str(env.int("TKV_GATEWAY_REQUEST_TIMEOUT_SECONDS", 60)),
+        "HEALTH_INTERVAL": str(env.int("TKV_GATEWAY_HEALTH_INTERVAL_SECONDS", 1)),
     }
 
 

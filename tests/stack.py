@@ -110,11 +110,45 @@ class Stack:
         }
 
 
-class Process:
-    """One child process with its output captured to a log file in the data dir."""
+def wait_until(ready, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout}s")
+        time.sleep(0.05)
 
-    def __init__(self, name: str, args: list[str], stack: Stack, port: int):
-        self.name, self.args, self.stack, self.port = name, args, stack, port
+
+def grpc_serving(port: int) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+    return response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def envoy_upstreams_healthy(admin_port: int) -> bool:
+    import urllib.request
+
+    try:
+        clusters = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/clusters", timeout=1).read().decode()
+    except OSError:
+        return False
+    flags = [line for line in clusters.splitlines() if "::health_flags::" in line]
+    return len(flags) == 2 and all(line.endswith("::healthy") for line in flags)
+
+
+class Process:
+    """One child process with its output captured to a log file in the data dir.
+
+    `ready` (optional) is what "started" means beyond a listening port: a service is ready
+    when it reports SERVING, i.e. it reached Tarantool."""
+
+    def __init__(self, name: str, args: list[str], stack: Stack, port: int, ready=None):
+        self.name, self.args, self.stack, self.port, self.ready = name, args, stack, port, ready
         self.log_path = stack.data_dir / f"{name}.log"
         self.popen: subprocess.Popen | None = None
 
@@ -123,6 +157,8 @@ class Process:
         self.popen = subprocess.Popen(self.args, cwd=ROOT, env=self.stack.env, stdout=log, stderr=subprocess.STDOUT)
         if wait:
             wait_for_port(self.port, process=self.popen)
+            if self.ready is not None:
+                wait_until(self.ready, self.name)
         return self
 
     def send(self, signum: int) -> None:
@@ -149,15 +185,18 @@ def tarantool(stack: Stack) -> Process:
 
 
 def auth_svc(stack: Stack) -> Process:
-    return Process("auth_svc", [sys.executable, "-m", "auth_svc"], stack, stack.auth_port)
+    serving = None if stack.extra_env.get("TKV_TLS_CERT_FILE") else lambda: grpc_serving(stack.auth_port)
+    return Process("auth_svc", [sys.executable, "-m", "auth_svc"], stack, stack.auth_port, ready=serving)
 
 
 def kv_svc(stack: Stack) -> Process:
-    return Process("kv_svc", [sys.executable, "-m", "kv_svc"], stack, stack.kv_port)
+    serving = None if stack.extra_env.get("TKV_TLS_CERT_FILE") else lambda: grpc_serving(stack.kv_port)
+    return Process("kv_svc", [sys.executable, "-m", "kv_svc"], stack, stack.kv_port, ready=serving)
 
 
-def envoy(stack: Stack) -> Process:
-    """Envoy with the config `make run` renders (scripts/render_envoy.py), for this stack's ports."""
+def envoy(stack: Stack, *, upstreams_up: bool = True) -> Process:
+    """Envoy with the config `make run` renders (scripts/render_envoy.py), for this stack's
+    ports; ready once its health checks see both services (unless `upstreams_up` is False)."""
     rendered = subprocess.run(
         [sys.executable, "scripts/render_envoy.py", str(stack.data_dir / "envoy")],
         cwd=ROOT,
@@ -174,4 +213,5 @@ def envoy(stack: Stack) -> Process:
         "--log-level",
         "warning",
     ]
-    return Process("envoy", command, stack, stack.gateway_port)
+    ready = (lambda: envoy_upstreams_healthy(stack.admin_port)) if upstreams_up else None
+    return Process("envoy", command, stack, stack.gateway_port, ready=ready)

@@ -52,7 +52,9 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                     code = context.code() or grpc.StatusCode.OK
                     if isinstance(code, int):  # grpc.aio reports an int once aborted
                         code = _CODES_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
-                    access_log.info(
+                    access_log.log(
+                        # Health checks come every second from Envoy and orchestrators.
+                        logging.DEBUG if method.startswith("/grpc.health.") else logging.INFO,
                         "rpc",
                         extra={
                             "method": method,

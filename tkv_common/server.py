@@ -77,6 +77,7 @@ class ServerSettings:
     grace_seconds: float
     log_level: str
     tls: TlsSettings | None
+    max_concurrent_rpcs: int
 
     @classmethod
     def from_env(cls, env: Env, *, listen_var: str, default_listen: str) -> ServerSettings:
@@ -87,6 +88,7 @@ class ServerSettings:
             grace_seconds=env.float("TKV_SHUTDOWN_GRACE_SECONDS", 5.0),
             log_level=env.str("TKV_LOG_LEVEL", "INFO"),
             tls=TlsSettings.from_env(env),
+            max_concurrent_rpcs=env.int("TKV_MAX_CONCURRENT_RPCS", 1000),
         )
 
 
@@ -125,6 +127,9 @@ class GrpcService:
                 ErrorMappingInterceptor(),
                 AuthInterceptor(verifier, public_methods | INFRASTRUCTURE_METHODS),
             ],
+            # Past this many calls in flight grpc answers RESOURCE_EXHAUSTED (HTTP 429) at once
+            # instead of queueing them in memory.
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             options=[
                 # Over the limit grpc answers RESOURCE_EXHAUSTED before any handler runs.
                 ("grpc.max_receive_message_length", settings.max_request_bytes),

@@ -12,7 +12,16 @@ import pytest
 
 from tests.e2e.conftest import grpcurl, grpcurl_ok
 from tests.e2e.http_client import call
-from tests.stack import ROOT, Stack, auth_svc, kv_svc, require_binary, tarantool, wait_for_port
+from tests.stack import (
+    ROOT,
+    Stack,
+    auth_svc,
+    envoy_upstreams_healthy,
+    kv_svc,
+    require_binary,
+    tarantool,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +110,7 @@ def test_run_script_starts_restarts_stops_and_keeps_data(tmp_path):
             "token"
         ]
         grpcurl_ok(kv, "tkv.kv.v1.KeyValueService/Write", token=token, data={"data": {key: "kept"}})
-        wait_for_port(stack.gateway_port)
+        wait_until(lambda: envoy_upstreams_healthy(stack.admin_port), "envoy's health checks")
         assert call(gateway, "POST", "/api/read/", {"keys": [key]}, token=token).body == {"data": {key: "kept"}}
 
         # A service that dies is restarted by supervisord.

@@ -1,0 +1,145 @@
+"""`make soak`: the long reliability runs, on demand (not part of `make test`).
+
+    python -m tests.reliability.soak [--clients 50] [--load-seconds 60] [--soak-minutes 10]
+
+Starts its own stack on free loopback ports with a fresh data dir (default argon2 cost),
+then:
+1. load: `--clients` mixed clients for `--load-seconds`; p50/p99 per operation, errors,
+   Tarantool connections and RSS of every process before/after;
+2. soak: the same load for `--soak-minutes`, RSS sampled every 30 s; fails if any process
+   grows more than 10 % from the first sample after a one-minute warm-up;
+3. durability: writers through a Tarantool SIGKILL, as in tests/reliability.
+Prints one JSON report and exits non-zero when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from tests.reliability.workload import (
+    ACKED,
+    Target,
+    new_token,
+    rss_kib,
+    run_mixed_load,
+    tarantool_connections,
+    verify,
+    writer,
+)
+from tests.stack import Stack, auth_svc, envoy, kv_svc, tarantool
+
+
+def start_stack(directory: Path) -> tuple[Stack, dict]:
+    stack = Stack(directory, extra_env={"TKV_ARGON2_MEMORY_KIB": "19456", "TKV_ARGON2_TIME_COST": "2"})
+    processes = {
+        "tarantool": tarantool(stack),
+        "auth_svc": auth_svc(stack),
+        "kv_svc": kv_svc(stack),
+        "envoy": envoy(stack),
+    }
+    for process in processes.values():
+        process.start()
+    return stack, processes
+
+
+def rss(processes) -> dict[str, int]:
+    return {name: rss_kib(process.popen.pid) for name, process in processes.items()}
+
+
+async def load_phase(stack, processes, target, clients, seconds) -> dict:
+    before, rss_before = tarantool_connections(stack), rss(processes)
+    latencies = await run_mixed_load(target, clients, seconds)
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "operations": latencies.report(),
+        "errors": {op: errors[:3] for op, errors in latencies.errors.items() if errors},
+        "tarantool_connections": [before, tarantool_connections(stack)],
+        "rss_kib": {name: [rss_before[name], value] for name, value in rss(processes).items()},
+    }
+
+
+async def soak_phase(processes, target, clients, minutes) -> dict:
+    samples: list[dict[str, int]] = []
+
+    async def sample():
+        while True:
+            await asyncio.sleep(30)
+            samples.append(rss(processes))
+
+    sampler = asyncio.create_task(sample())
+    latencies = await run_mixed_load(target, clients, minutes * 60)
+    sampler.cancel()
+    warm = samples[2:] if len(samples) > 3 else samples  # the first minute is warm-up
+    growth = {name: round(100 * (warm[-1][name] - warm[0][name]) / warm[0][name], 1) for name in warm[0]}
+    return {
+        "minutes": minutes,
+        "rss_samples_kib": samples,
+        "rss_growth_percent": growth,
+        "operations": latencies.report(),
+        "errors": {op: len(errors) for op, errors in latencies.errors.items() if errors},
+    }
+
+
+async def durability_phase(processes, target) -> dict:
+    token = await new_token(target)
+    stop, attempts = asyncio.Event(), []
+    prefix = f"soak-{uuid.uuid4().hex[:8]}"
+    tasks = [
+        asyncio.create_task(writer(target, token, via, f"{prefix}-{via}{i}", stop, attempts))
+        for via in ("grpc", "http")
+        for i in range(4)
+    ]
+    await asyncio.sleep(5)
+    processes["tarantool"].stop(signal.SIGKILL)
+    await asyncio.sleep(2)
+    await asyncio.to_thread(processes["tarantool"].start)
+    back = time.monotonic()
+    await asyncio.sleep(5)
+    stop.set()
+    await asyncio.gather(*tasks)
+    verdict = await verify(target, await new_token(target), attempts)
+    first = min((a.at for a in attempts if a.outcome == ACKED and a.at > back), default=None)
+    return {**verdict.summary(), "first_ack_after_restart_s": round(first - back, 3) if first else None}
+
+
+async def main(args) -> int:
+    with tempfile.TemporaryDirectory(prefix="tkv-soak-") as directory:
+        stack, processes = start_stack(Path(directory))
+        target = Target(f"127.0.0.1:{stack.auth_port}", f"127.0.0.1:{stack.kv_port}", "127.0.0.1", stack.gateway_port)
+        try:
+            report = {"load": await load_phase(stack, processes, target, args.clients, args.load_seconds)}
+            if args.soak_minutes > 0:
+                report["soak"] = await soak_phase(processes, target, args.clients, args.soak_minutes)
+            report["durability"] = await durability_phase(processes, target)
+        finally:
+            for process in reversed(list(processes.values())):
+                process.stop(signal.SIGKILL)
+    failures = []
+    if report["load"]["errors"]:
+        failures.append("errors under load")
+    if len(set(report["load"]["tarantool_connections"])) != 1:
+        failures.append("Tarantool connections grew under load")
+    if "soak" in report and any(g >= 10 for g in report["soak"]["rss_growth_percent"].values()):
+        failures.append("RSS grew 10 % or more during the soak")
+    if report["durability"]["lost"] or report["durability"]["corrupted"]:
+        failures.append("acknowledged writes lost")
+    report["failures"] = failures
+    print(json.dumps(report, indent=2))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--load-seconds", type=float, default=60)
+    parser.add_argument("--soak-minutes", type=float, default=10)
+    sys.exit(asyncio.run(main(parser.parse_args())))

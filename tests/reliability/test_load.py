@@ -1,0 +1,32 @@
+"""A bounded mixed load (register, login, write, read over gRPC and HTTP): no errors, flat
+Tarantool connections. The 50-client, 60-second version and the 10-minute soak run with
+`make soak`."""
+
+import pytest
+
+from tests.reliability.test_durability import stack, target_of  # noqa: F401 - the same process stack
+from tests.reliability.workload import rss_kib, run_mixed_load, tarantool_connections
+
+pytestmark = pytest.mark.slow
+
+
+async def test_short_mixed_load_has_no_errors_and_flat_connections(stack, report):  # noqa: F811
+    before = tarantool_connections(stack)
+    rss_before = {name: rss_kib(p.popen.pid) for name, p in stack.processes.items()}
+    latencies = await run_mixed_load(target_of(stack), clients=20, seconds=8)
+    after = tarantool_connections(stack)
+    rss_after = {name: rss_kib(p.popen.pid) for name, p in stack.processes.items()}
+    figures = latencies.report()
+    report(
+        {
+            "operations": figures,
+            "tarantool_connections": [before, after],
+            "rss_kib": {name: [rss_before[name], rss_after[name]] for name in rss_before},
+        }
+    )
+    assert {op: len(errors) for op, errors in latencies.errors.items() if errors} == {}, dict(latencies.errors)
+    assert all(
+        figures[f"{via} {op}"]["count"] > 0 for via in ("grpc", "http") for op in ("register", "login", "write", "read")
+    )
+    # One long-lived connection per service process, however many clients.
+    assert before == after
