@@ -8,6 +8,10 @@ The one place generated code comes from. Outputs are git-ignored and rebuilt by
                        (--include_imports so google/api and google/protobuf travel along,
                        --include_source_info so comments reach reflection-driven tools)
 
+With `--openapi OUT_DIR` it writes only an OpenAPI 2 description of the HTTP API
+(OUT_DIR/tkv.swagger.json), for schemathesis in the reliability tier; that needs
+protoc-gen-swagger (Debian's golang-grpc-gateway, installed by `make test`).
+
 google/api and google/rpc protos come from the installed googleapis-common-protos package
 and google/protobuf from grpcio-tools; nothing third-party is vendored.
 """
@@ -15,6 +19,7 @@ and google/protobuf from grpcio-tools; nothing third-party is vendored.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -56,7 +61,31 @@ def _protoc(args: list[str]) -> None:
         sys.exit(f"gen_protos: protoc failed ({code}) for {args[-1]}")
 
 
+def openapi(out_dir: Path) -> Path:
+    plugin = shutil.which("protoc-gen-swagger")
+    if plugin is None:
+        sys.exit("gen_protos: protoc-gen-swagger is missing (apt-get install golang-grpc-gateway)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # This protoc-gen-swagger (1.6) cannot merge files of different Go packages: one
+    # description per API, merged here.
+    merged: dict = {}
+    for proto in PUBLIC_PROTOS[:2]:
+        _protoc([f"--plugin=protoc-gen-swagger={plugin}", f"--swagger_out=logtostderr=true:{out_dir}", proto])
+        part_path = out_dir / proto.replace(".proto", ".swagger.json")
+        part = json.loads(part_path.read_text())
+        if not merged:
+            merged = {**part, "info": {"title": "tkv HTTP API", "version": "v1"}, "paths": {}, "definitions": {}}
+        merged["paths"].update(part.get("paths", {}))
+        merged["definitions"].update(part.get("definitions", {}))
+    target = out_dir / "tkv.swagger.json"
+    target.write_text(json.dumps(merged, indent=2))
+    return target
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--openapi"] and len(sys.argv) == 3:
+        print(openapi(Path(sys.argv[2])))
+        return
     sources = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
     # tkv/__init__.py is committed (so editable installs map the package); the rest of
     # tkv/ is generated and replaced wholesale.

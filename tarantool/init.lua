@@ -13,6 +13,10 @@
 --   TKV_PURGE_INTERVAL_SECONDS      how often expired state is purged           60
 --   TKV_TARANTOOL_CONSOLE_SOCKET    admin console unix socket (off when unset); connect
 --                                   with `tarantoolctl connect <path>` or `nc -U <path>`
+--   TKV_TARANTOOL_REPLICATION       peers to replicate from, host:port[,host:port]  (none)
+--   TKV_TARANTOOL_READ_ONLY         true on a replica                              false
+--   TKV_TARANTOOL_SYNC_QUORUM       synchronous replication quorum, 0 = async      0
+--   (replication, failover: docs/operations.md)
 
 local fio = require('fio')
 local log = require('log')
@@ -25,9 +29,18 @@ local settings = config.from_env()
 
 -- Passwords are read before box.cfg so a missing secret fails start-up before any file
 -- is written.
+local schema = require('tkv.schema')
 local passwords = {}
-for _, user in ipairs(require('tkv.schema').SERVICE_USERS) do
+for _, user in ipairs(schema.SERVICE_USERS) do
     passwords[user] = config.service_password(settings, user)
+end
+passwords[schema.REPLICATION_USER] = config.service_password(settings, schema.REPLICATION_USER)
+
+-- Replicas authenticate to their peers as the replication user.
+local replication = {}
+for _, peer in ipairs(settings.replication) do
+    table.insert(replication, string.format('%s:%s@%s', schema.REPLICATION_USER,
+        passwords[schema.REPLICATION_USER], peer))
 end
 
 fio.mktree(settings.work_dir)
@@ -41,12 +54,20 @@ box.cfg({
     -- The default 1 MiB caps a single value well below the 4 MiB request limit.
     memtx_max_tuple_size = settings.max_tuple_bytes,
     log_format = 'plain',
+    replication = replication,
+    read_only = settings.read_only,
+    replication_synchro_quorum = math.max(settings.synchro_quorum, 1),
+    replication_synchro_timeout = settings.synchro_timeout,
 })
 
-require('tkv.schema').migrate()
-for user, password in pairs(passwords) do
-    -- Set on every start so a rotated secret takes effect with a restart.
-    box.schema.user.passwd(user, password)
+if not box.info.ro then
+    -- A replica gets the schema, users and passwords from its master.
+    schema.migrate()
+    for user, password in pairs(passwords) do
+        -- Set on every start so a rotated secret takes effect with a restart.
+        box.schema.user.passwd(user, password)
+    end
+    schema.set_sync(settings.synchro_quorum > 1)
 end
 
 -- The stored functions are resolved by IPROTO as globals: `tkv.kv_read` -> _G.tkv.kv_read.

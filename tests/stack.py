@@ -215,3 +215,21 @@ def envoy(stack: Stack, *, upstreams_up: bool = True) -> Process:
     ]
     ready = (lambda: envoy_upstreams_healthy(stack.admin_port)) if upstreams_up else None
     return Process("envoy", command, stack, stack.gateway_port, ready=ready)
+
+
+def start_all(stack: Stack) -> dict[str, Process]:
+    """Tarantool, both services and Envoy, started in order and ready."""
+    processes = {
+        "tarantool": tarantool(stack),
+        "auth_svc": auth_svc(stack),
+        "kv_svc": kv_svc(stack),
+        "envoy": envoy(stack),
+    }
+    for process in processes.values():
+        process.start()
+    return processes
+
+
+def stop_all(processes: dict[str, Process], signum: int = signal.SIGTERM) -> None:
+    for process in reversed(list(processes.values())):
+        process.stop(signum)

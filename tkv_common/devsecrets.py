@@ -21,7 +21,8 @@ from pathlib import Path
 from .keys import KeySettings, ensure_signing_key
 from .settings import Env
 
-SERVICE_USERS = ("tkv_auth", "tkv_kv")
+# One password per Tarantool user: the two services, and replicas (tarantool/tkv/schema.lua).
+SERVICE_USERS = ("tkv_auth", "tkv_kv", "tkv_replicator")
 
 
 def _write_private(path: Path, data: bytes) -> None:

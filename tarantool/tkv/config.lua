@@ -13,13 +13,13 @@ local function env(name, default)
     return value
 end
 
-local function env_number(name, default)
+local function env_number(name, default, allow_zero)
     local raw = env(name, nil)
     if raw == nil then
         return default
     end
     local value = tonumber(raw)
-    if value == nil or value <= 0 then
+    if value == nil or value < 0 or (value == 0 and not allow_zero) then
         error(string.format('%s must be a positive number, got %q', name, raw), 0)
     end
     return value
@@ -35,7 +35,23 @@ function M.from_env()
         memory_bytes = env_number('TKV_TARANTOOL_MEMORY_BYTES', 256 * MiB),
         purge_seconds = env_number('TKV_PURGE_INTERVAL_SECONDS', 60),
         console_socket = env('TKV_TARANTOOL_CONSOLE_SOCKET', nil),
+        -- Replication (docs/operations.md): the peers to replicate from, host:port,
+        -- comma-separated; a replica also sets read_only.
+        replication = M.split(env('TKV_TARANTOOL_REPLICATION', '')),
+        read_only = env('TKV_TARANTOOL_READ_ONLY', 'false') == 'true',
+        -- Synchronous replication (experimental on 2.6): a write is acknowledged only once
+        -- this many instances (the master included) have it in their WAL. 0 = asynchronous.
+        synchro_quorum = env_number('TKV_TARANTOOL_SYNC_QUORUM', 0, true),
+        synchro_timeout = env_number('TKV_TARANTOOL_SYNC_TIMEOUT_SECONDS', 5),
     }
+end
+
+function M.split(list)
+    local items = {}
+    for item in list:gmatch('[^,%s]+') do
+        table.insert(items, item)
+    end
+    return items
 end
 
 -- The password of a service user: TKV_TARANTOOL_<USER>_PASSWORD, else the secret file

@@ -6,6 +6,10 @@ local M = {}
 -- functions run with their definer's rights (setuid), so neither user is granted any
 -- space directly and tkv_kv cannot read password hashes.
 M.SERVICE_USERS = {'tkv_auth', 'tkv_kv'}
+-- Replicas connect as this user (role 'replication': read the WAL, nothing else).
+M.REPLICATION_USER = 'tkv_replicator'
+-- Every space holding state, for synchronous replication (M.set_sync).
+M.DATA_SPACES = {'users', 'revoked_tokens', 'kv', 'login_attempts'}
 
 -- Stored functions each service may call, by the migration that created them.
 local V1_FUNCTIONS = {
@@ -104,9 +108,28 @@ local function v2()
     box.schema.func.drop('tkv.auth_credentials', {if_exists = true})
 end
 
+local function v3()
+    box.schema.user.create(M.REPLICATION_USER, {if_not_exists = true, password = require('digest').urandom(32):hex()})
+    box.schema.user.grant(M.REPLICATION_USER, 'replication', nil, nil, {if_not_exists = true})
+end
+
 function M.migrate()
     box.once('tkv:schema:v1', v1)
     box.once('tkv:schema:v2', v2)
+    box.once('tkv:schema:v3', v3)
+end
+
+-- Synchronous or asynchronous replication of every data space, per the configuration.
+-- Tarantool 2.6 has no space:alter(); the flag lives in the space's _space tuple.
+function M.set_sync(sync)
+    for _, name in ipairs(M.DATA_SPACES) do
+        local space = box.space[name]
+        if space.is_sync ~= sync then
+            local flags = box.space._space:get(space.id).flags
+            flags.is_sync = sync
+            box.space._space:update(space.id, {{'=', 'flags', flags}})
+        end
+    end
 end
 
 return M

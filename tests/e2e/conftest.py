@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.stack import Stack, auth_svc, envoy, kv_svc, require_binary, tarantool
+from tests.stack import Stack, require_binary, start_all, stop_all
 
 
 def grpcurl(*args: str, token: str | None = None, data: dict | None = None) -> subprocess.CompletedProcess:
@@ -36,15 +36,14 @@ def grpcurl_error(*args: str, **kwargs) -> dict:
 @pytest.fixture(scope="session")
 def processes(tmp_path_factory):
     stack = Stack(tmp_path_factory.mktemp("e2e"))
-    running = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start(), envoy(stack).start()]
+    running = start_all(stack)
     yield SimpleNamespace(
         stack=stack,
         auth=f"127.0.0.1:{stack.auth_port}",
         kv=f"127.0.0.1:{stack.kv_port}",
         gateway=f"127.0.0.1:{stack.gateway_port}",
-        tarantool=running[0],
-        auth_process=running[1],
-        kv_process=running[2],
+        tarantool=running["tarantool"],
+        auth_process=running["auth_svc"],
+        kv_process=running["kv_svc"],
     )
-    for process in reversed(running):
-        process.stop()
+    stop_all(running)

@@ -19,6 +19,7 @@ from tests.stack import ROOT, Stack, free_port, require_binary, wait_for_port
 COMPOSE_ENV = {
     "TKV_TARANTOOL_AUTH_PASSWORD": "compose-test-a",
     "TKV_TARANTOOL_KV_PASSWORD": "compose-test-k",
+    "TKV_TARANTOOL_REPLICATOR_PASSWORD": "compose-test-r",
     "PATH": "/usr/local/bin:/usr/bin:/bin",
 }
 
@@ -116,6 +117,7 @@ def test_tarantool_image_file_set_starts(tmp_path):
         "TKV_TARANTOOL_LISTEN": f"127.0.0.1:{port}",
         "TKV_TARANTOOL_TKV_AUTH_PASSWORD": "a",
         "TKV_TARANTOOL_TKV_KV_PASSWORD": "k",
+        "TKV_TARANTOOL_TKV_REPLICATOR_PASSWORD": "r",
         "TKV_SECRETS_DIR": str(tmp_path / "no-secrets-here"),
     }
     process = subprocess.Popen(

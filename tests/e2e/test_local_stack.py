@@ -113,15 +113,19 @@ def test_run_script_starts_restarts_stops_and_keeps_data(tmp_path):
         wait_until(lambda: envoy_upstreams_healthy(stack.admin_port), "envoy's health checks")
         assert call(gateway, "POST", "/api/read/", {"keys": [key]}, token=token).body == {"data": {key: "kept"}}
 
-        # A service that dies is restarted by supervisord.
-        old_pid = int(run.supervisorctl("pid", "kv_svc"))
-        os.kill(old_pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and run.supervisorctl("pid", "kv_svc") in ("0", str(old_pid), ""):
-            time.sleep(0.2)
-        assert int(run.supervisorctl("pid", "kv_svc")) != old_pid
-        wait_serving(kv)
-        assert "exited: kv_svc (terminated by SIGKILL" in run.text()
+        # Any component that dies is restarted by supervisord, and the restart is logged.
+        for program in ("kv_svc", "tarantool", "envoy"):
+            old_pid = int(run.supervisorctl("pid", program))
+            os.kill(old_pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and run.supervisorctl("pid", program) in ("0", str(old_pid), ""):
+                time.sleep(0.2)
+            assert int(run.supervisorctl("pid", program)) != old_pid, program
+            assert f"exited: {program} (terminated by SIGKILL" in run.text()
+        wait_serving(auth, kv)
+        wait_until(lambda: envoy_upstreams_healthy(stack.admin_port), "envoy after the restarts")
+        # The restarted stack serves the data written before the kills.
+        assert call(gateway, "POST", "/api/read/", {"keys": [key]}, token=token).body == {"data": {key: "kept"}}
     finally:
         assert run.stop(signal.SIGTERM) == 0
     for port in (stack.tarantool_port, stack.auth_port, stack.kv_port, stack.gateway_port, stack.admin_port):

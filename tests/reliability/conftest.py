@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
+
+from tests.stack import Stack, start_all, stop_all
 
 
 @pytest.fixture
@@ -17,3 +20,12 @@ def report(capsys, request):
             print(f"\n[{request.node.name}] {json.dumps(figures, sort_keys=True)}")
 
     return emit
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """Tarantool, both services and Envoy as processes (in `stack.processes`), each test its own."""
+    stack = Stack(tmp_path / "stack")
+    stack.processes = start_all(stack)
+    yield stack
+    stop_all(stack.processes, signal.SIGKILL)

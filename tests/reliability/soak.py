@@ -20,34 +20,16 @@ import json
 import signal
 import sys
 import tempfile
-import time
-import uuid
 from pathlib import Path
 
-from tests.reliability.workload import (
-    ACKED,
-    Target,
-    new_token,
-    rss_kib,
-    run_mixed_load,
-    tarantool_connections,
-    verify,
-    writer,
-)
-from tests.stack import Stack, auth_svc, envoy, kv_svc, tarantool
+from tests.reliability.workload import Target, crash_run, rss_kib, run_mixed_load, tarantool_connections
+from tests.stack import Stack, start_all, stop_all
 
 
-def start_stack(directory: Path) -> tuple[Stack, dict]:
+def start_stack(directory: Path) -> Stack:
     stack = Stack(directory, extra_env={"TKV_ARGON2_MEMORY_KIB": "19456", "TKV_ARGON2_TIME_COST": "2"})
-    processes = {
-        "tarantool": tarantool(stack),
-        "auth_svc": auth_svc(stack),
-        "kv_svc": kv_svc(stack),
-        "envoy": envoy(stack),
-    }
-    for process in processes.values():
-        process.start()
-    return stack, processes
+    stack.processes = start_all(stack)
+    return stack
 
 
 def rss(processes) -> dict[str, int]:
@@ -89,40 +71,23 @@ async def soak_phase(processes, target, clients, minutes) -> dict:
     }
 
 
-async def durability_phase(processes, target) -> dict:
-    token = await new_token(target)
-    stop, attempts = asyncio.Event(), []
-    prefix = f"soak-{uuid.uuid4().hex[:8]}"
-    tasks = [
-        asyncio.create_task(writer(target, token, via, f"{prefix}-{via}{i}", stop, attempts))
-        for via in ("grpc", "http")
-        for i in range(4)
-    ]
-    await asyncio.sleep(5)
-    processes["tarantool"].stop(signal.SIGKILL)
-    await asyncio.sleep(2)
-    await asyncio.to_thread(processes["tarantool"].start)
-    back = time.monotonic()
-    await asyncio.sleep(5)
-    stop.set()
-    await asyncio.gather(*tasks)
-    verdict = await verify(target, await new_token(target), attempts)
-    first = min((a.at for a in attempts if a.outcome == ACKED and a.at > back), default=None)
-    return {**verdict.summary(), "first_ack_after_restart_s": round(first - back, 3) if first else None}
+async def durability_phase(stack) -> dict:
+    _, figures = await crash_run(stack, ["tarantool"], writers_per_transport=4, before=5, down=2, after=5)
+    return figures
 
 
 async def main(args) -> int:
     with tempfile.TemporaryDirectory(prefix="tkv-soak-") as directory:
-        stack, processes = start_stack(Path(directory))
-        target = Target(f"127.0.0.1:{stack.auth_port}", f"127.0.0.1:{stack.kv_port}", "127.0.0.1", stack.gateway_port)
+        stack = start_stack(Path(directory))
+        processes = stack.processes
+        target = Target.of(stack)
         try:
             report = {"load": await load_phase(stack, processes, target, args.clients, args.load_seconds)}
             if args.soak_minutes > 0:
                 report["soak"] = await soak_phase(processes, target, args.clients, args.soak_minutes)
-            report["durability"] = await durability_phase(processes, target)
+            report["durability"] = await durability_phase(stack)
         finally:
-            for process in reversed(list(processes.values())):
-                process.stop(signal.SIGKILL)
+            stop_all(processes, signal.SIGKILL)
     failures = []
     if report["load"]["errors"]:
         failures.append("errors under load")
@@ -138,6 +103,8 @@ async def main(args) -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM unwinds like Ctrl-C, so the `finally` above stops every process it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--load-seconds", type=float, default=60)

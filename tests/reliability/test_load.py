@@ -4,16 +4,15 @@ Tarantool connections. The 50-client, 60-second version and the 10-minute soak r
 
 import pytest
 
-from tests.reliability.test_durability import stack, target_of  # noqa: F401 - the same process stack
-from tests.reliability.workload import rss_kib, run_mixed_load, tarantool_connections
+from tests.reliability.workload import Target, rss_kib, run_mixed_load, tarantool_connections
 
 pytestmark = pytest.mark.slow
 
 
-async def test_short_mixed_load_has_no_errors_and_flat_connections(stack, report):  # noqa: F811
+async def test_short_mixed_load_has_no_errors_and_flat_connections(stack, report):
     before = tarantool_connections(stack)
     rss_before = {name: rss_kib(p.popen.pid) for name, p in stack.processes.items()}
-    latencies = await run_mixed_load(target_of(stack), clients=20, seconds=8)
+    latencies = await run_mixed_load(Target.of(stack), clients=20, seconds=8)
     after = tarantool_connections(stack)
     rss_after = {name: rss_kib(p.popen.pid) for name, p in stack.processes.items()}
     figures = latencies.report()

@@ -10,8 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.http_client import assert_shape, call
-from tests.reliability.test_durability import stack, target_of  # noqa: F401 - the same process stack
-from tests.reliability.workload import new_token
+from tests.reliability.workload import Target, new_token
 from tkv.kv.v1 import kv_pb2, kv_pb2_grpc
 
 pytestmark = pytest.mark.slow
@@ -33,8 +32,8 @@ async def read_code(channel, token) -> grpc.StatusCode:
         return error.code()
 
 
-async def test_outage_fails_fast_and_recovery_needs_no_restart(stack, report):  # noqa: F811
-    target = target_of(stack)
+async def test_outage_fails_fast_and_recovery_needs_no_restart(stack, report):
+    target = Target.of(stack)
     token = await new_token(target)
     async with target.grpc_channel(target.kv) as channel:
         health = health_pb2_grpc.HealthStub(channel)

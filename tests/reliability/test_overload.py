@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from tests.e2e.http_client import assert_shape, call
-from tests.stack import Stack, auth_svc, envoy, kv_svc, tarantool
+from tests.stack import Stack, start_all, stop_all
 from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
 
 pytestmark = pytest.mark.slow
@@ -27,10 +27,9 @@ def capped(tmp_path_factory):
             "TKV_GATEWAY_HEADERS_TIMEOUT_SECONDS": "1",
         },
     )
-    processes = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start(), envoy(stack).start()]
+    processes = start_all(stack)
     yield stack
-    for process in reversed(processes):
-        process.stop()
+    stop_all(processes)
 
 
 async def test_calls_over_the_cap_are_refused_at_once(capped, report):

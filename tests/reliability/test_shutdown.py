@@ -6,14 +6,13 @@ import uuid
 
 import pytest
 
-from tests.reliability.test_durability import stack, target_of  # noqa: F401 - the same process stack
-from tests.reliability.workload import UNKNOWN, new_token, verify, writer
+from tests.reliability.workload import UNKNOWN, Target, new_token, verify, writer
 
 pytestmark = pytest.mark.slow
 
 
-async def test_sigterm_drains_in_flight_calls_and_keeps_every_acknowledged_write(stack, report):  # noqa: F811
-    target = target_of(stack)
+async def test_sigterm_drains_in_flight_calls_and_keeps_every_acknowledged_write(stack, report):
+    target = Target.of(stack)
     token = await new_token(target)
     stop, attempts = asyncio.Event(), []
     prefix = f"term-{uuid.uuid4().hex[:8]}"

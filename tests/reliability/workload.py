@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import statistics
 import time
 import uuid
@@ -96,6 +97,10 @@ class Target:
     kv: str
     gateway_host: str
     gateway_port: int
+
+    @classmethod
+    def of(cls, stack) -> Target:
+        return cls(f"127.0.0.1:{stack.auth_port}", f"127.0.0.1:{stack.kv_port}", "127.0.0.1", stack.gateway_port)
 
     def grpc_channel(self, address: str) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
@@ -336,3 +341,45 @@ async def run_mixed_load(target: Target, clients: int, seconds: float) -> Latenc
     stop.set()
     await asyncio.gather(*tasks)
     return latencies
+
+
+async def crash_run(
+    stack,
+    victims: list[str],
+    writers_per_transport: int = 3,
+    before: float = 1.5,
+    down: float = 1.0,
+    after: float = 2.5,
+) -> tuple[Verdict, dict]:
+    """Writers over gRPC and HTTP keep going while `victims` (names in stack.processes) are
+    SIGKILLed and restarted; then every attempted key is read back."""
+    target = Target.of(stack)
+    token = await new_token(target)
+    stop, attempts = asyncio.Event(), []
+    prefix = f"crash-{uuid.uuid4().hex[:8]}"
+    tasks = [
+        asyncio.create_task(writer(target, token, via, f"{prefix}-{via}{i}", stop, attempts))
+        for via in ("grpc", "http")
+        for i in range(writers_per_transport)
+    ]
+    await asyncio.sleep(before)
+    killed_at = time.monotonic()
+    for name in victims:
+        stack.processes[name].stop(signal.SIGKILL)
+    await asyncio.sleep(down)
+    for name in victims:
+        await asyncio.to_thread(stack.processes[name].start)
+    restarted_at = time.monotonic()
+    await asyncio.sleep(after)
+    stop.set()
+    await asyncio.gather(*tasks)
+    # A fresh account reads back: the check must not depend on what the crash did to the writer's.
+    verdict = await verify(target, await new_token(target), attempts)
+    first_ack_after = min((a.at for a in attempts if a.outcome == ACKED and a.at > restarted_at), default=None)
+    return verdict, {
+        **verdict.summary(),
+        "killed": victims,
+        "acked_before_kill": sum(a.outcome == ACKED and a.at < killed_at for a in attempts),
+        "acked_after_restart": sum(a.outcome == ACKED and a.at > restarted_at for a in attempts),
+        "first_ack_after_restart_s": round(first_ack_after - restarted_at, 3) if first_ack_after else None,
+    }

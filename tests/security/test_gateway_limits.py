@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.conftest import grpcurl
 from tests.e2e.http_client import assert_shape, call
-from tests.stack import Stack, auth_svc, envoy, kv_svc, tarantool
+from tests.stack import Stack, start_all, stop_all
 
 MESSAGE = {"message": str}
 
@@ -24,10 +24,9 @@ def gateway(tmp_path_factory):
             "TKV_LOGIN_LOCK_SECONDS": "30",
         },
     )
-    processes = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start(), envoy(stack).start()]
+    processes = start_all(stack)
     yield stack
-    for process in reversed(processes):
-        process.stop()
+    stop_all(processes)
 
 
 def test_login_and_register_are_rate_limited_per_client(gateway):

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.e2e.http_client import call
-from tests.stack import ROOT, Stack, auth_svc, envoy, kv_svc, tarantool
+from tests.stack import ROOT, Stack, start_all, stop_all
 
 PASSWORD = "Sup3r$ecret-" + uuid.uuid4().hex[:8]
 WRONG_PASSWORD = "Wr0ng$ecret-" + uuid.uuid4().hex[:8]
@@ -20,7 +20,7 @@ VALUE_MARKER = "value-marker-" + uuid.uuid4().hex
 def exercised_stack(tmp_path_factory):
     """A full stack at DEBUG log level, put through every flow, then stopped."""
     stack = Stack(tmp_path_factory.mktemp("hygiene"), extra_env={"TKV_LOG_LEVEL": "DEBUG"})
-    processes = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start(), envoy(stack).start()]
+    processes = start_all(stack)
     gateway = f"127.0.0.1:{stack.gateway_port}"
     login = f"Hygiene{uuid.uuid4().hex[:8]}"
     replies = []
@@ -38,8 +38,7 @@ def exercised_stack(tmp_path_factory):
         replies.append(call(gateway, "POST", "/api/read/", {"keys": ["k"]}, token=token))
         replies.append(call(gateway, "POST", "/api/write/", raw=b'{"data": {"k": "' + VALUE_MARKER.encode() + b'"'))
     finally:
-        for process in reversed(processes):
-            process.stop()
+        stop_all(processes)
     logs = {path.name: path.read_text(errors="replace") for path in stack.data_dir.glob("*.log")}
     yield {"logs": logs, "token": token, "replies": replies, "login": login}
 

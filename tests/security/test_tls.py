@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.security.certs import ThrowawayCA
-from tests.stack import Stack, auth_svc, envoy, kv_svc, tarantool
+from tests.stack import Stack, start_all, stop_all
 from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
 
 
@@ -34,12 +34,11 @@ def tls_stack(tmp_path_factory):
             "TKV_UPSTREAM_TLS_KEY_FILE": str(envoy_client.key),
         },
     )
-    processes = [tarantool(stack).start(), auth_svc(stack).start(), kv_svc(stack).start(), envoy(stack).start()]
+    processes = start_all(stack)
     stack.ca = ca
     stack.envoy_client = envoy_client
     yield stack
-    for process in reversed(processes):
-        process.stop()
+    stop_all(processes)
 
 
 def https(stack, method, path, body=None):
