@@ -54,6 +54,3 @@ class PasswordHasher:
     def needs_update(self, password_hash: str) -> bool:
         """True when the hash was made with other parameters than the current policy."""
         return self._argon2.needs_update(password_hash)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)

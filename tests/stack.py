@@ -103,6 +103,8 @@ class Stack:
             "TKV_TARANTOOL_MEMORY_BYTES": str(128 * 1024 * 1024),
             "TKV_TARANTOOL_CONSOLE_SOCKET": str(self.console_socket),
             **FAST_ARGON2,
+            # One process per service keeps the readiness check simple; test_workers.py runs two.
+            "TKV_WORKERS": "1",
             # Tests register and log in far faster than the default per-client edge limit.
             "TKV_GATEWAY_AUTH_RATE": "100000",
             "TKV_GATEWAY_AUTH_BURST": "100000",

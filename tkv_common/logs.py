@@ -25,6 +25,8 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "service": self._service,
+            # Several worker processes may share one log (TKV_WORKERS).
+            "pid": record.process,
             "logger": record.name,
             "msg": record.getMessage(),
         }

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -78,6 +83,8 @@ class ServerSettings:
     log_level: str
     tls: TlsSettings | None
     max_concurrent_rpcs: int
+    # Processes serving the same port (SO_REUSEPORT): Python runs one core per process.
+    workers: int
 
     @classmethod
     def from_env(cls, env: Env, *, listen_var: str, default_listen: str) -> ServerSettings:
@@ -89,6 +96,7 @@ class ServerSettings:
             log_level=env.str("TKV_LOG_LEVEL", "INFO"),
             tls=TlsSettings.from_env(env),
             max_concurrent_rpcs=env.int("TKV_MAX_CONCURRENT_RPCS", 1000),
+            workers=env.int("TKV_WORKERS", os.cpu_count() or 1),
         )
 
 
@@ -131,6 +139,8 @@ class GrpcService:
             # instead of queueing them in memory.
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             options=[
+                # Worker processes share the port; a lone process must not share it by accident.
+                ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
                 # Over the limit grpc answers RESOURCE_EXHAUSTED before any handler runs.
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.max_send_message_length", settings.max_response_bytes),
@@ -199,11 +209,25 @@ class GrpcService:
             await asyncio.sleep(interval)
 
 
-def run_main(name: str, load_settings: Callable[[], Any], create_service: Callable[[Any], GrpcService]) -> None:
-    """A service's __main__: settings, logging, service, serve until SIGTERM/SIGINT.
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive its supervisor (killed with SIGKILL, say): it would keep
+    serving the shared port next to the group that replaces it."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before prctl took effect
+        sys.exit(1)
 
-    A configuration problem exits with a one-line message instead of a traceback.
-    """
+
+def _serve(
+    name: str,
+    load_settings: Callable[[], Any],
+    create_service: Callable[[Any], GrpcService],
+    parent: int | None = None,
+) -> None:
+    """One serving process: settings, logging, service, serve until SIGTERM/SIGINT."""
+    if parent is not None:
+        _die_with_parent(parent)
 
     async def serve() -> None:
         # grpc.aio.server() binds to the running loop, so the service is built in here.
@@ -217,3 +241,47 @@ def run_main(name: str, load_settings: Callable[[], Any], create_service: Callab
         asyncio.run(serve())
     except ConfigError as exc:
         sys.exit(f"{name}: configuration error: {exc}")
+
+
+def run_main(name: str, load_settings: Callable[[], Any], create_service: Callable[[Any], GrpcService]) -> None:
+    """A service's __main__. With TKV_WORKERS > 1 (default: one per core) this process
+    starts that many serving processes on the same port and supervises them: SIGTERM and
+    SIGINT are passed on, and if one dies the others are stopped and this exits non-zero,
+    so the process manager restarts the group.
+
+    A configuration problem exits with a one-line message instead of a traceback.
+    """
+    try:
+        workers = load_settings().server.workers
+    except ConfigError as exc:
+        sys.exit(f"{name}: configuration error: {exc}")
+    if workers == 1:
+        _serve(name, load_settings, create_service)
+        return
+    # spawn, not fork: gRPC's native state must not be copied into a child.
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_serve, args=(name, load_settings, create_service, os.getpid()), name=f"{name}-{i}")
+        for i in range(workers)
+    ]
+    stopping = failed = False
+
+    def pass_on(signum, _frame):
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.is_alive():
+                os.kill(child.pid, signum)
+
+    signal.signal(signal.SIGTERM, pass_on)
+    signal.signal(signal.SIGINT, pass_on)
+    for child in children:
+        child.start()
+    while alive := [child for child in children if child.is_alive()]:
+        # Checked before waiting: a worker that died is noticed even if it was reaped
+        # between two waits.
+        if not stopping and len(alive) < len(children):
+            failed = True  # one died: take the group down, to be restarted whole
+            pass_on(signal.SIGTERM, None)
+        multiprocessing.connection.wait([child.sentinel for child in alive])
+    sys.exit(1 if failed or any(child.exitcode for child in children) else 0)

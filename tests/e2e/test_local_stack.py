@@ -30,7 +30,9 @@ def wait_serving(*addresses: str, timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
     pending = list(addresses)
     while pending and time.monotonic() < deadline:
-        if '"status": "SERVING"' in grpcurl(pending[0], "grpc.health.v1.Health/Check").stdout:
+        # Each grpcurl call is a fresh connection, which may reach any worker process:
+        # several answers in a row means every worker is serving.
+        if all('"status": "SERVING"' in grpcurl(pending[0], "grpc.health.v1.Health/Check").stdout for _ in range(6)):
             pending.pop(0)
         else:
             time.sleep(0.2)
@@ -44,7 +46,9 @@ class RunScript:
         self.popen = None
 
     def start(self):
-        env = {**self.stack.env, "VENV": sys.prefix}
+        # As `make run` runs it: the default number of worker processes per service.
+        env = {key: value for key, value in self.stack.env.items() if key != "TKV_WORKERS"}
+        env["VENV"] = sys.prefix
         with open(self.log, "ab") as log:
             self.popen = subprocess.Popen(
                 ["bash", "scripts/run.sh"],

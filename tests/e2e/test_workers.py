@@ -1,0 +1,60 @@
+"""TKV_WORKERS: several processes serve one port; SIGTERM stops them all; one dying takes
+the group down so the process manager restarts it whole."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.conftest import grpcurl
+from tests.stack import Stack, kv_svc, tarantool, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def children_of(pid: int) -> list[int]:
+    """The serving workers (multiprocessing's resource tracker is a child too)."""
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
+
+
+@pytest.fixture
+def two_workers(tmp_path):
+    stack = Stack(tmp_path / "workers", extra_env={"TKV_WORKERS": "2"})
+    db = tarantool(stack).start()
+    kv = kv_svc(stack).start()
+    yield stack, kv
+    kv.stop(signal.SIGKILL)
+    db.stop()
+
+
+def answering_pids(stack, kv, tries: int = 30) -> set[int]:
+    """Which workers answered calls made over fresh connections (the kernel spreads them)."""
+    for _ in range(tries):
+        grpcurl(f"127.0.0.1:{stack.kv_port}", "tkv.kv.v1.KeyValueService/Read", data={"keys": ["k"]})
+    lines = [json.loads(line) for line in kv.log().splitlines() if line.startswith("{")]
+    return {line["pid"] for line in lines if line.get("method") == "/tkv.kv.v1.KeyValueService/Read"}
+
+
+def test_two_workers_share_the_port_and_stop_together(two_workers):
+    stack, kv = two_workers
+    wait_until(lambda: len(children_of(kv.popen.pid)) == 2, "two workers")
+    workers = children_of(kv.popen.pid)
+    wait_until(lambda: kv.log().count('"msg": "storage connected"') == 2, "both workers connected")
+    assert answering_pids(stack, kv) == set(workers)
+    assert kv.stop(signal.SIGTERM) == 0
+    assert kv.log().count('"msg": "stopped"') == 2
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
+
+
+def test_a_dead_worker_takes_the_group_down(two_workers):
+    _, kv = two_workers
+    wait_until(lambda: len(children_of(kv.popen.pid)) == 2, "two workers")
+    os.kill(children_of(kv.popen.pid)[0], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while kv.popen.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kv.popen.returncode == 1
