@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: run test soak install install-test gen lint clean
+.PHONY: run test soak bench install install-test gen lint clean
 
 run: install gen
 	scripts/run.sh
@@ -16,6 +16,10 @@ test: install-test gen
 # On demand, not in `make test`: 50 clients for 60 s, a 10-minute soak, a crash test.
 soak: install-test gen
 	$(PY) -m tests.reliability.soak $(SOAK_ARGS)
+
+# On demand: every path to the data against the raw Tarantool limit; writes docs/benchmarks/.
+bench: install-test gen
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 install:
 	scripts/bootstrap.sh run

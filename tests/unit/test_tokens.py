@@ -205,3 +205,37 @@ def test_authorization_without_bearer_scheme_is_rejected(header, reason):
     with pytest.raises(Unauthenticated) as error:
         bearer_token(header)
     assert error.value.reason == reason
+
+
+def test_a_cached_token_is_still_rejected_once_expired(data_dir, settings):
+    strict = TokenVerifier(KeySet(settings.keys), TokenSettings(settings.keys, "tkv-auth", "tkv", leeway_seconds=0))
+    token = sign(data_dir, exp=int(time.time()) + 1)
+    assert strict.verify(token).subject == "tester"  # now cached
+    time.sleep(2.05)
+    assert reject_reason(strict, token) == "TOKEN_EXPIRED"
+
+
+def test_a_cached_token_is_rejected_once_its_key_is_retired(tmp_path):
+    keys = KeySettings(tmp_path / "signing.pem", tmp_path / "public", 10)
+    ensure_signing_key(keys)
+    settings = TokenSettings(keys=keys, issuer="tkv-auth", audience="tkv", leeway_seconds=10)
+    key_set = KeySet(keys)
+    verifier = TokenVerifier(key_set, settings)
+    token = TokenIssuer(settings, ttl_seconds=600).issue("Alice").token
+    assert verifier.verify(token).subject == "Alice"  # now cached
+    from tkv_common.keys import activate, prepare, retire
+
+    old = jwt.get_unverified_header(token)["kid"]
+    prepare(keys)
+    activate(keys)
+    retire(keys, old)
+    key_set.reload()
+    assert reject_reason(verifier, token) == "TOKEN_INVALID"
+
+
+def test_the_cache_is_bounded(data_dir, settings):
+    verifier = TokenVerifier(KeySet(settings.keys), settings)
+    verifier.CACHE_SIZE = 100
+    for _ in range(150):
+        verifier.verify(sign(data_dir))
+    assert len(verifier._verified) == 100

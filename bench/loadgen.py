@@ -1,0 +1,310 @@
+"""Load generators for bench/run.py: h2load (gRPC reads), wrk (HTTP), and Python client
+processes for what must vary per request (writes need new keys) or has no wire tool (the
+raw Tarantool limit over asynctnt)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import grpc
+from google.protobuf import struct_pb2
+
+from tkv.kv.v1 import kv_pb2
+
+# Concurrency -> (connections, streams per connection) for h2load.
+H2_SHAPE = {1: (1, 1), 16: (4, 4), 64: (8, 8)}
+VALUE = {"name": "benchmark value", "count": 42, "tags": ["a", "b", "c"], "ok": True, "ratio": 0.25}  # ~100 B JSON
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] if sorted_values else 0.0
+
+
+def summary(latencies_s: list[float], seconds: float, batch: int, errors: int) -> dict:
+    values = sorted(latencies_s)
+    count = len(values)
+    return {
+        "requests": count,
+        "rps": round(count / seconds, 1),
+        "keys_per_s": round(count * batch / seconds, 1),
+        "p50_ms": round(1000 * statistics.median(values), 3) if values else None,
+        "p99_ms": round(1000 * percentile(values, 0.99), 3) if values else None,
+        "errors": errors,
+    }
+
+
+def grpc_frame(message: bytes) -> bytes:
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def h2load(port: int, path: str, message: bytes, token: str, concurrency: int, seconds: float) -> dict:
+    """Unary gRPC with one fixed request. h2load counts HTTP 200 even for gRPC errors, so
+    the caller checks the service's access log for non-OK codes."""
+    connections, streams = H2_SHAPE.get(concurrency, (concurrency, 1))
+    with tempfile.TemporaryDirectory() as directory:
+        body, log = Path(directory) / "body", Path(directory) / "log"
+        body.write_bytes(grpc_frame(message))
+        result = subprocess.run(
+            [
+                "h2load",
+                "-D",
+                str(max(1, round(seconds))),  # whole seconds only
+                "-c",
+                str(connections),
+                "-m",
+                str(streams),
+                "-t",
+                "1",
+                "-d",
+                str(body),
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                "-H",
+                f"authorization: Bearer {token}",
+                "--log-file",
+                str(log),
+                f"http://127.0.0.1:{port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"h2load failed: {result.stderr[-500:]}")
+        rows = [line.split("\t") for line in log.read_text().splitlines() if line]
+    latencies = [int(row[2]) / 1e6 for row in rows if row[1] == "200"]
+    return {"latencies": latencies, "http_errors": sum(row[1] != "200" for row in rows)}
+
+
+WRK_SCRIPT = """
+local token, batch, mode, prefix = "%(token)s", %(batch)d, "%(mode)s", "%(prefix)s"
+local value = [[%(value)s]]
+local counter, thread_id = 0, 0
+local read_body
+setup = function(thread) thread:set("id", tostring(math.random(1, 1e9))) end
+init = function(args)
+  thread_id = id
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. token
+  if mode == "read" then
+    local keys = {}
+    for i = 1, batch do keys[i] = '"' .. prefix .. i .. '"' end
+    read_body = '{"keys": [' .. table.concat(keys, ",") .. ']}'
+  end
+end
+request = function()
+  if mode == "read" then return wrk.format(nil, "/api/read/", nil, read_body) end
+  counter = counter + 1
+  local pairs = {}
+  for i = 1, batch do
+    pairs[i] = '"w' .. thread_id .. '-' .. counter .. '-' .. i .. '": ' .. value
+  end
+  return wrk.format(nil, "/api/write/", nil, '{"data": {' .. table.concat(pairs, ",") .. '}}')
+end
+done = function(summary, latency, requests)
+  print(string.format("RESULT %%d %%d %%d %%d %%d", summary.requests, summary.errors.status,
+    latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"""
+
+
+def wrk(port: int, token: str, mode: str, batch: int, prefix: str, concurrency: int, seconds: float) -> dict:
+    """HTTP/1.1 keep-alive through Envoy; non-2xx answers count as errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            WRK_SCRIPT % {"token": token, "batch": batch, "mode": mode, "prefix": prefix, "value": json.dumps(VALUE)}
+        )
+    try:
+        result = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                str(min(2, concurrency)),
+                "-c",
+                str(concurrency),
+                "-d",
+                f"{max(1, round(seconds))}s",
+                "--timeout",
+                "10s",
+                "-s",
+                script.name,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+    finally:
+        os.unlink(script.name)
+    line = next((line for line in result.stdout.splitlines() if line.startswith("RESULT")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stdout!r} {result.stderr!r}")
+    requests, status_errors, p50_us, p99_us, duration_us = map(int, line.split()[1:])
+    socket_errors = "Socket errors" in result.stdout
+    return {
+        "requests": requests,
+        "errors": status_errors + int(socket_errors),
+        "p50_ms": p50_us / 1000,
+        "p99_ms": p99_us / 1000,
+        "seconds": duration_us / 1e6,
+    }
+
+
+# --- Python client processes -------------------------------------------------------------
+
+
+def _write_requests(batch: int, count: int) -> list[bytes]:
+    """Serialized WriteRequests with keys never used before, built before the clock starts."""
+    value = struct_pb2.Value()
+    value.struct_value.update(VALUE)
+    prefix = uuid.uuid4().hex[:10]
+    requests = []
+    for n in range(count):
+        request = kv_pb2.WriteRequest()
+        for i in range(batch):
+            request.data.fields[f"{prefix}-{n}-{i}"].CopyFrom(value)
+        requests.append(request.SerializeToString())
+    return requests
+
+
+async def _grpc_writes(address, token, batch, concurrency, seconds, requests):
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = channel.unary_unary(
+            "/tkv.kv.v1.KeyValueService/Write",
+            request_serializer=None,
+            response_deserializer=kv_pb2.WriteResponse.FromString,
+        )
+        metadata = (("authorization", f"Bearer {token}"),)
+        latencies, errors = [], 0
+        deadline = time.monotonic() + seconds
+
+        async def client():
+            nonlocal errors
+            while requests and time.monotonic() < deadline:
+                body = requests.pop()
+                started = time.perf_counter()
+                try:
+                    response = await call(body, metadata=metadata, timeout=30)
+                    errors += bool(response.skipped_keys)
+                    latencies.append(time.perf_counter() - started)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return latencies, errors
+
+
+async def _limit(host, port, user, password, function, jti, subject, batch, concurrency, seconds, read_keys):
+    import asynctnt
+
+    conn = asynctnt.Connection(
+        host=host, port=port, username=user, password=password, fetch_schema=False, auto_refetch_schema=False
+    )
+    await conn.connect()
+    latencies, errors = [], 0
+    deadline = time.monotonic() + seconds
+    prefix = uuid.uuid4().hex[:10]
+    counter = 0
+
+    async def client():
+        nonlocal errors, counter
+        while time.monotonic() < deadline:
+            if function == "tkv.kv_read":
+                args = [jti, subject, read_keys]
+            else:
+                counter += 1
+                args = [jti, subject, [[f"{prefix}-{counter}-{i}", VALUE] for i in range(batch)]]
+            started = time.perf_counter()
+            response = await conn.call(function, args, timeout=30)
+            if response.body[0] != "ok" or (function == "tkv.kv_write" and response.body[1]):
+                errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await conn.disconnect()
+    return latencies, errors
+
+
+def _in_process(kind, kwargs):
+    if kind == "register":
+        return asyncio.run(_registers(**kwargs))
+    if kind == "grpc_write":
+        requests = _write_requests(kwargs.pop("batch_keys"), kwargs.pop("count"))
+        return asyncio.run(_grpc_writes(requests=requests, **kwargs))
+    return asyncio.run(_limit(**kwargs))
+
+
+def run_python_clients(kind: str, processes: int, concurrency: int, seconds: float, **kwargs) -> dict:
+    """`concurrency` clients spread over `processes` OS processes; latencies merged."""
+    shares = [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
+    shares = [share for share in shares if share]
+    jobs = []
+    for share in shares:
+        job = dict(kwargs, concurrency=share, seconds=seconds)
+        if kind == "grpc_write":
+            job["batch_keys"] = kwargs["batch"]
+            job["count"] = max(100, min(60000, 6_000_000 // kwargs["batch"] // len(shares)))
+        jobs.append(job)
+    with ProcessPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(_in_process, [kind] * len(jobs), jobs))
+    latencies = [value for part, _ in results for value in part]
+    return {"latencies": latencies, "errors": sum(errors for _, errors in results)}
+
+
+async def _registers(address, concurrency, seconds):
+    from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        latencies, errors = [], 0
+        deadline = time.monotonic() + seconds
+        prefix = uuid.uuid4().hex[:12]
+        counter = 0
+
+        async def client():
+            nonlocal errors, counter
+            while time.monotonic() < deadline:
+                counter += 1
+                request = auth_pb2.RegisterRequest(
+                    login=f"B{prefix}{counter}", password="Secr3t!pass", name="Anna", surname="Smith"
+                )
+                started = time.perf_counter()
+                try:
+                    await stub.Register(request, timeout=30)
+                    latencies.append(time.perf_counter() - started)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return latencies, errors
+
+
+def _argon2_verifications(policy: dict, seconds: float) -> int:
+    from passlib.hash import argon2
+
+    hasher = argon2.using(type="ID", **policy)
+    stored = hasher.hash("Secr3t!pass")
+    done, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        hasher.verify("Secr3t!pass", stored)
+        done += 1
+    return done
+
+
+def raw_argon2_rate(policy: dict, processes: int, seconds: float) -> float:
+    """argon2 verifications per second on every core, no service in between: the login ceiling."""
+    with ProcessPoolExecutor(processes) as pool:
+        counts = list(pool.map(_argon2_verifications, [policy] * processes, [seconds] * processes))
+    return sum(counts) / seconds

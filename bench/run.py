@@ -1,0 +1,390 @@
+"""`make bench`: throughput and latency of every path to the data, against the raw
+Tarantool limit measured in the same run.
+
+    python -m bench.run [--seconds 2] [--out docs/benchmarks]
+
+Starts the whole stack on free loopback ports with a fresh data dir (TKV_WORKERS = cores,
+default argon2 cost), preloads the keys, then for batches of 1, 10, 100 and 1000 keys
+(values ~100-byte JSON objects) at 1, 16 and 64 concurrent clients measures, for Read and
+Write:
+  limit        the same stored functions called directly over asynctnt (no gRPC)
+  grpc-direct  kv_svc over gRPC (h2load for reads; pre-built requests for writes)
+  grpc-envoy   the same through Envoy
+  http-envoy   HTTP/JSON through Envoy (wrk)
+plus Login (argon2-bound, against the raw argon2 rate on all cores) and Register.
+Writes results.json, results.md and throughput.png to --out; exits 1 if any request
+failed. Every figure is from this run; ratios are to the limit of this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import jwt
+
+from bench import loadgen
+from tests.reliability.workload import Target, new_token
+from tests.stack import Stack, start_all, stop_all
+from tkv.kv.v1 import kv_pb2, kv_pb2_grpc
+
+CORES = os.cpu_count() or 1
+BATCHES = (1, 10, 100, 1000)
+CONCURRENCY = (1, 16, 64)
+OWASP = {"memory_cost": 19456, "rounds": 2, "parallelism": 1}
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [pid, *(child for line in out.split() for child in process_tree(int(line)))]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / TICKS
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Bench:
+    def __init__(self, stack: Stack, seconds: float):
+        self.stack, self.seconds = stack, seconds
+        self.target = Target.of(stack)
+        self.server_pids = [pid for process in stack.processes.values() for pid in process_tree(process.popen.pid)]
+        self.results: list[dict] = []
+
+    def measure(self, case: str, operation: str, batch: int, concurrency: int, run) -> dict:
+        server_before, client_before, log_offset = cpu_seconds(self.server_pids), children_cpu(), self.kv_log_size()
+        started = time.monotonic()
+        raw = run()
+        wall = time.monotonic() - started
+        seconds = raw.get("seconds", self.seconds)
+        if "latencies" in raw:
+            figures = loadgen.summary(
+                raw["latencies"], seconds, batch, raw.get("errors", 0) + raw.get("http_errors", 0)
+            )
+        else:
+            figures = {
+                "requests": raw["requests"],
+                "rps": round(raw["requests"] / seconds, 1),
+                "keys_per_s": round(raw["requests"] * batch / seconds, 1),
+                "p50_ms": raw["p50_ms"],
+                "p99_ms": raw["p99_ms"],
+                "errors": raw["errors"],
+            }
+        if case in ("grpc-direct", "grpc-envoy") and operation == "read":
+            figures["errors"] += self.grpc_errors_since(log_offset)  # h2load cannot see gRPC status
+        figures.update(
+            case=case,
+            operation=operation,
+            batch=batch,
+            concurrency=concurrency,
+            server_cpu_cores=round((cpu_seconds(self.server_pids) - server_before) / wall, 2),
+            client_cpu_cores=round((children_cpu() - client_before) / wall, 2),
+        )
+        self.results.append(figures)
+        print(json.dumps(figures), flush=True)
+        return figures
+
+    def kv_log_size(self) -> int:
+        return self.stack.processes["kv_svc"].log_path.stat().st_size
+
+    def grpc_errors_since(self, offset: int) -> int:
+        with open(self.stack.processes["kv_svc"].log_path, "rb") as log:
+            log.seek(offset)
+            lines = [json.loads(line) for line in log if line.startswith(b"{")]
+        return sum(1 for line in lines if line.get("msg") == "rpc" and line.get("code") != "OK")
+
+
+async def prepare(stack: Stack) -> tuple[str, str, str]:
+    target = Target.of(stack)
+    token = await new_token(target)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    async with target.grpc_channel(target.kv) as channel:
+        stub = kv_pb2_grpc.KeyValueServiceStub(channel)
+        for batch in BATCHES:
+            request = kv_pb2.WriteRequest()
+            for i in range(1, batch + 1):
+                request.data.fields[f"read-{batch}-{i}"].struct_value.update(loadgen.VALUE)
+            await stub.Write(request, metadata=[("authorization", f"Bearer {token}")])
+    return token, claims["jti"], claims["sub"]
+
+
+def run_matrix(bench: Bench, token: str, jti: str, subject: str, batches, levels) -> None:
+    stack, seconds = bench.stack, bench.seconds
+    password = (stack.data_dir / "secrets" / "tarantool-tkv_kv.password").read_text().strip()
+    limit = {
+        "host": "127.0.0.1",
+        "port": stack.tarantool_port,
+        "user": "tkv_kv",
+        "password": password,
+        "jti": jti,
+        "subject": subject,
+    }
+    for batch in batches:
+        keys = [f"read-{batch}-{i}" for i in range(1, batch + 1)]
+        read_message = kv_pb2.ReadRequest(keys=keys).SerializeToString()
+        for concurrency in levels:
+            processes = min(CORES, concurrency)
+            bench.measure(
+                "limit",
+                "read",
+                batch,
+                concurrency,
+                partial(
+                    loadgen.run_python_clients,
+                    "limit",
+                    processes,
+                    concurrency,
+                    seconds,
+                    function="tkv.kv_read",
+                    batch=batch,
+                    read_keys=keys,
+                    **limit,
+                ),
+            )
+            for case, port in (("grpc-direct", stack.kv_port), ("grpc-envoy", stack.gateway_port)):
+                bench.measure(
+                    case,
+                    "read",
+                    batch,
+                    concurrency,
+                    partial(
+                        loadgen.h2load,
+                        port,
+                        "/tkv.kv.v1.KeyValueService/Read",
+                        read_message,
+                        token,
+                        concurrency,
+                        seconds,
+                    ),
+                )
+            bench.measure(
+                "http-envoy",
+                "read",
+                batch,
+                concurrency,
+                partial(loadgen.wrk, stack.gateway_port, token, "read", batch, f"read-{batch}-", concurrency, seconds),
+            )
+
+            bench.measure(
+                "limit",
+                "write",
+                batch,
+                concurrency,
+                partial(
+                    loadgen.run_python_clients,
+                    "limit",
+                    processes,
+                    concurrency,
+                    seconds,
+                    function="tkv.kv_write",
+                    batch=batch,
+                    read_keys=None,
+                    **limit,
+                ),
+            )
+            for case, port in (("grpc-direct", stack.kv_port), ("grpc-envoy", stack.gateway_port)):
+                bench.measure(
+                    case,
+                    "write",
+                    batch,
+                    concurrency,
+                    partial(
+                        loadgen.run_python_clients,
+                        "grpc_write",
+                        processes,
+                        concurrency,
+                        seconds,
+                        address=f"127.0.0.1:{port}",
+                        token=token,
+                        batch=batch,
+                    ),
+                )
+            bench.measure(
+                "http-envoy",
+                "write",
+                batch,
+                concurrency,
+                partial(loadgen.wrk, stack.gateway_port, token, "write", batch, "", concurrency, seconds),
+            )
+
+
+def run_auth(bench: Bench, seconds: float) -> dict:
+    stack = bench.stack
+    login = jwt.decode(asyncio.run(new_token(bench.target)), options={"verify_signature": False})["sub"]
+    message = (
+        __import__("tkv.auth.v1.auth_pb2", fromlist=["x"])
+        .LoginRequest(login=login, password="Secr3t!pass")
+        .SerializeToString()
+    )
+    raw_rate = loadgen.raw_argon2_rate(OWASP, CORES, seconds)
+    login_figures = bench.measure(
+        "grpc-direct",
+        "login",
+        1,
+        16,
+        partial(loadgen.h2load, stack.auth_port, "/tkv.auth.v1.AuthService/Login", message, "unused", 16, seconds),
+    )
+    bench.measure(
+        "grpc-direct",
+        "register",
+        1,
+        16,
+        partial(loadgen.run_python_clients, "register", CORES, 16, seconds, address=f"127.0.0.1:{stack.auth_port}"),
+    )
+    return {
+        "raw_argon2_verifications_per_s": round(raw_rate, 1),
+        "login_ratio_to_raw_argon2": round(login_figures["rps"] / raw_rate, 3),
+    }
+
+
+def ratios(results: list[dict]) -> None:
+    limits = {(r["operation"], r["batch"], r["concurrency"]): r for r in results if r["case"] == "limit"}
+    for r in results:
+        base = limits.get((r["operation"], r["batch"], r["concurrency"]))
+        if base and base["rps"]:
+            r["ratio_to_limit"] = round(r["rps"] / base["rps"], 3)
+
+
+def markdown(results: list[dict], auth: dict, machine: dict) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {machine['cpu']} ({machine['cores']} cores), "
+        f"{machine['python']}, Tarantool {machine['tarantool']}, Envoy {machine['envoy']}. "
+        f"{machine['seconds']} s per case; the load generator shares the cores.",
+        "",
+        "| operation | batch | clients | case | req/s | keys/s | p50 ms | p99 ms | × limit | server CPU | client CPU |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['operation']} | {r['batch']} | {r['concurrency']} | {r['case']} | {r['rps']:.0f} | "
+            f"{r['keys_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r.get('ratio_to_limit', '')} | "
+            f"{r['server_cpu_cores']} | {r['client_cpu_cores']} |"
+        )
+    lines += [
+        "",
+        f"Login: raw argon2 (m=19 MiB, t=2, p=1) on {machine['cores']} cores: "
+        f"{auth['raw_argon2_verifications_per_s']} verifications/s; Login through auth_svc reaches "
+        f"{auth['login_ratio_to_raw_argon2']:.0%} of it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axis, operation in zip(axes, ("read", "write"), strict=True):
+        for case in ("limit", "grpc-direct", "grpc-envoy", "http-envoy"):
+            points = sorted(
+                (r["batch"], r["keys_per_s"])
+                for r in results
+                if r["case"] == case and r["operation"] == operation and r["concurrency"] == 64
+            )
+            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=case)
+        axis.set(
+            xscale="log",
+            yscale="log",
+            xlabel="keys per request",
+            ylabel="keys/s",
+            title=f"{operation.capitalize()} at 64 concurrent clients",
+        )
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def machine(seconds: float) -> dict:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    tarantool = subprocess.run(["tarantool", "--version"], capture_output=True, text=True).stdout.split()[1]
+    envoy = subprocess.run(
+        [str(Path(sys.executable).parent / "envoy"), "--version"], capture_output=True, text=True
+    ).stdout.split("/")[1]
+    return {
+        "cpu": cpu,
+        "cores": CORES,
+        "python": platform.python_version(),
+        "tarantool": tarantool,
+        "envoy": envoy,
+        "seconds": seconds,
+        "kernel": platform.release(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)), help="keys per request, comma-separated")
+    parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)), help="clients, comma-separated")
+    args = parser.parse_args()
+    batches = tuple(int(b) for b in args.batches.split(","))
+    levels = tuple(int(c) for c in args.concurrency.split(","))
+    with tempfile.TemporaryDirectory(prefix="tkv-bench-") as directory:
+        stack = Stack(
+            Path(directory),
+            extra_env={"TKV_WORKERS": str(CORES), "TKV_ARGON2_MEMORY_KIB": "19456", "TKV_ARGON2_TIME_COST": "2"},
+        )
+        stack.processes = start_all(stack)
+        try:
+            token, jti, subject = asyncio.run(prepare(stack))
+            bench = Bench(stack, args.seconds)
+            run_matrix(bench, token, jti, subject, batches, levels)
+            auth = run_auth(bench, max(args.seconds, 3))
+        finally:
+            stop_all(stack.processes)
+    ratios(bench.results)
+    info = machine(args.seconds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(
+        json.dumps({"machine": info, "auth": auth, "results": bench.results}, indent=2) + "\n"
+    )
+    (args.out / "results.md").write_text(markdown(bench.results, auth, info))
+    plot(bench.results, args.out / "throughput.png")
+    failed = [r for r in bench.results if r["errors"]]
+    print(markdown(bench.results, auth, info))
+    for r in failed:
+        print(
+            f"ERRORS: {r['errors']} in {r['case']} {r['operation']} batch={r['batch']} c={r['concurrency']}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
