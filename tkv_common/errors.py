@@ -52,11 +52,19 @@ class InvalidArgument(TkvError):
         super().__init__(message, **kwargs)
         self.violations = list(violations)
 
+    # A request can break a rule a thousand times (one per key); the status travels in
+    # trailers that clients cap at 8 KiB, so only the first ones are listed.
+    MAX_LISTED = 20
+
     @classmethod
     def from_violations(cls, what: str, violations: list[FieldViolation], **kwargs) -> InvalidArgument:
-        """One message naming every field, e.g. `invalid register request: login: ...; name: ...`."""
-        details = "; ".join(f"{v.field}: {v.description}" for v in violations)
-        return cls(f"{what}: {details}", violations, **kwargs)
+        """One message naming every field, e.g. `invalid register request: login: ...; name: ...`
+        (the first MAX_LISTED of them, then how many more)."""
+        listed = violations[: cls.MAX_LISTED]
+        details = "; ".join(f"{v.field}: {v.description}" for v in listed)
+        if len(violations) > len(listed):
+            details += f"; and {len(violations) - len(listed)} more"
+        return cls(f"{what}: {details}", listed, **kwargs)
 
 
 class Unauthenticated(TkvError):

@@ -224,3 +224,27 @@ async def test_keys_are_case_sensitive_and_any_utf8(svc, auth_md):
     data = {base + "K": 1, base + "k": 2, base + " ключ 🔑": 3, base + '"quoted"': 4}
     await svc.kv.Write(write_request(data), metadata=auth_md)
     assert as_json(await svc.kv.Read(kv_pb2.ReadRequest(keys=list(data)), metadata=auth_md)) == data
+
+
+async def test_a_thousand_absent_keys_still_answer_not_found(svc, auth_md):
+    # The status travels in trailers capped at 8 KiB: the message must stay within it.
+    keys = [f"absent-{unique()}-{'x' * 40}" for _ in range(1000)]
+    error = await expect_error(svc.kv.Read(kv_pb2.ReadRequest(keys=keys), metadata=auth_md), grpc.StatusCode.NOT_FOUND)
+    assert error.details().startswith("keys not found: ")
+    assert error.details().endswith(" more")
+    # Past 8 KiB of trailers clients start refusing them (at random, up to a hard limit).
+    assert trailer_bytes(error) < 7 * 1024, trailer_bytes(error)
+
+
+def trailer_bytes(error) -> int:
+    return len(error.details().encode()) + sum(len(k) + len(v) for k, v in error.trailing_metadata())
+
+
+async def test_a_thousand_bad_keys_still_answer_invalid_argument(svc, auth_md):
+    keys = [f"{i}-" + "k" * 1025 for i in range(1000)]
+    error = await expect_error(
+        svc.kv.Read(kv_pb2.ReadRequest(keys=keys), metadata=auth_md), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert error.details().endswith("; and 980 more")
+    assert len(details(error)[1]) == 20
+    assert trailer_bytes(error) < 7 * 1024, trailer_bytes(error)
