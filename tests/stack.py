@@ -72,10 +72,10 @@ class Stack:
     def console_socket(self) -> Path:
         return self.data_dir / "console.sock"
 
-    def console(self, expression: str) -> str:
+    def console(self, expression: str, timeout: float = 5.0) -> str:
         """Evaluate a Lua expression on Tarantool's admin console; its first result as text."""
         with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(5)
+            sock.settimeout(timeout)
             sock.connect(str(self.console_socket))
             sock.recv(4096)  # greeting
             sock.sendall(expression.encode() + b"\n")
