@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import signal
 
 import pytest
 
 from tests.stack import Stack, start_all, stop_all
-
-
-@pytest.fixture
-def report(capsys, request):
-    """Prints a test's measurements in the test output (and `-rA` summaries) as JSON."""
-
-    def emit(figures: dict) -> None:
-        request.node.user_properties.append(("figures", figures))
-        with capsys.disabled():
-            print(f"\n[{request.node.name}] {json.dumps(figures, sort_keys=True)}")
-
-    return emit
 
 
 @pytest.fixture
