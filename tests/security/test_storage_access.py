@@ -73,3 +73,22 @@ async def test_guest_has_no_access(tarantool_stack):
                 await attempt
     finally:
         await conn.disconnect()
+
+
+def test_envoy_admin_listens_on_loopback_by_default(tmp_path):
+    import sys
+
+    rendered = subprocess.run(
+        [sys.executable, "scripts/render_envoy.py", str(tmp_path)],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "TKV_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    import yaml
+
+    config = yaml.safe_load((tmp_path / "envoy.yaml").read_text())
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    assert config["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] == "127.0.0.1"
