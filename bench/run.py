@@ -358,7 +358,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tkv-bench-") as directory:
         stack = Stack(
             Path(directory),
-            extra_env={"TKV_WORKERS": str(CORES), "TKV_ARGON2_MEMORY_KIB": "19456", "TKV_ARGON2_TIME_COST": "2"},
+            extra_env={
+                "TKV_WORKERS": str(CORES),
+                "TKV_ARGON2_MEMORY_KIB": "19456",
+                "TKV_ARGON2_TIME_COST": "2",
+                # The write cases add millions of pairs: far more than the tests' 128 MiB arena.
+                "TKV_TARANTOOL_MEMORY_BYTES": str(6 * 1024**3),
+            },
         )
         stack.processes = start_all(stack)
         try:
