@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -272,8 +273,9 @@ def markdown(results: list[dict], auth: dict, machine: dict) -> str:
         "# Benchmark results",
         "",
         f"Machine: {machine['cpu']} ({machine['cores']} cores), "
-        f"{machine['python']}, Tarantool {machine['tarantool']}, Envoy {machine['envoy']}. "
-        f"{machine['seconds']} s per case; the load generator shares the cores.",
+        f"Python {machine['python']}, Tarantool {machine['tarantool']}, Envoy {machine['envoy']}. "
+        f"{machine['seconds']} s per case; the load generator shares the cores (its CPU is the last column: "
+        "where it nears a core, the client, not the server, is the limit).",
         "",
         "| operation | batch | clients | case | req/s | keys/s | p50 ms | p99 ms | × limit | server CPU | client CPU |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -332,9 +334,10 @@ def machine(seconds: float) -> dict:
         platform.processor(),
     )
     tarantool = subprocess.run(["tarantool", "--version"], capture_output=True, text=True).stdout.split()[1]
-    envoy = subprocess.run(
+    envoy_version = subprocess.run(
         [str(Path(sys.executable).parent / "envoy"), "--version"], capture_output=True, text=True
-    ).stdout.split("/")[1]
+    ).stdout
+    envoy = re.search(r"/(\d+\.\d+\.\d+)/", envoy_version).group(1)
     return {
         "cpu": cpu,
         "cores": CORES,
