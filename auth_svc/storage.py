@@ -59,13 +59,12 @@ class AuthStorage:
         raise_for_status(status, *payload)
         return Credentials(*payload) if payload else None
 
-    async def login_failed(self, login: str, throttle: LoginThrottle) -> float:
-        """Counts a failure; returns the lock it set (0 for none)."""
-        status, *payload = await self.client.call(
+    async def login_failed(self, login: str, throttle: LoginThrottle) -> None:
+        """Counts a failure; past the threshold the name's next logins are refused."""
+        await self.client.call(
             "tkv.auth_login_failed", login, time.time(),
             throttle.max_failures, throttle.lock_seconds, throttle.max_lock_seconds,
         )  # fmt: skip
-        return payload[0] if status == "locked" else 0
 
     async def login_succeeded(self, login: str) -> None:
         await self.client.call("tkv.auth_login_succeeded", login)

@@ -2,7 +2,7 @@
 -- one transaction per request, whatever the batch size.
 --
 -- Outcomes the caller must handle are returned as a status string first ('ok',
--- 'exists', 'revoked', 'missing'), so the services translate them through one table
+-- 'exists', 'locked', 'revoked', 'no_user', 'missing'), so the services translate them through one table
 -- instead of parsing error messages. Errors (box.error) mean something unexpected.
 local fiber = require('fiber')
 local logins = require('tkv.logins')
