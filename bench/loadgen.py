@@ -180,6 +180,36 @@ def _write_requests(batch: int, count: int) -> list[bytes]:
     return requests
 
 
+async def _timed_clients(concurrency: int, seconds: float, next_call, succeeded=lambda result: True):
+    """`concurrency` clients, each awaiting `next_call()` until `seconds` pass or it returns
+    None (nothing left to send). Building the request happens in next_call, before the clock;
+    a call that raises or fails `succeeded` is an error. Returns (latencies, errors)."""
+    latencies, errors, first_error = [], 0, []
+    deadline = time.monotonic() + seconds
+
+    async def client():
+        nonlocal errors
+        while time.monotonic() < deadline:
+            call = next_call()
+            if call is None:
+                return
+            started = time.perf_counter()
+            try:
+                ok = succeeded(await call)
+            except Exception as error:  # counted: a Tarantool error would not pickle back to us
+                ok = False
+                first_error.append(repr(error))
+            if ok:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    if first_error:
+        print(f"load generator: {errors} errors, first: {first_error[0]}", flush=True)
+    return latencies, errors
+
+
 async def _grpc_writes(address, token, batch, concurrency, seconds, requests):
     async with grpc.aio.insecure_channel(address) as channel:
         call = channel.unary_unary(
@@ -188,23 +218,13 @@ async def _grpc_writes(address, token, batch, concurrency, seconds, requests):
             response_deserializer=kv_pb2.WriteResponse.FromString,
         )
         metadata = (("authorization", f"Bearer {token}"),)
-        latencies, errors = [], 0
-        deadline = time.monotonic() + seconds
-
-        async def client():
-            nonlocal errors
-            while requests and time.monotonic() < deadline:
-                body = requests.pop()
-                started = time.perf_counter()
-                try:
-                    response = await call(body, metadata=metadata, timeout=30)
-                    errors += bool(response.skipped_keys)
-                    latencies.append(time.perf_counter() - started)
-                except grpc.aio.AioRpcError:
-                    errors += 1
-
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        return latencies, errors
+        return await _timed_clients(
+            concurrency,
+            seconds,
+            lambda: call(requests.pop(), metadata=metadata, timeout=30) if requests else None,
+            # A skipped key would mean the key was not new: never expected here.
+            lambda response: not response.skipped_keys,
+        )
 
 
 async def _limit(host, port, user, password, function, jti, subject, batch, concurrency, seconds, read_keys):
@@ -214,35 +234,23 @@ async def _limit(host, port, user, password, function, jti, subject, batch, conc
         host=host, port=port, username=user, password=password, fetch_schema=False, auto_refetch_schema=False
     )
     await conn.connect()
-    latencies, errors, first_error = [], 0, []
-    deadline = time.monotonic() + seconds
-    prefix = uuid.uuid4().hex[:10]
-    counter = 0
+    prefix, counter = uuid.uuid4().hex[:10], 0
 
-    async def client():
-        nonlocal errors, counter
-        while time.monotonic() < deadline:
-            if function == "tkv.kv_read":
-                args = [jti, subject, read_keys]
-            else:
-                counter += 1
-                args = [jti, subject, [[f"{prefix}-{counter}-{i}", VALUE] for i in range(batch)]]
-            started = time.perf_counter()
-            try:
-                response = await conn.call(function, args, timeout=30)
-            except Exception as error:  # counted: a Tarantool error would not pickle back to us
-                errors += 1
-                first_error.append(repr(error))
-                continue
-            if response.body[0] != "ok" or (function == "tkv.kv_write" and response.body[1]):
-                errors += 1
-            latencies.append(time.perf_counter() - started)
+    def next_call():
+        nonlocal counter
+        if function == "tkv.kv_read":
+            return conn.call(function, [jti, subject, read_keys], timeout=30)
+        counter += 1
+        pairs = [[f"{prefix}-{counter}-{i}", VALUE] for i in range(batch)]
+        return conn.call(function, [jti, subject, pairs], timeout=30)
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    await conn.disconnect()
-    if first_error:
-        print(f"limit client: {errors} errors, first: {first_error[0]}", flush=True)
-    return latencies, errors
+    try:
+        # Both answer 'ok' first; kv_write then lists skipped keys (none expected: every key is new).
+        if function == "tkv.kv_write":
+            return await _timed_clients(concurrency, seconds, next_call, lambda r: r.body[0] == "ok" and not r.body[1])
+        return await _timed_clients(concurrency, seconds, next_call, lambda r: r.body[0] == "ok")
+    finally:
+        await conn.disconnect()
 
 
 def _in_process(kind, kwargs):
@@ -278,27 +286,16 @@ async def _registers(address, concurrency, seconds):
 
     async with grpc.aio.insecure_channel(address) as channel:
         stub = auth_pb2_grpc.AuthServiceStub(channel)
-        latencies, errors = [], 0
-        deadline = time.monotonic() + seconds
-        prefix = uuid.uuid4().hex[:12]
-        counter = 0
+        prefix, counter = uuid.uuid4().hex[:12], 0
 
-        async def client():
-            nonlocal errors, counter
-            while time.monotonic() < deadline:
-                counter += 1
-                request = auth_pb2.RegisterRequest(
-                    login=f"B{prefix}{counter}", password="Secr3t!pass", name="Anna", surname="Smith"
-                )
-                started = time.perf_counter()
-                try:
-                    await stub.Register(request, timeout=30)
-                    latencies.append(time.perf_counter() - started)
-                except grpc.aio.AioRpcError:
-                    errors += 1
+        def next_call():
+            nonlocal counter
+            counter += 1
+            login = f"B{prefix}{counter}"
+            request = auth_pb2.RegisterRequest(login=login, password="Secr3t!pass", name="Anna", surname="Smith")
+            return stub.Register(request, timeout=30)
 
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        return latencies, errors
+        return await _timed_clients(concurrency, seconds, next_call)
 
 
 def _argon2_verifications(policy: dict, seconds: float) -> int:

@@ -142,93 +142,63 @@ def run_matrix(bench: Bench, token: str, jti: str, subject: str, batches, levels
         "jti": jti,
         "subject": subject,
     }
+    grpc_ports = (("grpc-direct", stack.kv_port), ("grpc-envoy", stack.gateway_port))
     for batch in batches:
         keys = [f"read-{batch}-{i}" for i in range(1, batch + 1)]
         read_message = kv_pb2.ReadRequest(keys=keys).SerializeToString()
         for concurrency in levels:
             processes = min(CORES, concurrency)
-            bench.measure(
-                "limit",
-                "read",
-                batch,
-                concurrency,
-                partial(
-                    loadgen.run_python_clients,
+            clients = partial(loadgen.run_python_clients, processes=processes, concurrency=concurrency, seconds=seconds)
+            cases = [
+                (
                     "limit",
-                    processes,
-                    concurrency,
-                    seconds,
-                    function="tkv.kv_read",
-                    batch=batch,
-                    read_keys=keys,
-                    **limit,
-                ),
-            )
-            for case, port in (("grpc-direct", stack.kv_port), ("grpc-envoy", stack.gateway_port)):
-                bench.measure(
-                    case,
                     "read",
-                    batch,
-                    concurrency,
-                    partial(
-                        loadgen.h2load,
-                        port,
-                        "/tkv.kv.v1.KeyValueService/Read",
-                        read_message,
-                        token,
-                        concurrency,
-                        seconds,
-                    ),
-                )
-            bench.measure(
-                "http-envoy",
-                "read",
-                batch,
-                concurrency,
-                partial(loadgen.wrk, stack.gateway_port, token, "read", batch, f"read-{batch}-", concurrency, seconds),
-            )
-
-            bench.measure(
-                "limit",
-                "write",
-                batch,
-                concurrency,
-                partial(
-                    loadgen.run_python_clients,
-                    "limit",
-                    processes,
-                    concurrency,
-                    seconds,
-                    function="tkv.kv_write",
-                    batch=batch,
-                    read_keys=None,
-                    **limit,
+                    partial(clients, "limit", function="tkv.kv_read", batch=batch, read_keys=keys, **limit),
                 ),
-            )
-            for case, port in (("grpc-direct", stack.kv_port), ("grpc-envoy", stack.gateway_port)):
-                bench.measure(
-                    case,
-                    "write",
-                    batch,
-                    concurrency,
+                *(
+                    (
+                        case,
+                        "read",
+                        partial(
+                            loadgen.h2load,
+                            port,
+                            "/tkv.kv.v1.KeyValueService/Read",
+                            read_message,
+                            token,
+                            concurrency,
+                            seconds,
+                        ),
+                    )
+                    for case, port in grpc_ports
+                ),
+                (
+                    "http-envoy",
+                    "read",
                     partial(
-                        loadgen.run_python_clients,
-                        "grpc_write",
-                        processes,
-                        concurrency,
-                        seconds,
-                        address=f"127.0.0.1:{port}",
-                        token=token,
-                        batch=batch,
+                        loadgen.wrk, stack.gateway_port, token, "read", batch, f"read-{batch}-", concurrency, seconds
                     ),
-                )
-            bench.measure(
-                "http-envoy",
-                "write",
-                batch,
-                concurrency,
-                partial(loadgen.wrk, stack.gateway_port, token, "write", batch, "", concurrency, seconds),
-            )
+                ),
+                (
+                    "limit",
+                    "write",
+                    partial(clients, "limit", function="tkv.kv_write", batch=batch, read_keys=None, **limit),
+                ),
+                *(
+                    (
+                        case,
+                        "write",
+                        partial(clients, "grpc_write", address=f"127.0.0.1:{port}", token=token, batch=batch),
+                    )
+                    for case, port in grpc_ports
+                ),
+                (
+                    "http-envoy",
+                    "write",
+                    partial(loadgen.wrk, stack.gateway_port, token, "write", batch, "", concurrency, seconds),
+                ),
+            ]
+            for case, operation, run in cases:
+                bench.measure(case, operation, batch, concurrency, run)
 
 
 def run_auth(bench: Bench, seconds: float) -> dict:
