@@ -1,6 +1,7 @@
 """Render envoy/envoy.template.yaml into a ready-to-run config directory.
 
     python scripts/render_envoy.py OUT_DIR
+    python scripts/render_envoy.py --concurrency    the worker threads Envoy should run
 
 OUT_DIR receives envoy.yaml, http_api.lua (both rendered from their templates) and the
 descriptor set tkv.pb (from `make gen`), so Envoy needs nothing else. Placeholders come from the environment, with the
@@ -19,6 +20,9 @@ same defaults as the services:
     TKV_GATEWAY_IDLE_TIMEOUT_SECONDS     30    a stream may stay idle at most
     TKV_GATEWAY_REQUEST_TIMEOUT_SECONDS  60    a whole request may take at most
     TKV_GATEWAY_HEALTH_INTERVAL_SECONDS  1     active gRPC health checks of the services
+    TKV_WORKER_SOCKET_DIR     (unset)          if set, route to each worker's own Unix socket
+    TKV_WORKERS               (cores)          ...of this many workers per service
+    TKV_ENVOY_CONCURRENCY     cores / 4, >= 1  Envoy worker threads (--concurrency)
 
 Optional TLS (off by default: plain loopback):
     TKV_GATEWAY_TLS_CERT_FILE, TKV_GATEWAY_TLS_KEY_FILE   HTTPS and gRPC over TLS for clients
@@ -28,6 +32,7 @@ Optional TLS (off by default: plain loopback):
 
 from __future__ import annotations
 
+import os
 import shutil
 import string
 import sys
@@ -36,7 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tkv_common.settings import ConfigError, Env  # noqa: E402
+from tkv_common.server import worker_socket  # noqa: E402
+from tkv_common.settings import Address, ConfigError, Env  # noqa: E402
 
 ENVOY_DIR = ROOT / "envoy"
 
@@ -66,6 +72,30 @@ def placeholders(env: Env, config_dir: Path) -> dict[str, str]:
         "REQUEST_TIMEOUT": str(env.int("TKV_GATEWAY_REQUEST_TIMEOUT_SECONDS", 60)),
         "HEALTH_INTERVAL": str(env.int("TKV_GATEWAY_HEALTH_INTERVAL_SECONDS", 1)),
     }
+
+
+def _cluster(env: Env, service: str, upstream: Address) -> tuple[str, str]:
+    """The cluster's type and endpoints (YAML list items, 8 spaces in).
+
+    With TKV_WORKER_SOCKET_DIR set (`make run`, the tests and the benchmark), the services'
+    worker processes each listen on their own Unix socket, and Envoy balances calls over
+    them: the shared SO_REUSEPORT port spreads connections, not calls, and Envoy keeps only
+    a few long-lived HTTP/2 connections, which could all land on one worker."""
+    socket_dir = env.str("TKV_WORKER_SOCKET_DIR", "")
+    if not socket_dir:
+        endpoint = f"{{address: {{socket_address: {{address: {upstream.host}, port_value: {upstream.port}}}}}}}"
+        return "STRICT_DNS", f"        - endpoint: {endpoint}"
+    workers = env.int("TKV_WORKERS", os.cpu_count() or 1)
+    paths = [worker_socket(Path(socket_dir).resolve(), service, index) for index in range(workers)]
+    return "STATIC", "\n".join(f"        - endpoint: {{address: {{pipe: {{path: {path}}}}}}}" for path in paths)
+
+
+def concurrency(env: Env) -> int:
+    """Envoy's worker threads. Envoy defaults to one per core, but here it shares the
+    cores with the Python workers, which need them far more: one thread proxies several
+    thousand calls per second, and on the 2-core benchmark machine a second thread cost
+    ~25 % of the calls per second through the gateway (docs/benchmarks/README.md)."""
+    return env.int("TKV_ENVOY_CONCURRENCY", max(1, (os.cpu_count() or 1) // 4))
 
 
 def _listener_tls(env: Env) -> str:
@@ -128,6 +158,9 @@ def render(out_dir: Path, env: Env | None = None) -> Path:
     values["LISTENER_TLS"] = _listener_tls(env)
     values["AUTH_TLS"] = _upstream_tls(env, values["AUTH_HOST"])
     values["KV_TLS"] = _upstream_tls(env, values["KV_HOST"])
+    for service, prefix in (("auth_svc", "AUTH"), ("kv_svc", "KV")):
+        upstream = Address(values[f"{prefix}_HOST"], int(values[f"{prefix}_PORT"]))
+        values[f"{prefix}_CLUSTER_TYPE"], values[f"{prefix}_ENDPOINTS"] = _cluster(env, service, upstream)
     for template, target in (("envoy.template.yaml", "envoy.yaml"), ("http_api.template.lua", "http_api.lua")):
         text = string.Template((ENVOY_DIR / template).read_text()).substitute(values)
         (out_dir / target).write_text(text)
@@ -137,9 +170,9 @@ def render(out_dir: Path, env: Env | None = None) -> Path:
 
 def main() -> None:
     if len(sys.argv) != 2:
-        sys.exit("usage: python scripts/render_envoy.py OUT_DIR")
+        sys.exit("usage: python scripts/render_envoy.py OUT_DIR | --concurrency")
     try:
-        print(render(Path(sys.argv[1])))
+        print(concurrency(Env()) if sys.argv[1] == "--concurrency" else render(Path(sys.argv[1])))
     except ConfigError as exc:
         sys.exit(f"render_envoy: {exc}")
 

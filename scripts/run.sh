@@ -11,10 +11,13 @@ export TKV_DATA_DIR=$(realpath -m "${TKV_DATA_DIR:-var}")
 # Absolute, but not resolved: resolving the venv's python symlink would leave the venv.
 export TKV_PYTHON=$(cd "$venv/bin" && pwd)/python
 export TKV_ENVOY=$(cd "$venv/bin" && pwd)/envoy
+# Each service worker also listens on its own Unix socket here; Envoy balances over them.
+export TKV_WORKER_SOCKET_DIR=${TKV_WORKER_SOCKET_DIR:-$TKV_DATA_DIR/run}
 mkdir -p "$TKV_DATA_DIR"
 
 "$TKV_PYTHON" -m tkv_common.devsecrets
 "$TKV_PYTHON" scripts/render_envoy.py "$TKV_DATA_DIR/envoy" >/dev/null
+export TKV_ENVOY_CONCURRENCY=$("$TKV_PYTHON" scripts/render_envoy.py --concurrency)
 
 cat <<BANNER
 tkv local stack (data in $TKV_DATA_DIR; Ctrl-C stops everything)

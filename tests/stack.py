@@ -105,6 +105,8 @@ class Stack:
             **FAST_ARGON2,
             # One process per service keeps the readiness check simple; test_workers.py runs two.
             "TKV_WORKERS": "1",
+            # As `make run`: Envoy reaches each worker on its own socket.
+            "TKV_WORKER_SOCKET_DIR": str(self.data_dir / "run"),
             # Tests register and log in far faster than the default per-client edge limit.
             "TKV_GATEWAY_AUTH_RATE": "100000",
             "TKV_GATEWAY_AUTH_BURST": "100000",
@@ -140,7 +142,9 @@ def envoy_upstreams_healthy(admin_port: int) -> bool:
     except OSError:
         return False
     flags = [line for line in clusters.splitlines() if "::health_flags::" in line]
-    return len(flags) == 2 and all(line.endswith("::healthy") for line in flags)
+    # One line per endpoint: one per worker of each service.
+    clusters_seen = {line.split("::", 1)[0] for line in flags}
+    return clusters_seen == {"auth_svc", "kv_svc"} and all(line.endswith("::healthy") for line in flags)
 
 
 class Process:
@@ -207,11 +211,21 @@ def envoy(stack: Stack, *, upstreams_up: bool = True) -> Process:
         capture_output=True,
         text=True,
     )
+    threads = subprocess.run(
+        [sys.executable, "scripts/render_envoy.py", "--concurrency"],
+        cwd=ROOT,
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     command = [
         require_binary("envoy"),
         "-c",
         rendered.stdout.strip(),
         "--disable-hot-restart",
+        "--concurrency",
+        threads.stdout.strip(),
         "--log-level",
         "warning",
     ]

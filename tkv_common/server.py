@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import logs
-from .interceptors import AccessLogInterceptor, AuthInterceptor, ErrorMappingInterceptor
+from .interceptors import CallPathInterceptor
 from .keys import KeySet
 from .settings import Address, ConfigError, Env
 from .tarantool import TarantoolClient
@@ -85,6 +86,11 @@ class ServerSettings:
     max_concurrent_rpcs: int
     # Processes serving the same port (SO_REUSEPORT): Python runs one core per process.
     workers: int
+    # uvloop runs grpc.aio's callbacks faster than asyncio's own loop (docs/benchmarks).
+    event_loop: str
+    # If set, worker i also listens on <dir>/<service>-<i>.sock, for Envoy to balance
+    # calls across workers (SO_REUSEPORT balances connections, and gRPC has few of them).
+    worker_socket_dir: Path | None
 
     @classmethod
     def from_env(cls, env: Env, *, listen_var: str, default_listen: str) -> ServerSettings:
@@ -97,6 +103,8 @@ class ServerSettings:
             tls=TlsSettings.from_env(env),
             max_concurrent_rpcs=env.int("TKV_MAX_CONCURRENT_RPCS", 1000),
             workers=env.int("TKV_WORKERS", os.cpu_count() or 1),
+            event_loop=env.choice("TKV_EVENT_LOOP", "uvloop", ("uvloop", "asyncio")),
+            worker_socket_dir=Path(socket_dir) if (socket_dir := env.str("TKV_WORKER_SOCKET_DIR", "")) else None,
         )
 
 
@@ -128,13 +136,9 @@ class GrpcService:
         self._names = list(service_names)
         self._storage = storage
         self.health = health.aio.HealthServicer()
-        # The order is the request's path through the process; see interceptors.py.
         self.server = grpc.aio.server(
-            interceptors=[
-                AccessLogInterceptor(),
-                ErrorMappingInterceptor(),
-                AuthInterceptor(verifier, public_methods | INFRASTRUCTURE_METHODS),
-            ],
+            # Access log -> error mapping -> authentication: see interceptors.py.
+            interceptors=[CallPathInterceptor(verifier, public_methods | INFRASTRUCTURE_METHODS)],
             # Past this many calls in flight grpc answers RESOURCE_EXHAUSTED (HTTP 429) at once
             # instead of queueing them in memory.
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
@@ -153,19 +157,28 @@ class GrpcService:
         self._watcher: asyncio.Task | None = None
         self.port = 0
 
-    async def start(self) -> int:
-        tls = self._settings.tls
+    async def start(self, worker_socket: Path | None = None) -> int:
+        """Listens on the service's address, and on `worker_socket` (this worker's own
+        Unix socket, see ServerSettings.worker_socket_dir) if given."""
         address = str(self._settings.listen)
-        self.port = (
-            self.server.add_secure_port(address, tls.credentials()) if tls else self.server.add_insecure_port(address)
-        )
+        self.port = self._listen(address)
         if self.port == 0:
             raise OSError(f"cannot listen on {self._settings.listen}")
+        if worker_socket is not None:
+            worker_socket.parent.mkdir(parents=True, exist_ok=True)
+            if not self._listen(f"unix:{worker_socket}"):
+                raise OSError(f"cannot listen on {worker_socket}")
         self._storage.start()
         self._keys.start(self._on_keys_refresh)
         await self.server.start()
         self._watcher = asyncio.create_task(self._watch_storage(), name="storage-health")
         return self.port
+
+    def _listen(self, address: str) -> int:
+        tls = self._settings.tls
+        if tls is None:
+            return self.server.add_insecure_port(address)
+        return self.server.add_secure_port(address, tls.credentials())
 
     async def stop(self) -> None:
         # Stage 1: tell load balancers and health checks to go elsewhere.
@@ -179,13 +192,20 @@ class GrpcService:
         await self._keys.stop()
         await self._storage.close()
 
-    async def serve_until_signalled(self) -> None:
+    async def serve_until_signalled(self, worker_socket: Path | None = None) -> None:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-        port = await self.start()
-        log.info("serving", extra={"listen": f"{self._settings.listen.host}:{port}", "services": self._names})
+        port = await self.start(worker_socket)
+        log.info(
+            "serving",
+            extra={
+                "listen": f"{self._settings.listen.host}:{port}",
+                "worker_socket": str(worker_socket) if worker_socket else None,
+                "services": self._names,
+            },
+        )
         await stopping.wait()
         log.info("stopping", extra={"grace_seconds": self._settings.grace_seconds})
         await self.stop()
@@ -209,6 +229,12 @@ class GrpcService:
             await asyncio.sleep(interval)
 
 
+def worker_socket(directory: Path, service: str, index: int) -> Path:
+    """Where worker `index` of `service` listens besides the shared port; Envoy's config
+    (scripts/render_envoy.py) lists the same paths."""
+    return directory / f"{service}-{index}.sock"
+
+
 def _die_with_parent(parent: int) -> None:
     """A worker must not outlive its supervisor (killed with SIGKILL, say): it would keep
     serving the shared port next to the group that replaces it."""
@@ -224,23 +250,34 @@ def _serve(
     load_settings: Callable[[], Any],
     create_service: Callable[[Any], GrpcService],
     parent: int | None = None,
+    index: int = 0,
 ) -> None:
-    """One serving process: settings, logging, service, serve until SIGTERM/SIGINT."""
+    """One serving process (worker `index`): settings, logging, service, serve until
+    SIGTERM/SIGINT."""
     if parent is not None:
         _die_with_parent(parent)
 
-    async def serve() -> None:
+    async def serve(settings: Any) -> None:
         # grpc.aio.server() binds to the running loop, so the service is built in here.
-        settings = load_settings()
-        logs.configure(name, settings.server.log_level)
         service = create_service(settings)
-        log.info("starting", extra={"tarantool": str(settings.tarantool.address)})
-        await service.serve_until_signalled()
+        log.info(
+            "starting",
+            extra={"tarantool": str(settings.tarantool.address), "event_loop": settings.server.event_loop},
+        )
+        socket_dir = settings.server.worker_socket_dir
+        await service.serve_until_signalled(worker_socket(socket_dir, name, index) if socket_dir else None)
 
     try:
-        asyncio.run(serve())
+        settings = load_settings()
+        logs.configure(name, settings.server.log_level)
+        loop_factory = uvloop.new_event_loop if settings.server.event_loop == "uvloop" else None
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(settings))
     except ConfigError as exc:
         sys.exit(f"{name}: configuration error: {exc}")
+    finally:
+        # Worker processes leave through os._exit, which skips atexit: write buffered lines now.
+        logging.shutdown()
 
 
 def run_main(name: str, load_settings: Callable[[], Any], create_service: Callable[[Any], GrpcService]) -> None:
@@ -261,7 +298,7 @@ def run_main(name: str, load_settings: Callable[[], Any], create_service: Callab
     # spawn, not fork: gRPC's native state must not be copied into a child.
     context = multiprocessing.get_context("spawn")
     children = [
-        context.Process(target=_serve, args=(name, load_settings, create_service, os.getpid()), name=f"{name}-{i}")
+        context.Process(target=_serve, args=(name, load_settings, create_service, os.getpid(), i), name=f"{name}-{i}")
         for i in range(workers)
     ]
     stopping = failed = False

@@ -25,6 +25,12 @@ class Env:
         value = self._environ.get(name, "")
         return value if value != "" else default
 
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
     def int(self, name: str, default: int, *, minimum: int = 1) -> int:
         raw = self._environ.get(name, "")
         if raw == "":

@@ -1,16 +1,21 @@
 """TKV_WORKERS: several processes serve one port; SIGTERM stops them all; one dying takes
 the group down so the process manager restarts it whole."""
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import time
 
+import grpc
 import pytest
 
 from tests.e2e.conftest import grpcurl
-from tests.stack import Stack, kv_svc, tarantool, wait_until
+from tests.reliability.workload import Target, new_token
+from tests.stack import Stack, kv_svc, start_all, stop_all, tarantool, wait_until
+from tests.tokens_for_tests import bearer
+from tkv.kv.v1 import kv_pb2, kv_pb2_grpc
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +36,19 @@ def two_workers(tmp_path):
     db.stop()
 
 
+def read_pids(kv) -> list[int]:
+    """The worker of every Read in kv_svc's access log, in order."""
+    lines = [json.loads(line) for line in kv.log().splitlines() if line.startswith("{")]
+    return [line["pid"] for line in lines if line.get("method") == "/tkv.kv.v1.KeyValueService/Read"]
+
+
 def answering_pids(stack, kv, tries: int = 30) -> set[int]:
     """Which workers answered calls made over fresh connections (the kernel spreads them)."""
     for _ in range(tries):
         grpcurl(f"127.0.0.1:{stack.kv_port}", "tkv.kv.v1.KeyValueService/Read", data={"keys": ["k"]})
-    lines = [json.loads(line) for line in kv.log().splitlines() if line.startswith("{")]
-    return {line["pid"] for line in lines if line.get("method") == "/tkv.kv.v1.KeyValueService/Read"}
+    # Access-log lines reach the file within 0.2 s (tkv_common/logs.py).
+    wait_until(lambda: len(read_pids(kv)) >= tries, "access log written")
+    return set(read_pids(kv))
 
 
 def test_two_workers_share_the_port_and_stop_together(two_workers):
@@ -58,3 +70,29 @@ def test_a_dead_worker_takes_the_group_down(two_workers):
     while kv.popen.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert kv.popen.returncode == 1
+
+
+def test_envoy_spreads_calls_of_one_connection_over_every_worker(tmp_path):
+    # One client connection: the shared port would hand all of it to one worker; Envoy
+    # reaches each worker on its own socket and balances the calls.
+    stack = Stack(tmp_path / "gateway", extra_env={"TKV_WORKERS": "2"})
+    processes = start_all(stack)
+    try:
+        workers = children_of(processes["kv_svc"].popen.pid)
+        token = asyncio.run(new_token(Target.of(stack)))
+
+        async def reads():
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.gateway_port}") as channel:
+                stub = kv_pb2_grpc.KeyValueServiceStub(channel)
+                for _ in range(20):
+                    with pytest.raises(grpc.aio.AioRpcError) as error:  # nothing stored: NOT_FOUND
+                        await stub.Read(kv_pb2.ReadRequest(keys=["k"]), metadata=bearer(token))
+                    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+        asyncio.run(reads())
+        wait_until(lambda: len(read_pids(processes["kv_svc"])) >= 20, "access log written")
+        pids = read_pids(processes["kv_svc"])
+        assert set(pids) == set(workers)
+        assert min(pids.count(pid) for pid in workers) >= 8  # round robin: 10 each
+    finally:
+        stop_all(processes)
