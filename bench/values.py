@@ -1,15 +1,22 @@
-"""The value path, measured: native MessagePack (what tkv stores) against encoded
-google.protobuf.Value bytes, for the Python work of one request of 100 keys with ~100-byte
-JSON objects. Tarantool's work is the same either way (it stores and returns opaque fields).
+"""The value path, measured: storing native MessagePack against storing the encoded
+google.protobuf.Value bytes (what kv_svc does), for the Python work of one request of
+100 keys with ~100-byte JSON objects.
 
     python -m bench.values
+
+Read: stored Value bytes are spliced into the answer; native MessagePack is converted
+node by node (`values.fill`), which is also what kv_svc still does for values stored
+natively by earlier versions or other tools. Write: both parse and check each Value; the
+native path then converts it to Python objects for MessagePack.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import timeit
 
+import msgpack
 from google.protobuf import struct_pb2
 
 from bench.loadgen import VALUE
@@ -19,66 +26,50 @@ from tkv.kv.v1 import kv_pb2
 KEYS = [f"key-{i}" for i in range(100)]
 
 
-def encoded_value() -> bytes:
-    value = struct_pb2.Value()
-    values.fill(value, VALUE)
-    return value.SerializeToString()
+def _to_native(value: struct_pb2.Value):
+    """The conversion the native-MessagePack design needs on every write."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return {key: _to_native(item) for key, item in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_to_native(item) for item in value.list_value.values]
+    if kind == "null_value":
+        return None
+    if kind == "number_value" and not math.isfinite(value.number_value):
+        raise ValueError
+    return getattr(value, kind)
 
 
-def field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field, by hand."""
-    size, varint = len(payload), bytearray()
-    while True:
-        byte, size = size & 0x7F, size >> 7
-        varint.append(byte | (0x80 if size else 0))
-        if not size:
-            break
-    return bytes([number << 3 | 2]) + bytes(varint) + payload
+def write_native(raw_values: list[bytes]) -> list:
+    return [_to_native(struct_pb2.Value.FromString(values.check(raw, 32))) for raw in raw_values]
 
 
-def read_msgpack_path(stored: list) -> bytes:
-    """Today: asynctnt hands us Python objects; fill() builds each Value node by node."""
-    response = kv_pb2.ReadResponse()
-    fields = response.data.fields
-    for key, native in zip(KEYS, stored, strict=True):
-        values.fill(fields[key], native)
-    return response.SerializeToString()
-
-
-def read_bytes_path(stored: list[bytes]) -> bytes:
-    """Alternative: stored Value bytes spliced into map entries, no per-node work."""
-    entries = b"".join(field(1, field(1, key.encode()) + field(2, raw)) for key, raw in zip(KEYS, stored, strict=True))
-    return field(1, entries)
-
-
-def write_msgpack_path(raw_values: list[bytes]) -> list:
-    """Today: parse each Value, check depth and numbers, convert to Python for MessagePack."""
-    return [values.decode(raw, 32) for raw in raw_values]
-
-
-def write_bytes_path(raw_values: list[bytes]) -> list[bytes]:
-    """Alternative: still parse each Value to check it (depth, NaN), then keep the bytes."""
-    for raw in raw_values:
-        values.decode(raw, 32)
-    return raw_values
+def write_bytes(raw_values: list[bytes]) -> list[bytes]:
+    return [values.check(raw, 32) for raw in raw_values]
 
 
 def main() -> None:
-    raw = [encoded_value()] * len(KEYS)
-    native = [json.loads(json.dumps(VALUE))] * len(KEYS)
-    assert kv_pb2.ReadResponse.FromString(read_bytes_path(raw)) == kv_pb2.ReadResponse.FromString(
-        read_msgpack_path(native)
+    raw = values.native_to_bytes(json.loads(json.dumps(VALUE)))
+    native_rows = [(key, json.loads(json.dumps(VALUE))) for key in KEYS]
+    bytes_rows = [(key, raw) for key in KEYS]
+    # The MessagePack a Read answer carries from Tarantool, decoded by the client.
+    native_wire, bytes_wire = msgpack.packb(native_rows), msgpack.packb(bytes_rows)
+    assert kv_pb2.ReadResponse.FromString(values.read_response(bytes_rows)) == kv_pb2.ReadResponse.FromString(
+        values.read_response(native_rows)
     )
     runs = 2000
     results = {
-        "read, MessagePack -> Value (today)": timeit.timeit(lambda: read_msgpack_path(native), number=runs),
-        "read, stored Value bytes spliced": timeit.timeit(lambda: read_bytes_path(raw), number=runs),
-        "write, Value -> checked -> Python (today)": timeit.timeit(lambda: write_msgpack_path(raw), number=runs),
-        "write, Value checked, bytes kept": timeit.timeit(lambda: write_bytes_path(raw), number=runs),
+        "read: MessagePack decode, native values": lambda: msgpack.unpackb(native_wire),
+        "read: MessagePack decode, Value bytes": lambda: msgpack.unpackb(bytes_wire),
+        "read: answer from native values (fill)": lambda: values.read_response(native_rows),
+        "read: answer spliced from Value bytes": lambda: values.read_response(bytes_rows),
+        "write: check, convert to native": lambda: write_native([raw] * len(KEYS)),
+        "write: check, keep bytes": lambda: write_bytes([raw] * len(KEYS)),
     }
-    print("Python work per request of 100 keys (~100-byte JSON objects):")
-    for name, seconds in results.items():
-        print(f"  {name:45s} {seconds / runs * 1e6:8.1f} µs")
+    print("Python work per request of 100 keys (~100-byte JSON objects), µs:")
+    for name, run in results.items():
+        print(f"  {name:42s} {timeit.timeit(run, number=runs) / runs * 1e6:8.1f}")
+    print(f"stored size per value: native MessagePack {len(msgpack.packb(VALUE))} B, Value bytes {len(raw)} B")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ class KeyValueStore:
         self._rules = KeyRules(limits)
 
     async def read(self, claims: Claims, keys: Sequence[str]) -> list[Any]:
-        """Values of `keys` in the same order; NotFound names every absent key."""
+        """Stored {key, value} tuples of `keys` in the same order; NotFound names every
+        absent key."""
         violations = self._rules.batch_violations("keys", len(keys))
         if not violations:
             violations += [
@@ -61,7 +62,7 @@ class KeyValueStore:
                     violations.append(FieldViolation(f"data[{quote_keys([key], 256)}]", problem))
                     continue
                 try:
-                    pairs.append([key, values.decode(raw.value, self._limits.max_value_depth)])
+                    pairs.append([key, values.check(raw.value, self._limits.max_value_depth)])
                 except values.InvalidValue as exc:
                     violations.append(FieldViolation(f"data[{quote_keys([key], 256)}]", f"value {exc}"))
             violations += self._rules.duplicates("data", keys)

@@ -23,14 +23,15 @@ SERVICE_NAME = kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"].full_name
 def method_handlers(servicer: KeyValueServicer) -> grpc.GenericRpcHandler:
     """Like the generated add_KeyValueServiceServicer_to_server, except that Write parses
     its bytes as WriteRequestView: protobuf maps drop entry order and repeated keys, both
-    of which the API reports (see protos/tkv/internal/v1/write_view.proto)."""
+    of which the API reports (see protos/tkv/internal/v1/write_view.proto); and Read
+    answers bytes it encoded itself (kv_svc/values.py)."""
     return grpc.method_handlers_generic_handler(
         SERVICE_NAME,
         {
             "Read": grpc.unary_unary_rpc_method_handler(
                 servicer.Read,
                 request_deserializer=kv_pb2.ReadRequest.FromString,
-                response_serializer=kv_pb2.ReadResponse.SerializeToString,
+                response_serializer=None,
             ),
             "Write": grpc.unary_unary_rpc_method_handler(
                 servicer.Write,

@@ -13,20 +13,16 @@ from .pairs import KeyValueStore, RawPair, write_status
 
 
 class KeyValueServicer:
-    """Registered by server.py with its own deserializers (Write takes WriteRequestView)."""
+    """Registered by server.py with its own (de)serializers: Write takes WriteRequestView,
+    Read answers bytes."""
 
     def __init__(self, store: KeyValueStore):
         self._store = store
 
-    async def Read(self, request: kv_pb2.ReadRequest, context: grpc.aio.ServicerContext) -> kv_pb2.ReadResponse:
-        keys = list(request.keys)
-        found = await self._store.read(current_claims.get(), keys)
-        response = kv_pb2.ReadResponse()
-        response.data.SetInParent()
-        fields = response.data.fields
-        for key, value in zip(keys, found, strict=True):
-            values.fill(fields[key], value)
-        return response
+    async def Read(self, request: kv_pb2.ReadRequest, context: grpc.aio.ServicerContext) -> bytes:
+        """Answers an encoded ReadResponse, spliced from the stored values (values.py)."""
+        found = await self._store.read(current_claims.get(), list(request.keys))
+        return values.read_response(found)
 
     async def Write(
         self, request: write_view_pb2.WriteRequestView, context: grpc.aio.ServicerContext

@@ -36,4 +36,5 @@ class KvStorage:
         return _result(*await self.client.call("tkv.kv_read", claims.token_id, claims.subject, keys))
 
     async def write(self, claims: Claims, pairs: list[list[Any]]) -> list[str]:
+        """`pairs` are [key, encoded google.protobuf.Value]; returns the skipped keys."""
         return _result(*await self.client.call("tkv.kv_write", claims.token_id, claims.subject, pairs))

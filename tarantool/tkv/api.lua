@@ -4,6 +4,7 @@
 -- Outcomes the caller must handle are returned as a status string first ('ok',
 -- 'exists', 'locked', 'revoked', 'no_user', 'missing'), so the services translate them through one table
 -- instead of parsing error messages. Errors (box.error) mean something unexpected.
+local blobs = require('tkv.blobs')
 local fiber = require('fiber')
 local logins = require('tkv.logins')
 local revocations = require('tkv.revocations')
@@ -83,36 +84,43 @@ end
 -- same call as the data access, so it costs no extra round trip and a Logout that returned
 -- before the call started is always seen.
 
--- Values of all keys in request order, or 'missing' with every absent key.
+-- The {key, value} tuples of all keys in request order, or 'missing' with every absent
+-- key. Whole tuples, not values: Lua would decode each value and encode it again (and
+-- turn MP_BIN into MP_STR, see tkv/blobs.lua); a tuple goes out as the bytes it is.
 function M.kv_read(jti, subject, keys)
     local problem = token_problem(jti, subject)
     if problem ~= nil then
         return problem
     end
     local kv = box.space.kv
-    local values, missing = {}, {}
+    local found, missing = {}, {}
     for i, key in ipairs(keys) do
         local tuple = kv:get(key)
         if tuple == nil then
             table.insert(missing, key)
         else
-            -- box.NULL (a JSON null) keeps its slot; plain nil would leave a hole.
-            values[i] = tuple[2] == nil and box.NULL or tuple[2]
+            found[i] = tuple
         end
     end
     if #missing > 0 then
         return 'missing', missing
     end
-    return 'ok', values
+    return 'ok', found
 end
 
 -- Inserts every {key, value} whose key is absent, all in one transaction; returns the
--- keys that already existed, in request order. Memtx runs the loop without yielding, so
--- of two concurrent writers of one new key exactly one inserts it.
+-- keys that already existed, in request order. A value is an encoded
+-- google.protobuf.Value, stored as MP_BIN (tkv/blobs.lua). Memtx runs the loop without
+-- yielding, so of two concurrent writers of one new key exactly one inserts it.
 function M.kv_write(jti, subject, pairs)
     local problem = token_problem(jti, subject)
     if problem ~= nil then
         return problem
+    end
+    for i, pair in ipairs(pairs) do
+        if type(pair[1]) ~= 'string' or type(pair[2]) ~= 'string' then
+            box.error(box.error.PROC_LUA, ('pair %d is not {key, encoded value}'):format(i))
+        end
     end
     local kv = box.space.kv
     local skipped = {}
@@ -122,7 +130,7 @@ function M.kv_write(jti, subject, pairs)
             if kv:get(key) ~= nil then
                 table.insert(skipped, key)
             else
-                kv:insert({key, pair[2]})
+                blobs.insert(kv.id, key, pair[2])
             end
         end
     end)

@@ -248,3 +248,23 @@ async def test_a_thousand_bad_keys_still_answer_invalid_argument(svc, auth_md):
     assert error.details().endswith("; and 980 more")
     assert len(details(error)[1]) == 20
     assert trailer_bytes(error) < 7 * 1024, trailer_bytes(error)
+
+
+async def test_values_are_stored_as_messagepack_binary_holding_the_encoded_value(svc, auth_md):
+    key = unique()
+    await svc.kv.Write(write_request({key: {"a": [1, "x"]}}), metadata=auth_md)
+    # The tuple's raw MessagePack: array of 2, the key, then the value's type byte.
+    raw = bytes.fromhex(svc.stack.console(f"require('msgpack').encode(box.space.kv:get('{key}')):hex()"))
+    value_at = 1 + 1 + len(key)  # fixarray header, fixstr header, key bytes
+    assert raw[value_at] in (0xC4, 0xC5, 0xC6)  # bin 8/16/32, not str
+    stored = raw[value_at + 2 :]
+    assert json_format.MessageToDict(struct_pb2.Value.FromString(stored)) == {"a": [1, "x"]}
+
+
+async def test_values_stored_as_native_messagepack_are_still_read(svc, auth_md):
+    # As written by earlier versions of kv_svc, or by another Tarantool client.
+    key, null_key = unique(), unique()
+    svc.stack.console(f"box.space.kv:insert({{'{key}', {{a = {{true, 1.5, 'ü'}}, n = box.NULL}}}})")
+    svc.stack.console(f"box.space.kv:insert({{'{null_key}'}})")
+    response = await svc.kv.Read(kv_pb2.ReadRequest(keys=[key, null_key]), metadata=auth_md)
+    assert as_json(response) == {key: {"a": [True, 1.5, "ü"], "n": None}, null_key: None}

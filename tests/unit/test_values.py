@@ -1,4 +1,5 @@
-"""google.protobuf.Value <-> stored JSON values: exact round trips and the limits."""
+"""Values between the wire and storage: checks and limits on write, the spliced Read
+answer (stored bytes and native MessagePack alike)."""
 
 import math
 
@@ -6,6 +7,7 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 
 from kv_svc import values
+from tkv.kv.v1 import kv_pb2
 
 
 def encoded(native) -> bytes:
@@ -23,6 +25,11 @@ def back_to_json(native):
     target = struct_pb2.Value()
     values.fill(target, native)
     return json_format.MessageToDict(target)
+
+
+def checked_json(raw: bytes, max_depth: int = 32):
+    """What a client reads back after writing `raw`."""
+    return json_format.MessageToDict(struct_pb2.Value.FromString(values.check(raw, max_depth)))
 
 
 @pytest.mark.parametrize(
@@ -44,7 +51,8 @@ def back_to_json(native):
     ],
 )
 def test_every_json_type_round_trips_exactly(native):
-    assert back_to_json(values.decode(encoded(native), 32)) == native
+    assert checked_json(encoded(native)) == native
+    assert back_to_json(native) == native  # values stored as native MessagePack
 
 
 def test_empty_object_and_array_keep_their_kind():
@@ -53,13 +61,13 @@ def test_empty_object_and_array_keep_their_kind():
 
 @pytest.mark.parametrize("kind", ["list", "dict"])
 def test_depth_limit_accepts_exactly_the_limit(kind):
-    assert values.decode(encoded(nested(32, kind)), 32) == nested(32, kind)
+    assert checked_json(encoded(nested(32, kind))) == nested(32, kind)
 
 
 @pytest.mark.parametrize("kind", ["list", "dict"])
 def test_depth_limit_rejects_one_more(kind):
     with pytest.raises(values.InvalidValue, match="deeper than 32"):
-        values.decode(encoded(nested(33, kind)), 32)
+        values.check(encoded(nested(33, kind)), 32)
 
 
 def test_value_deeper_than_protobuf_allows_is_rejected_not_crashed():
@@ -68,7 +76,7 @@ def test_value_deeper_than_protobuf_allows_is_rejected_not_crashed():
     for _ in range(60):
         raw = _wrap_list(raw)
     with pytest.raises(values.InvalidValue, match="deeper than 32"):
-        values.decode(raw, 32)
+        values.check(raw, 32)
 
 
 def _wrap_list(inner: bytes) -> bytes:
@@ -92,14 +100,50 @@ def _varint(n: int) -> bytes:
 @pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
 def test_non_finite_numbers_are_rejected(number):
     with pytest.raises(values.InvalidValue, match="finite"):
-        values.decode(struct_pb2.Value(number_value=number).SerializeToString(), 32)
+        values.check(struct_pb2.Value(number_value=number).SerializeToString(), 32)
 
 
 def test_value_without_kind_is_rejected():
     with pytest.raises(values.InvalidValue, match="no kind"):
-        values.decode(b"", 32)
+        values.check(b"", 32)
 
 
 def test_garbage_bytes_are_rejected():
     with pytest.raises(values.InvalidValue):
-        values.decode(b"\xff\xff\xff", 32)
+        values.check(b"\xff\xff\xff", 32)
+
+
+def test_unknown_fields_are_not_stored():
+    known = struct_pb2.Value(string_value="x").SerializeToString()
+    with_unknown = known + b"\xf8\x07\x01"  # field 127, varint 1
+    assert struct_pb2.Value.FromString(with_unknown).string_value == "x"
+    assert values.check(with_unknown, 32) == known
+
+
+def _expected_response(pairs: dict) -> kv_pb2.ReadResponse:
+    response = kv_pb2.ReadResponse()
+    response.data.SetInParent()
+    for key, native in pairs.items():
+        values.fill(response.data.fields[key], native)
+    return response
+
+
+def test_read_response_splices_stored_bytes_in_request_order():
+    pairs = {"b": {"x": [1, None]}, "ключ": "значение", "a": 2.5, "big": "y" * 300}
+    stored = [(key, values.check(encoded(native), 32)) for key, native in pairs.items()]
+    raw = values.read_response(stored)
+    assert kv_pb2.ReadResponse.FromString(raw) == _expected_response(pairs)
+    assert raw.index(b"\x0a\x01b") < raw.index("ключ".encode()) < raw.index(b"\x0a\x01a")
+
+
+def test_read_response_converts_values_stored_as_native_messagepack():
+    # As written by earlier versions or other Tarantool clients; {key} alone is a JSON null.
+    stored = [("n", {"a": [True, 1.5, "s", {}]}), ("null", None), ("bare",)]
+    assert kv_pb2.ReadResponse.FromString(values.read_response(stored)) == _expected_response(
+        {"n": {"a": [True, 1.5, "s", {}]}, "null": None, "bare": None}
+    )
+
+
+def test_read_response_of_nothing_still_has_data():
+    assert values.read_response([]) == b"\x0a\x00"
+    assert kv_pb2.ReadResponse.FromString(b"\x0a\x00").HasField("data")
