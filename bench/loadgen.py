@@ -5,6 +5,7 @@ raw Tarantool limit over asynctnt)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import struct_pb2
 
+from kv_svc import values
 from tkv.kv.v1 import kv_pb2
 
 # Concurrency -> (connections, streams per connection) for h2load.
@@ -166,33 +168,39 @@ def wrk(port: int, token: str, mode: str, batch: int, prefix: str, concurrency: 
 # --- Python client processes -------------------------------------------------------------
 
 
-def _write_requests(batch: int, count: int) -> list[bytes]:
-    """Serialized WriteRequests with keys never used before, built before the clock starts."""
+def value_bytes() -> bytes:
+    """VALUE as an encoded google.protobuf.Value: what kv_svc stores and what every write
+    case sends."""
     value = struct_pb2.Value()
     value.struct_value.update(VALUE)
-    prefix = uuid.uuid4().hex[:10]
-    requests = []
-    for n in range(count):
-        request = kv_pb2.WriteRequest()
-        for i in range(batch):
-            request.data.fields[f"{prefix}-{n}-{i}"].CopyFrom(value)
-        requests.append(request.SerializeToString())
-    return requests
+    return value.SerializeToString()
 
 
-async def _timed_clients(concurrency: int, seconds: float, next_call, succeeded=lambda result: True):
-    """`concurrency` clients, each awaiting `next_call()` until `seconds` pass or it returns
-    None (nothing left to send). Building the request happens in next_call, before the clock;
-    a call that raises or fails `succeeded` is an error. Returns (latencies, errors)."""
+def write_requests(batch: int):
+    """Endless encoded WriteRequests of `batch` keys never used before, ~20 µs per 100 keys.
+
+    Spliced from bytes: building messages field by field cost the client more CPU than
+    the server spent on them. A WriteRequest has a ReadResponse's wire shape (data = 1, a
+    Struct of map entries), so kv_svc's own encoder serves."""
+    raw, prefix = value_bytes(), uuid.uuid4().hex[:10]
+    for n in itertools.count():
+        yield values.read_response([(f"{prefix}-{n}-{i}", raw) for i in range(batch)])
+
+
+async def _timed_clients(concurrency: int, seconds: float, start_at: float, next_call, succeeded=lambda result: True):
+    """`concurrency` clients, each awaiting `next_call()` from wall-clock `start_at` (the
+    same for every client process) until `seconds` pass. Building the request happens in
+    next_call, before the call's clock; a call that raises or fails `succeeded` is an
+    error. Returns (latencies, errors, CPU seconds this process used while timed)."""
     latencies, errors, first_error = [], 0, []
+    await asyncio.sleep(max(0.0, start_at - time.time()))
     deadline = time.monotonic() + seconds
+    cpu_before = time.process_time()
 
     async def client():
         nonlocal errors
         while time.monotonic() < deadline:
             call = next_call()
-            if call is None:
-                return
             started = time.perf_counter()
             try:
                 ok = succeeded(await call)
@@ -205,50 +213,67 @@ async def _timed_clients(concurrency: int, seconds: float, next_call, succeeded=
                 errors += 1
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
+    cpu = time.process_time() - cpu_before
     if first_error:
         print(f"load generator: {errors} errors, first: {first_error[0]}", flush=True)
-    return latencies, errors
+    return latencies, errors, cpu
 
 
-async def _grpc_writes(address, token, batch, concurrency, seconds, requests):
-    async with grpc.aio.insecure_channel(address) as channel:
-        call = channel.unary_unary(
+async def _grpc_writes(address, token, batch, concurrency, seconds, start_at, connections=4):
+    """Writes over `connections` HTTP/2 connections, like h2load's reads: the kernel
+    spreads connections, not calls, over the workers sharing the port."""
+    requests = write_requests(batch)
+    # A local subchannel pool: channels to one address would otherwise share one connection.
+    channels = [
+        grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(connections)
+    ]
+    calls = itertools.cycle(
+        channel.unary_unary(
             "/tkv.kv.v1.KeyValueService/Write",
             request_serializer=None,
             response_deserializer=kv_pb2.WriteResponse.FromString,
         )
-        metadata = (("authorization", f"Bearer {token}"),)
+        for channel in channels
+    )
+    metadata = (("authorization", f"Bearer {token}"),)
+    try:
         return await _timed_clients(
             concurrency,
             seconds,
-            lambda: call(requests.pop(), metadata=metadata, timeout=30) if requests else None,
+            start_at,
+            lambda: next(calls)(next(requests), metadata=metadata, timeout=30),
             # A skipped key would mean the key was not new: never expected here.
             lambda response: not response.skipped_keys,
         )
+    finally:
+        for channel in channels:
+            await channel.close()
 
 
-async def _limit(host, port, user, password, function, jti, subject, batch, concurrency, seconds, read_keys):
+async def _limit(host, port, user, password, function, jti, subject, batch, concurrency, seconds, start_at, read_keys):
     import asynctnt
 
     conn = asynctnt.Connection(
         host=host, port=port, username=user, password=password, fetch_schema=False, auto_refetch_schema=False
     )
     await conn.connect()
-    prefix, counter = uuid.uuid4().hex[:10], 0
+    prefix, counter, raw = uuid.uuid4().hex[:10], 0, value_bytes()
 
     def next_call():
         nonlocal counter
         if function == "tkv.kv_read":
             return conn.call(function, [jti, subject, read_keys], timeout=30)
         counter += 1
-        pairs = [[f"{prefix}-{counter}-{i}", VALUE] for i in range(batch)]
+        pairs = [[f"{prefix}-{counter}-{i}", raw] for i in range(batch)]
         return conn.call(function, [jti, subject, pairs], timeout=30)
 
     try:
         # Both answer 'ok' first; kv_write then lists skipped keys (none expected: every key is new).
         if function == "tkv.kv_write":
-            return await _timed_clients(concurrency, seconds, next_call, lambda r: r.body[0] == "ok" and not r.body[1])
-        return await _timed_clients(concurrency, seconds, next_call, lambda r: r.body[0] == "ok")
+            return await _timed_clients(
+                concurrency, seconds, start_at, next_call, lambda r: r.body[0] == "ok" and not r.body[1]
+            )
+        return await _timed_clients(concurrency, seconds, start_at, next_call, lambda r: r.body[0] == "ok")
     finally:
         await conn.disconnect()
 
@@ -257,31 +282,31 @@ def _in_process(kind, kwargs):
     if kind == "register":
         return asyncio.run(_registers(**kwargs))
     if kind == "grpc_write":
-        requests = _write_requests(kwargs.pop("batch_keys"), kwargs.pop("count"))
-        return asyncio.run(_grpc_writes(requests=requests, **kwargs))
+        return asyncio.run(_grpc_writes(**kwargs))
     return asyncio.run(_limit(**kwargs))
 
 
 def run_python_clients(kind: str, processes: int, concurrency: int, seconds: float, **kwargs) -> dict:
-    """`concurrency` clients spread over `processes` OS processes; latencies merged."""
+    """`concurrency` clients spread over `processes` OS processes; latencies merged. The
+    result names the timed window, for the caller to measure the server's CPU in it."""
     shares = [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
     shares = [share for share in shares if share]
-    jobs = []
-    for share in shares:
-        job = dict(kwargs, concurrency=share, seconds=seconds)
-        if kind == "grpc_write":
-            job["batch_keys"] = kwargs["batch"]
-            job["count"] = max(100, min(60000, 6_000_000 // kwargs["batch"] // len(shares)))
-        jobs.append(job)
+    # Every process starts its clock at the same moment, after all have started up.
+    start_at = time.time() + 1.5
+    jobs = [dict(kwargs, concurrency=share, seconds=seconds, start_at=start_at) for share in shares]
     # spawn, not fork: this process has used gRPC, whose native state must not be forked
     # (a forked client crashed now and then).
     with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(_in_process, [kind] * len(jobs), jobs))
-    latencies = [value for part, _ in results for value in part]
-    return {"latencies": latencies, "errors": sum(errors for _, errors in results)}
+    return {
+        "latencies": [value for part, _, _ in results for value in part],
+        "errors": sum(errors for _, errors, _ in results),
+        "client_cpu_seconds": sum(cpu for _, _, cpu in results),
+        "window": (start_at, start_at + seconds),
+    }
 
 
-async def _registers(address, concurrency, seconds):
+async def _registers(address, concurrency, seconds, start_at):
     from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
 
     async with grpc.aio.insecure_channel(address) as channel:
@@ -295,7 +320,7 @@ async def _registers(address, concurrency, seconds):
             request = auth_pb2.RegisterRequest(login=login, password="Secr3t!pass", name="Anna", surname="Smith")
             return stub.Register(request, timeout=30)
 
-        return await _timed_clients(concurrency, seconds, next_call)
+        return await _timed_clients(concurrency, seconds, start_at, next_call)
 
 
 def _argon2_verifications(policy: dict, seconds: float) -> int:
