@@ -310,14 +310,16 @@ def markdown(results: list[dict], auth: dict, machine: dict) -> str:
         f"of {machine['repeat']} interleaved runs. The load generator shares the cores (its CPU is the last "
         "column: where it nears a core, the client, not the server, is the limit).",
         "",
-        "| operation | batch | clients | case | req/s | keys/s | p50 ms | p99 ms | × limit | server CPU | client CPU |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| operation | batch | clients | case | req/s | keys/s | p50 ms | p99 ms | × limit | server CPU "
+        "| tarantool / auth / kv / envoy | client CPU |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
+        by_process = " / ".join(f"{cores:.2f}" for cores in r["server_cpu_by_process"].values())
         lines.append(
             f"| {r['operation']} | {r['batch']} | {r['concurrency']} | {r['case']} | {r['rps']:.0f} | "
             f"{r['keys_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r.get('ratio_to_limit', '')} | "
-            f"{r['server_cpu_cores']} | {r['client_cpu_cores']} |"
+            f"{r['server_cpu_cores']} | {by_process} | {r['client_cpu_cores']} |"
         )
     lines += [
         "",
