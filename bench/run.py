@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,8 @@ from pathlib import Path
 
 import jwt
 
-from bench import loadgen
+from bench import floor, loadgen
+from bench.cpu import children_cpu, cpu_in, cpu_seconds, process_tree
 from tests.reliability.workload import Target, new_token
 from tests.stack import Stack, start_all, stop_all
 from tkv.kv.v1 import kv_pb2, kv_pb2_grpc
@@ -46,40 +46,6 @@ CONCURRENCY = (1, 16, 64)
 # (batch, clients) of the issue's targets: measured `--repeat` times, medians reported.
 TARGET_CELLS = {(10, 64), (100, 64)}
 OWASP = {"memory_cost": 19456, "rounds": 2, "parallelism": 1}
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_tree(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [pid, *(child for line in out.split() for child in process_tree(int(line)))]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except OSError:
-            pass
-    return total / TICKS
-
-
-def _cpu_in(samples: list[tuple[float, float]], start: float, end: float) -> float:
-    """CPU seconds between two moments, from (time, cumulative CPU) samples."""
-
-    def at(moment: float) -> float:
-        before = [s for s in samples if s[0] <= moment] or samples[:1]
-        after = [s for s in samples if s[0] >= moment] or samples[-1:]
-        (t0, c0), (t1, c1) = before[-1], after[0]
-        return c0 if t1 == t0 else c0 + (c1 - c0) * (moment - t0) / (t1 - t0)
-
-    return at(end) - at(start)
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Bench:
@@ -111,7 +77,7 @@ class Bench:
         # wrk run the whole time.
         window = raw.get("window", (started, samples[-1][0]))
         cpu_by_process = {
-            name: round(_cpu_in([(t, cpu[name]) for t, cpu in samples], *window) / (window[1] - window[0]), 2)
+            name: round(cpu_in([(t, cpu[name]) for t, cpu in samples], *window) / (window[1] - window[0]), 2)
             for name in self.server_pids
         }
         server_cpu = sum(cpu_by_process.values())
@@ -300,7 +266,7 @@ def ratios(results: list[dict]) -> None:
             r["ratio_to_limit"] = round(r["rps"] / base["rps"], 3)
 
 
-def markdown(results: list[dict], auth: dict, machine: dict) -> str:
+def markdown(results: list[dict], auth: dict, grpc_floor: dict, machine: dict) -> str:
     lines = [
         "# Benchmark results",
         "",
@@ -326,6 +292,16 @@ def markdown(results: list[dict], auth: dict, machine: dict) -> str:
         f"Login: raw argon2 (m=19 MiB, t=2, p=1) on {machine['cores']} cores: "
         f"{auth['raw_argon2_verifications_per_s']} verifications/s; Login through auth_svc reaches "
         f"{auth['login_ratio_to_raw_argon2']:.0%} of it.",
+        "",
+        f"The gRPC floor: {grpc_floor['processes']} do-nothing grpc.aio servers sharing a port (`python -m "
+        f"bench.floor`, a fixed 10-key answer, no Tarantool) serve {grpc_floor['rps']:.0f} calls/s at 64 "
+        f"clients, using {grpc_floor['cpu_cores']} cores ({grpc_floor['cpu_us_per_call']:.0f} µs of CPU per call)"
+        + "".join(
+            f"; kv_svc's 10-key Read over gRPC reaches {r['rps'] / grpc_floor['rps']:.0%} of it"
+            for r in results
+            if (r["operation"], r["batch"], r["concurrency"], r["case"]) == ("read", 10, 64, "grpc-direct")
+        )
+        + ".",
         "",
     ]
     return "\n".join(lines)
@@ -412,6 +388,8 @@ def main() -> int:
             bench = Bench(stack, args.seconds, args.repeat)
             run_matrix(bench, token, jti, subject, batches, levels)
             auth = run_auth(bench, max(args.seconds, 3))
+            # What any Python gRPC service could reach here: as many do-nothing servers as workers.
+            grpc_floor = floor.measure(CORES, max(args.seconds, 3))
         finally:
             stop_all(stack.processes)
     results = medians(bench.results)
@@ -419,12 +397,16 @@ def main() -> int:
     info = machine(args.seconds, args.repeat)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
-        json.dumps({"machine": info, "auth": auth, "results": results, "runs": bench.results}, indent=2) + "\n"
+        json.dumps(
+            {"machine": info, "auth": auth, "grpc_floor": grpc_floor, "results": results, "runs": bench.results},
+            indent=2,
+        )
+        + "\n"
     )
-    (args.out / "results.md").write_text(markdown(results, auth, info))
+    (args.out / "results.md").write_text(markdown(results, auth, grpc_floor, info))
     plot(results, args.out / "throughput.png")
     failed = [r for r in results if r["errors"]]
-    print(markdown(results, auth, info))
+    print(markdown(results, auth, grpc_floor, info))
     for r in failed:
         print(
             f"ERRORS: {r['errors']} in {r['case']} {r['operation']} batch={r['batch']} c={r['concurrency']}",

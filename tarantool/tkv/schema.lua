@@ -67,7 +67,8 @@ local function v1()
         if_not_exists = true,
         format = {
             {name = 'key', type = 'string'},
-            -- Any JSON value as native MessagePack, readable by any Tarantool client.
+            -- Any JSON value. kv_write stores the encoded google.protobuf.Value as
+            -- MP_BIN (tkv/blobs.lua); native MessagePack from earlier versions is read too.
             {name = 'value', type = 'any', is_nullable = true},
         },
     })

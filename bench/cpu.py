@@ -1,0 +1,43 @@
+"""CPU time of processes, read from /proc, for the benchmark's CPU columns."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [pid, *(child for line in out.split() for child in process_tree(int(line)))]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / TICKS
+
+
+def cpu_in(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """CPU seconds between two moments, from (time, cumulative CPU) samples."""
+
+    def at(moment: float) -> float:
+        before = [s for s in samples if s[0] <= moment] or samples[:1]
+        after = [s for s in samples if s[0] >= moment] or samples[-1:]
+        (t0, c0), (t1, c1) = before[-1], after[0]
+        return c0 if t1 == t0 else c0 + (c1 - c0) * (moment - t0) / (t1 - t0)
+
+    return at(end) - at(start)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

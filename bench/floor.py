@@ -1,0 +1,93 @@
+"""The per-call floor of a Python gRPC server on this machine: grpc.aio processes (uvloop)
+sharing one port that answer every Read with the same pre-encoded 10-key ReadResponse (no
+interceptors, no Tarantool, no value work), under the same h2load load as `make bench`'s
+10-key Read at 64 clients.
+
+    python -m bench.floor [--seconds 5] [--processes 1]
+
+Whatever kv_svc does per call comes on top of this, so it bounds what any Python service
+can reach here, whatever the limit of Tarantool is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+
+import grpc
+import uvloop
+
+from bench import loadgen
+from bench.cpu import cpu_seconds
+from kv_svc import values
+from tests.stack import free_port, wait_for_port
+
+KEYS = [f"read-10-{i}" for i in range(1, 11)]
+
+
+def serve(port: int) -> None:
+    answer = values.read_response([(key, loadgen.value_bytes()) for key in KEYS])
+
+    async def read(request: bytes, context) -> bytes:
+        return answer
+
+    async def main() -> None:
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+        handler = grpc.unary_unary_rpc_method_handler(read)  # bytes in, bytes out
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("tkv.kv.v1.KeyValueService", {"Read": handler}),)
+        )
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    uvloop.run(main())
+
+
+def measure(processes: int, seconds: float) -> dict:
+    """calls/s and CPU of `processes` trivial servers under h2load (64 streams)."""
+    from tkv.kv.v1 import kv_pb2
+
+    port = free_port()
+    context = multiprocessing.get_context("spawn")
+    servers = [context.Process(target=serve, args=(port,), daemon=True) for _ in range(processes)]
+    for server in servers:
+        server.start()
+    try:
+        wait_for_port(port)
+        message = kv_pb2.ReadRequest(keys=KEYS).SerializeToString()
+        loadgen.h2load(port, "/tkv.kv.v1.KeyValueService/Read", message, "unused", 64, 1)  # warm-up
+        pids = [server.pid for server in servers]
+        before, started = cpu_seconds(pids), time.monotonic()
+        result = loadgen.h2load(port, "/tkv.kv.v1.KeyValueService/Read", message, "unused", 64, seconds)
+        wall = time.monotonic() - started
+        cpu = cpu_seconds(pids) - before
+    finally:
+        for server in servers:
+            server.terminate()
+    calls = len(result["latencies"])
+    if result["http_errors"] or not calls:
+        raise RuntimeError(f"floor server failed: {result['http_errors']} HTTP errors, {calls} calls")
+    return {
+        "processes": processes,
+        "rps": round(calls / seconds, 1),
+        "cpu_cores": round(cpu / wall, 2),
+        "cpu_us_per_call": round(cpu / calls * 1e6, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--processes", type=int, default=1)
+    args = parser.parse_args()
+    floor = measure(args.processes, args.seconds)
+    print(
+        f"trivial grpc.aio server, {args.processes} process(es), 10-key Read, 64 streams: "
+        f"{floor['rps']:.0f} calls/s, {floor['cpu_cores']} cores ({floor['cpu_us_per_call']:.0f} µs of CPU per call)"
+    )
+
+
+if __name__ == "__main__":
+    main()
