@@ -47,10 +47,10 @@ class BatchingStreamHandler(logging.Handler):
     """Writes records to a stream in batches: one write(2) per `interval` seconds instead
     of one per line (the access log writes a line per call).
 
-    Why: a write(2) per call is a system call per call, and it releases the GIL that
-    gRPC's own threads are waiting for. WARNING and above are written at once; the rest
-    within `interval`, and at exit (logging.shutdown, which `_serve` also calls for worker
-    processes). A process killed with SIGKILL loses at most `interval` seconds of lines.
+    Why: fast_log queues a line on every call, and writing each at once would add a system
+    call to every call. WARNING and above are written at once; the rest within `interval`,
+    and at exit (logging.shutdown, which `_serve` also calls for worker processes). A process
+    killed with SIGKILL loses at most `interval` seconds of lines.
     """
 
     def __init__(self, stream: TextIO, interval: float = 0.2):
@@ -100,8 +100,9 @@ def fast_log(logger: logging.Logger, level: int, msg: str, **fields) -> None:
     log), for a caller that checked `logger.isEnabledFor(level)`.
 
     Once configure() has run, the line is formatted here and queued on the handler without
-    a LogRecord: building, handling and formatting one cost a serving process ~30 µs per
-    call, ~8 % of its calls per second. Otherwise (tests, embedding) it is logger.log.
+    a LogRecord. Measured in one kv_svc worker answering a fixed response: ~3,470 calls/s
+    through logger.log, ~3,920 through this, ~4,530 with no access log at all. Otherwise
+    (tests, embedding) it is logger.log.
     """
     installed = _installed
     # WARNING and above take the usual path, which writes them at once.

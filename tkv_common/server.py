@@ -165,7 +165,8 @@ class GrpcService:
         if self.port == 0:
             raise OSError(f"cannot listen on {self._settings.listen}")
         if worker_socket is not None:
-            worker_socket.parent.mkdir(parents=True, exist_ok=True)
+            # Owner only: the sockets answer like the service's port, for this user's Envoy.
+            worker_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self._listen(f"unix:{worker_socket}"):
                 raise OSError(f"cannot listen on {worker_socket}")
         self._storage.start()
