@@ -267,13 +267,14 @@ def ratios(results: list[dict]) -> None:
 
 
 def markdown(results: list[dict], auth: dict, grpc_floor: dict, machine: dict) -> str:
+    repeated = ", ".join(f"batches of {batch} at {clients} clients" for batch, clients in sorted(TARGET_CELLS))
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {machine['cpu']} ({machine['cores']} cores), "
         f"Python {machine['python']}, Tarantool {machine['tarantool']}, Envoy {machine['envoy']}. "
-        f"{machine['seconds']} s per case; batches of 10 and 100 at 64 clients, and login, are the median "
-        f"of {machine['repeat']} interleaved runs. The load generator shares the cores (its CPU is the last "
+        f"{machine['seconds']} s per case; {repeated}, and login, are the median of {machine['repeat']} "
+        "interleaved runs. The load generator shares the cores (its CPU is the last "
         "column: where it nears a core, the client, not the server, is the limit).",
         "",
         "| operation | batch | clients | case | req/s | keys/s | p50 ms | p99 ms | × limit | server CPU "
