@@ -9,6 +9,7 @@ from tkv_common.server import GrpcService
 from tkv_common.tarantool import TarantoolClient
 from tkv_common.tokens import TokenVerifier
 
+from . import messages
 from .config import AuthSettings
 from .passwords import PasswordHasher
 from .servicer import AuthServicer
@@ -36,5 +37,6 @@ def create_service(settings: AuthSettings, storage: TarantoolClient | None = Non
         keys=keys,
         on_keys_refresh=issuer.reload,
         public_methods=PUBLIC_METHODS,
+        token_refusal=messages.NOT_AUTHORIZED,
         storage=storage,
     )

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 import grpc
 
 from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
+from tkv_common.errors import with_detail
 from tkv_common.keys import KeySet
 from tkv_common.tokens import current_claims
 
+from . import messages
 from .users import Accounts, Registration
 
 
@@ -21,16 +23,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Register(self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext):
         registration = Registration(request.login, request.password, request.name, request.surname)
         await self._accounts.register(registration)
-        return auth_pb2.RegisterResponse(message=f"user {registration.login} has been registered")
+        return auth_pb2.RegisterResponse(message=messages.REGISTERED)
 
     async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext):
         issued = await self._accounts.login(request.login, request.password)
         expires = datetime.fromtimestamp(issued.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return auth_pb2.LoginResponse(token=issued.token, message=f"logged in; the token expires at {expires}")
+        message = with_detail(messages.AUTHENTICATED, f"the token expires at {expires}")
+        return auth_pb2.LoginResponse(token=issued.token, message=message)
 
     async def Logout(self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext):
         await self._accounts.logout(current_claims.get())
-        return auth_pb2.LogoutResponse(message="logged out: the token has been revoked")
+        return auth_pb2.LogoutResponse(message=messages.LOGGED_OUT)
 
     async def GetJwks(self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext):
         return auth_pb2.Jwks(keys=[auth_pb2.Jwk(**jwk) for jwk in self._keys.jwks()])

@@ -12,6 +12,8 @@ from tkv_common.errors import AlreadyExists, ResourceExhausted, TkvError
 from tkv_common.tarantool import TOKEN_PROBLEMS, TarantoolClient
 from tkv_common.tokens import Claims
 
+from . import messages
+
 if TYPE_CHECKING:
     from .config import LoginThrottle
     from .users import Registration
@@ -28,7 +30,7 @@ def _throttled(seconds: float) -> ResourceExhausted:
 
 # Status strings the stored functions return for outcomes the client must hear about.
 STATUS_ERRORS: dict[str, Callable[..., TkvError]] = {
-    "exists": partial(AlreadyExists, "login is already taken", reason="LOGIN_TAKEN"),
+    "exists": partial(AlreadyExists, messages.LOGIN_TAKEN, reason="LOGIN_TAKEN"),
     "locked": _throttled,
     **TOKEN_PROBLEMS,
 }

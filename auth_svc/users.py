@@ -6,25 +6,28 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from tkv_common.errors import FieldViolation, InvalidArgument, Unauthenticated
+from tkv_common.errors import FieldViolation, InvalidArgument, Unauthenticated, with_detail
 from tkv_common.tokens import Claims
 
+from . import messages
 from .config import LoginThrottle
 from .passwords import PasswordHasher
 from .storage import AuthStorage
 from .tokens import IssuedToken, TokenIssuer
 
-LOGIN_RULE = "must be 2-64 characters, Latin letters (A-Z, a-z) and digits only"
-PASSWORD_LENGTH_RULE = "must be 8-64 characters"
-PASSWORD_CONTROL_RULE = "must not contain control characters"
-NAME_RULE = "must be 2-32 characters, Latin letters and '-', starting and ending with a letter, no '--'"
-
-_LOGIN = re.compile(r"[A-Za-z0-9]{2,64}")
+_LOGIN_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-")
+# A hyphen only between two letters: "Anna-Maria", never "-Anna", "Anna-" or "Anna--Maria".
 _NAME = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
-_ASCII_LETTERS_DIGITS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-# One wrong answer for "no such login" and "wrong password": which one it was is exactly
-# what someone guessing logins wants to learn.
-WRONG_CREDENTIALS = "wrong login or password"
+# The password classes the register rules require, by the original's names for them.
+_PASSWORD_CLASSES = (
+    ("LOWER_CASE", lambda ch: "a" <= ch <= "z"),
+    ("UPPER_CASE", lambda ch: "A" <= ch <= "Z"),
+    ("DIGITS", lambda ch: "0" <= ch <= "9"),
+    # Any printable character that is not an ASCII letter or digit: punctuation, space,
+    # or a non-Latin letter.
+    ("SPECIAL_SYMBOLS", lambda ch: ch.isprintable() and ch not in _LOGIN_CHARACTERS),
+)
 
 
 @dataclass(frozen=True)
@@ -35,31 +38,52 @@ class Registration:
     surname: str
 
 
+def _length_violations(
+    field: str, value: str, low: int, high: int, too_short: str, too_long: str
+) -> list[FieldViolation]:
+    # Code points, not bytes: "Пароль1!" is 8 characters long.
+    if len(value) < low:
+        return [FieldViolation(field, too_short)]
+    if len(value) > high:
+        return [FieldViolation(field, too_long)]
+    return []
+
+
 def login_violations(login: str) -> list[FieldViolation]:
-    return [] if _LOGIN.fullmatch(login) else [FieldViolation("login", LOGIN_RULE)]
+    violations = _length_violations("login", login, 2, 64, messages.LOGIN_TOO_SHORT, messages.LOGIN_TOO_LONG)
+    if not _LOGIN_CHARACTERS.issuperset(login):
+        violations.append(FieldViolation("login", messages.LOGIN_CHARACTERS))
+    return violations
 
 
 def password_violations(password: str) -> list[FieldViolation]:
+    violations = _length_violations(
+        "password", password, 8, 64, messages.PASSWORD_TOO_SHORT, messages.PASSWORD_TOO_LONG
+    )
+    violations += [
+        FieldViolation("password", messages.PASSWORD_LACKS.format(name))
+        for name, member in _PASSWORD_CLASSES
+        if not any(member(ch) for ch in password)
+    ]
+    # A TAB or a DEL cannot be typed the same way everywhere; such a password could never
+    # be entered again on another device.
     if any(unicodedata.category(ch) == "Cc" for ch in password):
-        return [FieldViolation("password", PASSWORD_CONTROL_RULE)]
-    missing = []
-    if not any("a" <= ch <= "z" for ch in password):
-        missing.append("a lowercase Latin letter")
-    if not any("A" <= ch <= "Z" for ch in password):
-        missing.append("an uppercase Latin letter")
-    if not any("0" <= ch <= "9" for ch in password):
-        missing.append("a digit")
-    if not any(ch.isprintable() and ch not in _ASCII_LETTERS_DIGITS for ch in password):
-        missing.append("a special character")
-    problems = [] if 8 <= len(password) <= 64 else [PASSWORD_LENGTH_RULE]
-    if missing:
-        problems.append("must contain " + ", ".join(missing))
-    return [FieldViolation("password", "; ".join(problems))] if problems else []
+        violations.append(FieldViolation("password", messages.PASSWORD_CONTROL))
+    return violations
 
 
 def name_violations(field: str, value: str) -> list[FieldViolation]:
-    valid = 2 <= len(value) <= 32 and _NAME.fullmatch(value)
-    return [] if valid else [FieldViolation(field, NAME_RULE)]
+    """The rules of name and surname; each text is followed by the field's name."""
+    violations = [
+        FieldViolation(field, with_detail(v.description, field))
+        for v in _length_violations(field, value, 2, 32, messages.INITIAL_TOO_SHORT, messages.INITIAL_TOO_LONG)
+    ]
+    if not _NAME_CHARACTERS.issuperset(value):
+        violations.append(FieldViolation(field, with_detail(messages.INITIAL_CHARACTERS, field)))
+    elif value and not _NAME.fullmatch(value):
+        detail = f"{field}: a '-' must stand between two letters"
+        violations.append(FieldViolation(field, with_detail(messages.INITIAL_CHARACTERS, detail)))
+    return violations
 
 
 def registration_violations(r: Registration) -> list[FieldViolation]:
@@ -84,7 +108,7 @@ class Accounts:
     async def register(self, registration: Registration) -> None:
         violations = registration_violations(registration)
         if violations:
-            raise InvalidArgument.from_violations("invalid registration", violations, reason="INVALID_REGISTRATION")
+            raise InvalidArgument.from_violations(violations, reason="INVALID_REGISTRATION")
         password_hash = await self._hasher.hash(registration.password)
         await self._storage.create_user(registration, password_hash)
 
@@ -99,7 +123,7 @@ class Accounts:
         if account is None or not verified:
             if valid_name:
                 await self._storage.login_failed(login, self._throttle)
-            raise Unauthenticated(WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
+            raise Unauthenticated(messages.WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
         if account.recent_failures:
             await self._storage.login_succeeded(login)
         if self._hasher.needs_update(account.password_hash):

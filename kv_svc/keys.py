@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from tkv_common.errors import FieldViolation
+from tkv_common.errors import FieldViolation, with_detail
 
+from . import messages
 from .config import Limits
 
 # gRPC carries the status message in a trailer, and again inside grpc-status-details-bin
@@ -16,18 +18,31 @@ from .config import Limits
 MESSAGE_LIST_BUDGET = 2048
 
 
-def quote_keys(keys: Iterable[str], budget: int = MESSAGE_LIST_BUDGET) -> str:
-    """Keys as JSON strings (unambiguous whatever they contain), cut at `budget` bytes."""
+# Keys the original listed bare; any other is quoted as a JSON string so that the list
+# stays unambiguous (a key may hold spaces, quotes or line breaks).
+_BARE_KEY = re.compile(r'[^\s"\\\x00-\x1f\x7f]+')
+
+
+def list_keys(keys: Iterable[str], budget: int = MESSAGE_LIST_BUDGET) -> str:
+    """Keys separated by spaces, as the original wrote them (`key1 key2`), cut at `budget`
+    bytes with "and N more"."""
     keys = list(keys)
     shown: list[str] = []
     used = 0
     for key in keys:
-        quoted = json.dumps(key, ensure_ascii=False)
-        if used + len(quoted) > budget and shown:
-            return ", ".join(shown) + f" and {len(keys) - len(shown)} more"
-        shown.append(quoted)
-        used += len(quoted) + 2
-    return ", ".join(shown)
+        text = key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+        if used + len(text.encode()) > budget and shown:
+            return " ".join(shown) + f" and {len(keys) - len(shown)} more"
+        shown.append(text)
+        used += len(text.encode()) + 1
+    return " ".join(shown)
+
+
+def key_excerpt(key: str, limit: int = 40) -> str:
+    """One key in a message about it, as list_keys shows keys: its first `limit`
+    characters and "..." if it is longer (a message may name twenty such keys, and the
+    status must stay within gRPC's trailer limit)."""
+    return list_keys([key if len(key) <= limit else key[:limit] + "..."])
 
 
 class KeyRules:
@@ -36,22 +51,25 @@ class KeyRules:
 
     def batch_violations(self, field: str, count: int) -> list[FieldViolation]:
         if count == 0:
-            return [FieldViolation(field, "must hold at least one key")]
+            return [FieldViolation(field, messages.NO_KEYS)]
         if count > self._limits.max_batch_keys:
-            return [FieldViolation(field, f"holds {count} keys; at most {self._limits.max_batch_keys} per request")]
+            limit = messages.TOO_MANY_KEYS.format(limit=self._limits.max_batch_keys)
+            return [FieldViolation(field, with_detail(limit, f"got {count}"))]
         return []
 
-    def key_violation(self, key: str) -> str | None:
+    def key_violation(self, key: str, where: str) -> str | None:
+        """The text of the rule `key` breaks followed by `where` it is, or None."""
         if not key:
-            return "key must not be empty"
+            return with_detail(messages.EMPTY_KEY, where)
         if "\x00" in key:
             # C clients, Lua patterns and many tools treat NUL as the end of a string.
-            return "key must not contain NUL (U+0000)"
+            return with_detail(messages.KEY_WITH_NUL, where)
         size = len(key.encode("utf-8"))
         if size > self._limits.max_key_bytes:
-            return f"key is {size} bytes of UTF-8; at most {self._limits.max_key_bytes}"
+            text = messages.KEY_TOO_LONG.format(limit=self._limits.max_key_bytes)
+            return with_detail(text, f"{where}: {size} bytes")
         return None
 
     def duplicates(self, field: str, keys: Sequence[str]) -> list[FieldViolation]:
         repeated = [key for key, count in Counter(keys).items() if count > 1]
-        return [FieldViolation(field, f"duplicate keys: {quote_keys(repeated)}")] if repeated else []
+        return [FieldViolation(field, messages.IDENTICAL_KEYS.format(keys=list_keys(repeated)))] if repeated else []

@@ -3,16 +3,17 @@ then one storage call per request."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tkv_common.errors import FieldViolation, InvalidArgument
+from tkv_common.errors import FieldViolation, InvalidArgument, with_detail
 from tkv_common.tokens import Claims
 
-from . import values
+from . import messages, values
 from .config import Limits
-from .keys import KeyRules, quote_keys
+from .keys import KeyRules, key_excerpt
 from .storage import KvStorage
 
 
@@ -38,11 +39,11 @@ class KeyValueStore:
             violations += [
                 FieldViolation(f"keys[{i}]", problem)
                 for i, key in enumerate(keys)
-                if (problem := self._rules.key_violation(key))
+                if (problem := self._rules.key_violation(key, f"keys[{i}]"))
             ]
             violations += self._rules.duplicates("keys", keys)
         if violations:
-            raise InvalidArgument.from_violations("invalid read request", violations, reason="INVALID_KEYS")
+            raise InvalidArgument.from_violations(violations, reason="INVALID_KEYS")
         return await self._storage.read(claims, list(keys))
 
     async def write(self, claims: Claims, raw_pairs: Sequence[RawPair]) -> list[str]:
@@ -55,27 +56,26 @@ class KeyValueStore:
                 try:
                     key = raw.key.decode("utf-8")
                 except UnicodeDecodeError:
-                    violations.append(FieldViolation(f"data[{i}]", "key is not valid UTF-8"))
+                    violations.append(FieldViolation(f"data[{i}]", with_detail(messages.KEY_NOT_UTF8, f"data[{i}]")))
                     continue
                 keys.append(key)
-                if problem := self._rules.key_violation(key):
-                    violations.append(FieldViolation(f"data[{quote_keys([key], 256)}]", problem))
+                # The map entry's path; by position for a key too long to repeat whole.
+                field = f"data[{json.dumps(key, ensure_ascii=False) if len(key) <= 64 else i}]"
+                if problem := self._rules.key_violation(key, f"key {key_excerpt(key)}"):
+                    violations.append(FieldViolation(field, problem))
                     continue
                 try:
                     pairs.append([key, values.check(raw.value, self._limits.max_value_depth)])
                 except values.InvalidValue as exc:
-                    violations.append(FieldViolation(f"data[{quote_keys([key], 256)}]", f"value {exc}"))
+                    text = messages.INCORRECT_VALUE.format(key=key_excerpt(key))
+                    violations.append(FieldViolation(field, with_detail(text, str(exc))))
             violations += self._rules.duplicates("data", keys)
         if violations:
-            raise InvalidArgument.from_violations("invalid write request", violations, reason="INVALID_PAIRS")
+            raise InvalidArgument.from_violations(violations, reason="INVALID_PAIRS")
         return await self._storage.write(claims, pairs)
 
 
 def write_status(skipped: Sequence[str]) -> str:
-    """The status sentence of the original HTTP API, kept word for word."""
-    if not skipped:
-        return "success"
-    return (
-        f"success, but these keys have not been written: {' '.join(skipped)}. "
-        "Because they have already been in kv store"
-    )
+    """The status sentence of the original HTTP API, kept word for word: every skipped key,
+    as it is, separated by spaces (a success body has no trailer limit to respect)."""
+    return messages.SKIPPED_KEYS.format(keys=" ".join(skipped)) if skipped else "success"

@@ -12,6 +12,7 @@ from tkv_common.server import GrpcService
 from tkv_common.tarantool import TarantoolClient
 from tkv_common.tokens import TokenVerifier
 
+from . import messages
 from .config import KvSettings
 from .pairs import KeyValueStore
 from .servicer import KeyValueServicer
@@ -55,5 +56,6 @@ def create_service(settings: KvSettings, storage: TarantoolClient | None = None)
         verifier=TokenVerifier(keys, settings.tokens),
         keys=keys,
         public_methods=frozenset(),
+        token_refusal=messages.NOT_AUTHORIZED,
         storage=storage,
     )

@@ -14,11 +14,12 @@ from tkv_common.errors import NotFound, TkvError
 from tkv_common.tarantool import TOKEN_PROBLEMS, TarantoolClient
 from tkv_common.tokens import Claims
 
-from .keys import quote_keys
+from . import messages
+from .keys import list_keys
 
 STATUS_ERRORS: dict[str, Callable[..., TkvError]] = {
     **TOKEN_PROBLEMS,
-    "missing": lambda keys: NotFound(f"keys not found: {quote_keys(keys)}", reason="KEYS_NOT_FOUND"),
+    "missing": lambda keys: NotFound(messages.ABSENT_KEYS.format(keys=list_keys(keys)), reason="KEYS_NOT_FOUND"),
 }
 
 

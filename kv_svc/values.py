@@ -28,7 +28,7 @@ def check(raw: bytes, max_depth: int) -> bytes:
         value = struct_pb2.Value.FromString(raw)
     except DecodeError:
         raise InvalidValue(
-            f"is not a valid google.protobuf.Value or is nested deeper than {max_depth} levels"
+            f"it is not a valid google.protobuf.Value or is nested deeper than {max_depth} levels"
         ) from None
     _check(value, max_depth, 0)
     # Unknown fields would be stored and handed to every reader; drop them.
@@ -44,12 +44,12 @@ def _check(value: struct_pb2.Value, max_depth: int, depth: int) -> None:
             raise InvalidValue("numbers must be finite (JSON has no NaN or Infinity)")
     elif kind == "struct_value" or kind == "list_value":
         if depth >= max_depth:
-            raise InvalidValue(f"is nested deeper than {max_depth} levels of objects/arrays")
+            raise InvalidValue(f"it is nested deeper than {max_depth} levels of objects/arrays")
         items = value.struct_value.fields.values() if kind == "struct_value" else value.list_value.values
         for item in items:
             _check(item, max_depth, depth + 1)
     elif kind is None:
-        raise InvalidValue("has no kind set (a google.protobuf.Value must hold one)")
+        raise InvalidValue("it has no kind set (a google.protobuf.Value must hold one)")
 
 
 def read_response(stored: Sequence[Sequence[Any]]) -> bytes:

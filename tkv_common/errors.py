@@ -53,24 +53,45 @@ class InvalidArgument(TkvError):
         self.violations = list(violations)
 
     # A request can break a rule a thousand times (one per key); the status travels in
-    # trailers that clients cap at 8 KiB, so only the first ones are listed.
+    # trailers that clients cap at 8 KiB, as the message and again inside the details
+    # (base64: 4/3 of it). So only the first violations are told: at most MAX_LISTED, and
+    # no more than MAX_MESSAGE_BYTES of their texts (at least one, whatever its size).
     MAX_LISTED = 20
+    MAX_MESSAGE_BYTES = 2048
 
     @classmethod
-    def from_violations(cls, what: str, violations: list[FieldViolation], **kwargs) -> InvalidArgument:
-        """One message naming every field, e.g. `invalid register request: login: ...; name: ...`
-        (the first MAX_LISTED of them, then how many more)."""
-        listed = violations[: cls.MAX_LISTED]
-        details = "; ".join(f"{v.field}: {v.description}" for v in listed)
+    def from_violations(cls, violations: list[FieldViolation], **kwargs) -> InvalidArgument:
+        """One message holding every violation's text joined by `; ` (SPEC: each rule a
+        request breaks, in the original's wording), cut as above with "and N more". Each
+        description must therefore read on its own."""
+        listed: list[FieldViolation] = []
+        size = 0
+        for violation in violations[: cls.MAX_LISTED]:
+            size += len(violation.description.encode()) + 2
+            if listed and size > cls.MAX_MESSAGE_BYTES:
+                break
+            listed.append(violation)
+        message = "; ".join(v.description for v in listed)
         if len(violations) > len(listed):
-            details += f"; and {len(violations) - len(listed)} more"
-        return cls(f"{what}: {details}", listed, **kwargs)
+            message += f"; and {len(violations) - len(listed)} more"
+        return cls(message, listed, **kwargs)
 
 
 class Unauthenticated(TkvError):
     """Credentials or token missing, wrong, expired or revoked."""
 
     default_reason = "UNAUTHENTICATED"
+
+
+class TokenRejected(Unauthenticated):
+    """The caller's access token cannot be used (missing, malformed, expired, revoked).
+
+    The message says why; the call path puts the service's own refusal sentence in front
+    of it (`refused_as`), since the original API words this differently per service.
+    """
+
+    def refused_as(self, sentence: str) -> TokenRejected:
+        return TokenRejected(with_detail(sentence, self.message), reason=self.reason, metadata=self.metadata)
 
 
 class AlreadyExists(TkvError):
@@ -116,7 +137,14 @@ INTERNAL_MESSAGE = "internal error"
 
 
 def grpc_code(error: TkvError) -> grpc.StatusCode:
-    return GRPC_CODES[type(error)]
+    # The nearest listed class: a subclass (TokenRejected) has its parent's code.
+    return next(GRPC_CODES[kind] for kind in type(error).__mro__ if kind in GRPC_CODES)
+
+
+def with_detail(sentence: str, detail: str) -> str:
+    """A user-facing sentence (often the original API's, kept verbatim) followed by what
+    this product adds to it: `You have not been authorized! (access token has expired)`."""
+    return f"{sentence} ({detail})"
 
 
 def to_rpc_status(error: TkvError) -> status_pb2.Status:

@@ -5,7 +5,8 @@
                   traceback, never sent); undecodable requests -> INVALID_ARGUMENT instead
                   of grpc's generic INTERNAL.
 3. authentication every method not allow-listed needs a valid bearer token; its claims
-                  are in `tokens.current_claims` for the handler.
+                  are in `tokens.current_claims` for the handler. A token refused here
+                  or by storage (revoked) is told in the service's own refusal sentence.
 
 The access log is outermost so it sees the final code of every call, including the ones
 the inner layers reject. One grpc interceptor applies all three, and composes them once
@@ -26,7 +27,7 @@ import grpc
 from grpc_status import rpc_status
 
 from . import logs
-from .errors import INTERNAL_MESSAGE, InvalidArgument, TkvError, Unauthenticated, extra_trailers, to_rpc_status
+from .errors import INTERNAL_MESSAGE, InvalidArgument, TkvError, TokenRejected, extra_trailers, to_rpc_status
 from .tokens import TokenVerifier, bearer_token, current_claims
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,16 @@ _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
 class CallPathInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary method in access log -> error mapping -> authentication."""
+    """Wraps every unary method in access log -> error mapping -> authentication.
 
-    def __init__(self, verifier: TokenVerifier, public_methods: frozenset[str]):
+    `token_refusal` is the sentence a refused token is answered with (the original API
+    says it differently per service); the reason it was refused follows it.
+    """
+
+    def __init__(self, verifier: TokenVerifier, public_methods: frozenset[str], token_refusal: str):
         self._verifier = verifier
         self._public = public_methods
+        self._token_refusal = token_refusal
         # method -> (handler as registered, handler wrapped); bounded by the methods served.
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
@@ -64,7 +70,9 @@ class CallPathInterceptor(grpc.aio.ServerInterceptor):
                 # Fail closed: a protected streaming method would need its own wrapper.
                 raise RuntimeError(f"{method} is not public and not unary; the call path cannot guard it")
             return handler
-        behaviour = handler.unary_unary if public else authenticated(self._verifier, handler.unary_unary)
+        behaviour = (
+            handler.unary_unary if public else authenticated(self._verifier, self._token_refusal, handler.unary_unary)
+        )
         return handler._replace(
             unary_unary=logged(method, mapped(method, behaviour)),
             request_deserializer=tolerant(handler.request_deserializer),
@@ -147,18 +155,23 @@ def _decode_error_summary(error: Exception) -> str:
     return "the bytes do not parse"
 
 
-def authenticated(verifier: TokenVerifier, behaviour: Behaviour) -> Behaviour:
-    """Requires exactly one valid bearer token; its claims are current for the handler."""
+def authenticated(verifier: TokenVerifier, refusal: str, behaviour: Behaviour) -> Behaviour:
+    """Requires exactly one valid bearer token; its claims are current for the handler.
+    A TokenRejected from the check or from the handler (storage found the token revoked)
+    is told as `refusal (why)`."""
 
     async def call(request, context: grpc.aio.ServicerContext):
-        authorizations = [value for key, value in context.invocation_metadata() or () if key == "authorization"]
-        if len(authorizations) > 1:
-            raise Unauthenticated("send exactly one authorization header", reason="TOKEN_INVALID")
-        token = bearer_token(authorizations[0] if authorizations else None)
-        reset = current_claims.set(verifier.verify(token))
         try:
-            return await behaviour(request, context)
-        finally:
-            current_claims.reset(reset)
+            authorizations = [value for key, value in context.invocation_metadata() or () if key == "authorization"]
+            if len(authorizations) > 1:
+                raise TokenRejected("send exactly one authorization header", reason="TOKEN_INVALID")
+            token = bearer_token(authorizations[0] if authorizations else None)
+            reset = current_claims.set(verifier.verify(token))
+            try:
+                return await behaviour(request, context)
+            finally:
+                current_claims.reset(reset)
+        except TokenRejected as error:
+            raise error.refused_as(refusal) from None
 
     return call

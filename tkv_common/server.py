@@ -127,6 +127,7 @@ class GrpcService:
         verifier: TokenVerifier,
         keys: KeySet,
         public_methods: frozenset[str],
+        token_refusal: str,
         storage: TarantoolClient,
         on_keys_refresh: Callable[[], None] | None = None,
     ):
@@ -138,7 +139,7 @@ class GrpcService:
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
             # Access log -> error mapping -> authentication: see interceptors.py.
-            interceptors=[CallPathInterceptor(verifier, public_methods | INFRASTRUCTURE_METHODS)],
+            interceptors=[CallPathInterceptor(verifier, public_methods | INFRASTRUCTURE_METHODS, token_refusal)],
             # Past this many calls in flight grpc answers RESOURCE_EXHAUSTED (HTTP 429) at once
             # instead of queueing them in memory.
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,

@@ -17,7 +17,7 @@ from typing import Any
 import asynctnt
 from asynctnt.exceptions import ErrorCode, TarantoolDatabaseError, TarantoolNetworkError
 
-from .errors import InvalidArgument, TkvError, Unauthenticated, Unavailable
+from .errors import InvalidArgument, TkvError, TokenRejected, Unavailable
 from .settings import Address, Env
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,14 @@ DB_ERRORS: dict[int, Callable[[], TkvError]] = {
     # A value above memtx_max_tuple_size (TKV_TARANTOOL_MAX_TUPLE_BYTES); the transaction
     # rolled back, so nothing of the batch was written.
     ErrorCode.ER_MEMTX_MAX_TUPLE_SIZE: lambda: InvalidArgument(
-        "a value is larger than the storage allows; nothing was written", reason="VALUE_TOO_LARGE"
+        "Incorrect value: a value is larger than the storage allows; nothing was written", reason="VALUE_TOO_LARGE"
     ),
 }
 # What the authenticated stored functions answer when the caller's token may no longer be
 # used (tarantool/tkv/api.lua token_problem), for every service's storage table.
 TOKEN_PROBLEMS: dict[str, Callable[[], TkvError]] = {
-    "revoked": lambda: Unauthenticated("access token has been revoked", reason="TOKEN_REVOKED"),
-    "no_user": lambda: Unauthenticated("the access token's user no longer exists", reason="TOKEN_INVALID"),
+    "revoked": lambda: TokenRejected("access token has been revoked", reason="TOKEN_REVOKED"),
+    "no_user": lambda: TokenRejected("the access token's user no longer exists", reason="TOKEN_INVALID"),
 }
 
 # Lost connection, refused connection, or no answer within call_timeout.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from .errors import Unauthenticated
+from .errors import TokenRejected
 from .keys import KeySet, KeySettings
 from .settings import ConfigError, Env
 
@@ -68,9 +68,9 @@ class Claims:
 current_claims: ContextVar[Claims] = ContextVar("current_claims")
 
 
-def _invalid() -> Unauthenticated:
+def _invalid() -> TokenRejected:
     # The exact cause stays server-side: it only helps someone probing tokens.
-    return Unauthenticated("access token is invalid", reason="TOKEN_INVALID")
+    return TokenRejected("access token is invalid", reason="TOKEN_INVALID")
 
 
 class TokenVerifier:
@@ -106,7 +106,7 @@ class TokenVerifier:
 
     def _verify(self, token: str) -> tuple[Claims, str]:
         if len(token) > MAX_TOKEN_BYTES:
-            raise Unauthenticated("access token is too large", reason="TOKEN_INVALID")
+            raise TokenRejected("access token is too large", reason="TOKEN_INVALID")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -131,7 +131,7 @@ class TokenVerifier:
                 options={"require": REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthenticated("access token has expired", reason="TOKEN_EXPIRED") from None
+            raise TokenRejected("access token has expired", reason="TOKEN_EXPIRED") from None
         except jwt.InvalidTokenError:
             raise _invalid() from None
         if not all(isinstance(claims[name], str) and claims[name] for name in ("sub", "jti")):
@@ -142,12 +142,12 @@ class TokenVerifier:
 def bearer_token(authorization: str | None) -> str:
     """The token of an `authorization: Bearer <token>` value (scheme case-insensitive)."""
     if not authorization:
-        raise Unauthenticated(
+        raise TokenRejected(
             "missing access token: send the header `authorization: Bearer <token>`", reason="TOKEN_MISSING"
         )
     if len(authorization) > MAX_TOKEN_BYTES + 64:
-        raise Unauthenticated("authorization header is too large", reason="TOKEN_INVALID")
+        raise TokenRejected("authorization header is too large", reason="TOKEN_INVALID")
     match = _BEARER.fullmatch(authorization.strip())
     if match is None:
-        raise Unauthenticated("malformed authorization header: expected `Bearer <token>`", reason="TOKEN_INVALID")
+        raise TokenRejected("malformed authorization header: expected `Bearer <token>`", reason="TOKEN_INVALID")
     return match.group(1)

@@ -23,9 +23,11 @@ def test_reflection_describes_the_messages(processes):
 def test_register_login_write_read_logout_through_grpcurl(processes):
     login = f"User{uuid.uuid4().hex[:8]}"
     user = {"login": login, "password": "Secr3t!pass", "name": "Anna-Maria", "surname": "Smith"}
-    assert grpcurl_ok(processes.auth, f"{AUTH}/Register", data=user) == {"message": f"user {login} has been registered"}
+    assert grpcurl_ok(processes.auth, f"{AUTH}/Register", data=user) == {
+        "message": "You have been successfully registered!"
+    }
     taken = grpcurl_error(processes.auth, f"{AUTH}/Register", data={**user, "login": login.lower()})
-    assert taken["code"] == ALREADY_EXISTS
+    assert (taken["code"], taken["message"]) == (ALREADY_EXISTS, "A user with this login is already exists")
 
     token = grpcurl_ok(processes.auth, f"{AUTH}/Login", data={"login": login.upper(), "password": "Secr3t!pass"})[
         "token"
@@ -40,13 +42,16 @@ def test_register_login_write_read_logout_through_grpcurl(processes):
     }
 
     missing = grpcurl_error(processes.kv, f"{KV}/Read", token=token, data={"keys": [key, "nope-1", "nope-2"]})
-    assert (missing["code"], missing["message"]) == (NOT_FOUND, 'keys not found: "nope-1", "nope-2"')
+    assert (missing["code"], missing["message"]) == (NOT_FOUND, "These keys don't exist: nope-1 nope-2")
 
     assert grpcurl_ok(processes.auth, f"{AUTH}/Logout", token=token) == {
-        "message": "logged out: the token has been revoked"
+        "message": "You have been successfully logout from your account! The token has been revoked."
     }
     revoked = grpcurl_error(processes.kv, f"{KV}/Read", token=token, data={"keys": [key]})
-    assert (revoked["code"], revoked["message"]) == (UNAUTHENTICATED, "access token has been revoked")
+    assert (revoked["code"], revoked["message"]) == (
+        UNAUTHENTICATED,
+        "You are not authorized! Please, sign in or sign up (access token has been revoked)",
+    )
 
 
 def test_invalid_registration_lists_every_field_in_the_bad_request_detail(processes):
@@ -55,17 +60,19 @@ def test_invalid_registration_lists_every_field_in_the_bad_request_detail(proces
     )
     assert error["code"] == INVALID_ARGUMENT
     [bad_request] = [d for d in error["details"] if d["@type"].endswith("google.rpc.BadRequest")]
-    assert [v["field"] for v in bad_request["field_violations"]] == ["login", "password", "name", "surname"]
+    fields = ["login", "password", "password", "password", "password", "name", "name", "surname", "surname"]
+    assert [v["field"] for v in bad_request["field_violations"]] == fields
+    assert error["message"] == "; ".join(v["description"] for v in bad_request["field_violations"])
 
 
 def test_calls_without_a_token_are_unauthenticated(processes):
-    for address, method, data in (
-        (processes.kv, f"{KV}/Read", {"keys": ["a"]}),
-        (processes.auth, f"{AUTH}/Logout", {}),
+    for address, method, data, refusal in (
+        (processes.kv, f"{KV}/Read", {"keys": ["a"]}, "You are not authorized! Please, sign in or sign up"),
+        (processes.auth, f"{AUTH}/Logout", {}, "You have not been authorized!"),
     ):
         error = grpcurl_error(address, method, data=data)
         assert error["code"] == UNAUTHENTICATED
-        assert error["message"].startswith("missing access token")
+        assert error["message"] == f"{refusal} (missing access token: send the header `authorization: Bearer <token>`)"
 
 
 def test_health_reports_serving(processes):

@@ -19,7 +19,7 @@ async def test_login_is_case_insensitive_and_sub_is_the_login_as_registered(svc)
     import jwt
 
     assert jwt.decode(response.token, options={"verify_signature": False})["sub"] == login
-    assert response.message.startswith("logged in; the token expires at ")
+    assert response.message.startswith("You have been successfully authenticated (the token expires at ")
 
 
 async def test_password_is_stored_as_argon2id_never_in_clear(svc):
@@ -48,7 +48,12 @@ async def test_invalid_registration_writes_nothing(svc):
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await svc.auth.Register(auth_pb2.RegisterRequest(login=login, password="weak", name="Anna", surname="Smith"))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [f for f, _ in details(error.value)[1]] == ["password"]
+    assert details(error.value)[1] == [
+        ("password", "Incorrect password: the length should be no less than 8 symbols"),
+        ("password", "Incorrect password: the password should have at least one UPPER_CASE"),
+        ("password", "Incorrect password: the password should have at least one DIGITS"),
+        ("password", "Incorrect password: the password should have at least one SPECIAL_SYMBOLS"),
+    ]
     assert svc.stack.console(f"box.space.users:get('{login}') == nil") == "true"
 
 
@@ -73,7 +78,7 @@ async def test_logout_revokes_only_that_token_on_both_services(svc):
     await svc.kv.Write(kv_pb2.WriteRequest(data={key: 1}), metadata=bearer(token))
 
     response = await svc.auth.Logout(auth_pb2.LogoutRequest(), metadata=bearer(token))
-    assert response.message == "logged out: the token has been revoked"
+    assert response.message == "You have been successfully logout from your account! The token has been revoked."
 
     calls = [
         svc.kv.Read(kv_pb2.ReadRequest(keys=[key]), metadata=bearer(token)),

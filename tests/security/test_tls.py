@@ -62,7 +62,7 @@ def test_https_through_the_gateway_reaches_the_services_over_mutual_tls(tls_stac
         "/api/register/",
         {"login": login, "password": "Secr3t!pass", "name": "Anna", "surname": "Smith"},
     )
-    assert (status, body) == (201, {"message": f"user {login} has been registered"})
+    assert (status, body) == (201, {"message": "You have been successfully registered!"})
     status, body = https(tls_stack, "POST", "/api/login/", {"login": login, "password": "Secr3t!pass"})
     assert status == 201 and set(body) == {"token", "message"}
 

@@ -17,16 +17,25 @@ async def test_invalid_registration_reports_every_field_and_never_touches_storag
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     info, violations = details(error.value)
     assert info.reason == "INVALID_REGISTRATION"
-    assert [field for field, _ in violations] == ["login", "password", "name", "surname"]
-    for field in ("login:", "password:", "name:", "surname:"):
-        assert field in error.value.details()
+    assert [field for field, _ in violations] == [
+        "login",
+        "password",
+        "password",
+        "password",
+        "password",
+        "name",
+        "surname",
+    ]
+    # Each rule's text, in field order, joined by "; ".
+    assert error.value.details() == "; ".join(text for _, text in violations)
+    assert error.value.details().startswith("Incorrect login: the length should be no less than 2 symbols; ")
     assert auth.storage.calls == []
 
 
 async def test_password_is_stored_only_as_argon2id_hash(auth):
     auth.storage.answers["tkv.auth_register"] = ["ok"]
     response = await auth.stub.Register(auth_pb2.RegisterRequest(**GOOD))
-    assert response.message == "user Alice has been registered"
+    assert response.message == "You have been successfully registered!"
     [(function, (login, password_hash, name, surname))] = auth.storage.calls
     assert (function, login, name, surname) == ("tkv.auth_register", "Alice", "Anna-Maria", "Smith")
     assert password_hash.startswith("$argon2id$")
@@ -39,6 +48,7 @@ async def test_taken_login_is_already_exists(auth):
         await auth.stub.Register(auth_pb2.RegisterRequest(**GOOD))
     assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert reason(error.value) == "LOGIN_TAKEN"
+    assert error.value.details() == "A user with this login is already exists"
 
 
 async def test_login_with_malformed_login_gives_the_same_answer_as_a_wrong_password(auth):
@@ -53,5 +63,5 @@ async def test_login_with_malformed_login_gives_the_same_answer_as_a_wrong_passw
     assert [call[0] for call in auth.storage.calls] == ["tkv.auth_login_check", "tkv.auth_login_failed"]
     for error in (malformed.value, unknown.value):
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert error.details() == "wrong login or password"
+        assert error.details() == "You have entered an incorrect login or password"
         assert reason(error) == "INVALID_CREDENTIALS"

@@ -93,7 +93,7 @@ async def test_validation_runs_before_storage(kv, data_dir):
         await kv.stub.Read(kv_pb2.ReadRequest(keys=["a", "b", "a"]), metadata=bearer(sign(data_dir)))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     _, violations = details(error.value)
-    assert violations == [("keys", 'duplicate keys: "a"')]
+    assert violations == [("keys", "Incorrect keys: you cannot pass identical keys: a")]
     assert kv.storage.calls == []
 
 

@@ -14,6 +14,7 @@ from tkv_common.errors import (
     NotFound,
     ResourceExhausted,
     TkvError,
+    TokenRejected,
     Unauthenticated,
     Unavailable,
     to_rpc_status,
@@ -25,19 +26,45 @@ def test_every_error_class_has_exactly_one_status_code():
     classes = {AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, Unauthenticated, Unavailable}
     assert set(GRPC_CODES) == classes
     assert set(TkvError.__subclasses__()) == classes
+    # A subclass takes its parent's code.
+    assert TokenRejected.__mro__[1] is Unauthenticated
 
 
 def test_invalid_argument_carries_error_info_and_bad_request():
     error = InvalidArgument.from_violations(
-        "invalid registration", [FieldViolation("login", "too short"), FieldViolation("name", "bad")], reason="R"
+        [FieldViolation("login", "too short"), FieldViolation("name", "bad")], reason="R"
     )
     status = to_rpc_status(error)
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-    assert status.message == "invalid registration: login: too short; name: bad"
+    assert status.message == "too short; bad"
     info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
     assert status.details[0].Unpack(info) and info.reason == "R" and info.domain == "tkv"
     assert status.details[1].Unpack(bad_request)
     assert [(v.field, v.description) for v in bad_request.field_violations] == [("login", "too short"), ("name", "bad")]
+
+
+def test_a_long_list_of_violations_is_cut_with_a_count():
+    error = InvalidArgument.from_violations([FieldViolation(f"keys[{i}]", f"rule {i}") for i in range(25)])
+    assert error.message == "; ".join(f"rule {i}" for i in range(20)) + "; and 5 more"
+    assert len(error.violations) == 20
+
+
+def test_the_listed_violations_stop_at_2_kib_of_text_but_never_at_none():
+    long = [FieldViolation(f"keys[{i}]", f"{i:03d}" + "x" * 497) for i in range(10)]
+    error = InvalidArgument.from_violations(long)
+    assert [v.field for v in error.violations] == ["keys[0]", "keys[1]", "keys[2]", "keys[3]"]
+    assert error.message.endswith("; and 6 more")
+    [huge] = InvalidArgument.from_violations([FieldViolation("keys", "y" * 5000)]).violations
+    assert huge.description == "y" * 5000
+
+
+def test_a_rejected_token_is_told_in_the_services_words_with_the_reason_after():
+    error = TokenRejected("access token has expired", reason="TOKEN_EXPIRED").refused_as(
+        "You have not been authorized!"
+    )
+    assert error.message == "You have not been authorized! (access token has expired)"
+    assert error.reason == "TOKEN_EXPIRED"
+    assert to_rpc_status(error).code == grpc.StatusCode.UNAUTHENTICATED.value[0]
 
 
 def test_other_errors_carry_only_error_info():

@@ -1,7 +1,13 @@
-"""Key rules, how keys appear in messages, and the exact status sentences."""
+"""Key rules, how keys appear in messages, and the original's exact sentences.
+
+Every expected text is written out here, not imported: the original's clients match on
+these words (typos included), so a change to one must fail a test.
+"""
+
+import pytest
 
 from kv_svc.config import Limits
-from kv_svc.keys import KeyRules, quote_keys
+from kv_svc.keys import KeyRules, list_keys
 from kv_svc.pairs import write_status
 
 RULES = KeyRules(Limits(max_batch_keys=1000, max_key_bytes=1024, max_value_depth=32))
@@ -14,33 +20,58 @@ def test_write_status_is_the_original_sentence():
     )
 
 
-def test_keys_are_quoted_unambiguously():
-    assert quote_keys(["a", "b c", 'd"e', "ж"]) == '"a", "b c", "d\\"e", "ж"'
+def test_write_status_lists_every_skipped_key_as_it_is():
+    keys = [f"key {i}" for i in range(500)]
+    assert write_status(keys) == (
+        f"success, but these keys have not been written: {' '.join(keys)}. Because they have already been in kv store"
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "text"),
+    [
+        (["key1", "key2"], "key1 key2"),
+        (["ж", "a/b%c?d#e"], "ж a/b%c?d#e"),
+        # Keys that would make the list ambiguous are JSON strings.
+        (["b c", 'd"e', "f\\g", "h\ni", "j\tk"], '"b c" "d\\"e" "f\\\\g" "h\\ni" "j\\tk"'),
+        (["no\u00a0break"], '"no\u00a0break"'),
+    ],
+)
+def test_keys_are_listed_as_the_original_did_and_quoted_only_when_needed(keys, text):
+    assert list_keys(keys) == text
 
 
 def test_long_key_lists_are_cut_with_a_count():
-    text = quote_keys([f"key{i:04d}" for i in range(1000)])
+    text = list_keys([f"key{i:04d}" for i in range(1000)])
     assert len(text.encode()) < 2100
-    assert text.endswith(" more")
-    shown = text.count('"key')
-    assert text.endswith(f"and {1000 - shown} more")
+    shown = text.count("key")
+    assert 0 < shown < 1000
+    assert text.endswith(f" and {1000 - shown} more")
 
 
 def test_batch_size_limits():
-    assert RULES.batch_violations("keys", 0)[0].description == "must hold at least one key"
+    assert RULES.batch_violations("keys", 0)[0].description == "Incorrect keys: you have not passed any keys"
     assert RULES.batch_violations("keys", 1000) == []
-    assert "at most 1000" in RULES.batch_violations("keys", 1001)[0].description
+    assert RULES.batch_violations("keys", 1001)[0].description == (
+        "Incorrect keys: you cannot pass more than 1000 keys at once (got 1001)"
+    )
 
 
 def test_key_size_is_counted_in_utf8_bytes():
-    assert RULES.key_violation("k" * 1024) is None
-    assert "1025 bytes" in RULES.key_violation("k" * 1025)
-    assert RULES.key_violation("ж" * 512) is None  # 1024 bytes
-    assert "1026 bytes" in RULES.key_violation("ж" * 513)
-    assert RULES.key_violation("") == "key must not be empty"
+    assert RULES.key_violation("k" * 1024, "keys[0]") is None
+    assert RULES.key_violation("k" * 1025, "keys[3]") == (
+        "Incorrect keys: a key should be no more than 1024 bytes of UTF-8 (keys[3]: 1025 bytes)"
+    )
+    assert RULES.key_violation("ж" * 512, "keys[0]") is None  # 1024 bytes
+    assert "(keys[0]: 1026 bytes)" in RULES.key_violation("ж" * 513, "keys[0]")
 
 
-def test_duplicates_are_named_once_each():
+def test_empty_and_nul_keys_are_refused_saying_where():
+    assert RULES.key_violation("", "keys[2]") == "Incorrect keys: a key cannot be empty (keys[2])"
+    assert RULES.key_violation("a\x00b", "keys[0]") == "Incorrect keys: a key cannot contain NUL (U+0000) (keys[0])"
+
+
+def test_duplicates_are_named_once_each_in_the_originals_words():
     [violation] = RULES.duplicates("keys", ["a", "b", "a", "c", "b", "a"])
-    assert violation.description == 'duplicate keys: "a", "b"'
+    assert violation.description == "Incorrect keys: you cannot pass identical keys: a b"
     assert RULES.duplicates("keys", ["a", "A"]) == []  # keys are case-sensitive

@@ -12,14 +12,33 @@ def test_login_accepts_2_to_64_latin_letters_and_digits(login):
     assert login_violations(login) == []
 
 
+LOGIN_SHORT = "Incorrect login: the length should be no less than 2 symbols"
+LOGIN_LONG = "Incorrect login: the length should be no more than 64 symbols"
+LOGIN_CHARS = "Incorrect login: login should have onlu lower-upper latin letters and digits"
+
+
 @pytest.mark.parametrize(
-    "login",
-    ["", "a", "Z" * 65, "al ice", "alice_1", "alice-1", "алиса", "Ålice", "alice\n", "al.ice", "ａｂ"],
+    ("login", "texts"),
+    [
+        ("", [LOGIN_SHORT]),
+        ("a", [LOGIN_SHORT]),
+        ("Z" * 65, [LOGIN_LONG]),
+        ("_", [LOGIN_SHORT, LOGIN_CHARS]),
+        ("_" * 65, [LOGIN_LONG, LOGIN_CHARS]),
+        ("al ice", [LOGIN_CHARS]),
+        ("alice_1", [LOGIN_CHARS]),
+        ("alice-1", [LOGIN_CHARS]),
+        ("алиса", [LOGIN_CHARS]),
+        ("Ålice", [LOGIN_CHARS]),
+        ("alice\n", [LOGIN_CHARS]),
+        ("al.ice", [LOGIN_CHARS]),
+        ("ａｂ", [LOGIN_CHARS]),
+    ],
 )
-def test_login_rejects_wrong_length_or_characters(login):
-    [violation] = login_violations(login)
-    assert violation.field == "login"
-    assert "2-64" in violation.description
+def test_login_rejects_with_each_rule_in_the_originals_words(login, texts):
+    violations = login_violations(login)
+    assert {v.field for v in violations} == {"login"}
+    assert [v.description for v in violations] == texts
 
 
 @pytest.mark.parametrize(
@@ -38,33 +57,43 @@ def test_password_accepts_policy_compliant(password):
     assert password_violations(password) == []
 
 
+PASSWORD_SHORT = "Incorrect password: the length should be no less than 8 symbols"
+PASSWORD_LONG = "Incorrect password: the length should be no more than 64 symbols"
+LACKS = "Incorrect password: the password should have at least one "
+CONTROL = "Incorrect password: the password should not have control characters"
+
+
 @pytest.mark.parametrize(
-    ("password", "expected"),
+    ("password", "texts"),
     [
-        ("Aa1!aaa", "8-64"),
-        ("Aa1!" + "x" * 61, "8-64"),
-        ("secr3t!pass", "uppercase"),
-        ("SECR3T!PASS", "lowercase"),
-        ("Secret!pass", "digit"),
-        ("Secr3tpass", "special"),
-        ("Secr3t\tpass!", "control"),
-        ("Secr3t\x7fpass!", "control"),
-        ("Secr3t\npass!", "control"),
-        ("Secr3t\x00pass!", "control"),
-        ("", "8-64"),
+        ("Aa1!aaa", [PASSWORD_SHORT]),
+        ("Aa1!" + "x" * 61, [PASSWORD_LONG]),
+        ("secr3t!pass", [LACKS + "UPPER_CASE"]),
+        ("SECR3T!PASS", [LACKS + "LOWER_CASE"]),
+        ("Secret!pass", [LACKS + "DIGITS"]),
+        ("Secr3tpass", [LACKS + "SPECIAL_SYMBOLS"]),
+        ("Secr3t!pass\t", [CONTROL]),
+        ("Secr3t\x7fpass!", [CONTROL]),
+        ("Secr3t\npass!", [CONTROL]),
+        ("Secr3t\x00pass!", [CONTROL]),
+        # A TAB is not printable, so it is no special character either.
+        ("Secr3t\tpass", [LACKS + "SPECIAL_SYMBOLS", CONTROL]),
+        ("", [PASSWORD_SHORT, *(LACKS + c for c in ("LOWER_CASE", "UPPER_CASE", "DIGITS", "SPECIAL_SYMBOLS"))]),
     ],
 )
-def test_password_rejects_with_the_reason(password, expected):
-    [violation] = password_violations(password)
-    assert violation.field == "password"
-    assert expected in violation.description
+def test_password_rejects_with_each_rule_in_the_originals_words(password, texts):
+    violations = password_violations(password)
+    assert {v.field for v in violations} == {"password"}
+    assert [v.description for v in violations] == texts
 
 
 def test_password_reports_every_missing_class_at_once():
-    [violation] = password_violations("abc")
-    assert "8-64" in violation.description
-    for missing in ("uppercase", "digit", "special"):
-        assert missing in violation.description
+    assert [v.description for v in password_violations("abc")] == [
+        PASSWORD_SHORT,
+        LACKS + "UPPER_CASE",
+        LACKS + "DIGITS",
+        LACKS + "SPECIAL_SYMBOLS",
+    ]
 
 
 def test_password_length_counts_code_points_not_bytes():
@@ -77,17 +106,45 @@ def test_name_accepts_letters_and_single_inner_hyphens(name):
     assert name_violations("name", name) == []
 
 
+INITIAL_SHORT = "Incorrect initial: the length should be no less than 2 symbols"
+INITIAL_LONG = "Incorrect initial: the length should be no more than 32 symbols"
+INITIAL_CHARS = "Incorrect initial: initial should have only lower-upper latin letters"
+
+
 @pytest.mark.parametrize(
-    "name", ["----", "-Anna", "Anna-", "Anna--Maria", "Roman123", "A", "a" * 33, "Анна", "Anna Maria", "", "Anna\n"]
+    ("name", "texts"),
+    [
+        ("A", [f"{INITIAL_SHORT} (surname)"]),
+        ("", [f"{INITIAL_SHORT} (surname)"]),
+        ("a" * 33, [f"{INITIAL_LONG} (surname)"]),
+        ("Roman123", [f"{INITIAL_CHARS} (surname)"]),
+        ("Анна", [f"{INITIAL_CHARS} (surname)"]),
+        ("Anna Maria", [f"{INITIAL_CHARS} (surname)"]),
+        ("Anna\n", [f"{INITIAL_CHARS} (surname)"]),
+        ("1", [f"{INITIAL_SHORT} (surname)", f"{INITIAL_CHARS} (surname)"]),
+        ("----", [f"{INITIAL_CHARS} (surname: a '-' must stand between two letters)"]),
+        ("-Anna", [f"{INITIAL_CHARS} (surname: a '-' must stand between two letters)"]),
+        ("Anna-", [f"{INITIAL_CHARS} (surname: a '-' must stand between two letters)"]),
+        ("Anna--Maria", [f"{INITIAL_CHARS} (surname: a '-' must stand between two letters)"]),
+    ],
 )
-def test_name_rejects(name):
-    [violation] = name_violations("surname", name)
-    assert violation.field == "surname"
+def test_name_rejects_with_the_originals_words_followed_by_the_field(name, texts):
+    violations = name_violations("surname", name)
+    assert {v.field for v in violations} == {"surname"}
+    assert [v.description for v in violations] == texts
 
 
-def test_registration_names_every_failed_field_in_order():
+def test_registration_names_every_failed_rule_in_field_order():
     bad = Registration("a", "short", "-Anna", "Roman123")
-    assert [v.field for v in registration_violations(bad)] == ["login", "password", "name", "surname"]
+    assert [(v.field, v.description) for v in registration_violations(bad)] == [
+        ("login", LOGIN_SHORT),
+        ("password", PASSWORD_SHORT),
+        ("password", LACKS + "UPPER_CASE"),
+        ("password", LACKS + "DIGITS"),
+        ("password", LACKS + "SPECIAL_SYMBOLS"),
+        ("name", f"{INITIAL_CHARS} (name: a '-' must stand between two letters)"),
+        ("surname", f"{INITIAL_CHARS} (surname)"),
+    ]
 
 
 def test_valid_registration_has_no_violations():

@@ -1,0 +1,24 @@
+"""What kv_svc tells its users, in the original service's words (SPEC.md, "Messages: the
+original's wording").
+
+Clients of the original match on these texts, so they are kept verbatim: do not correct
+them. Rules the original did not have (key size, NUL, batch size, values) get texts in the
+same style. Machine clients should match the ErrorInfo reason instead.
+"""
+
+# Said before the reason whenever a token is refused by kv_svc.
+NOT_AUTHORIZED = "You are not authorized! Please, sign in or sign up"
+
+NO_KEYS = "Incorrect keys: you have not passed any keys"
+# Followed by the repeated keys, each once, separated by spaces (kv_svc.keys.list_keys).
+IDENTICAL_KEYS = "Incorrect keys: you cannot pass identical keys: {keys}"
+ABSENT_KEYS = "These keys don't exist: {keys}"
+SKIPPED_KEYS = "success, but these keys have not been written: {keys}. Because they have already been in kv store"
+
+TOO_MANY_KEYS = "Incorrect keys: you cannot pass more than {limit} keys at once"
+EMPTY_KEY = "Incorrect keys: a key cannot be empty"
+KEY_WITH_NUL = "Incorrect keys: a key cannot contain NUL (U+0000)"
+KEY_TOO_LONG = "Incorrect keys: a key should be no more than {limit} bytes of UTF-8"
+KEY_NOT_UTF8 = "Incorrect keys: a key should be valid UTF-8"
+# Followed by what is wrong with the value (kv_svc.values.InvalidValue).
+INCORRECT_VALUE = "Incorrect value of the key {key}"
