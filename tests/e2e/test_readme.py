@@ -23,13 +23,13 @@ def test_readme_grpcurl_session_works_as_written(processes):
     output = result.stdout + result.stderr
     for expected in (
         "tkv.auth.v1.AuthService",
-        '"message": "user Alice has been registered"',
+        '"message": "You have been successfully registered!"',
         '"status": "success"',
         '"greeting": "hello"',
         '"retries": 3',
-        '"message": "logged out: the token has been revoked"',
+        '"message": "You have been successfully logout from your account! The token has been revoked."',
         "Code: Unauthenticated",
-        "Message: access token has been revoked",
+        "Message: You are not authorized! Please, sign in or sign up (access token has been revoked)",
     ):
         assert expected in output, f"{expected!r} missing from:\n{output}"
     # Only the last command (the read after logout) may fail.
@@ -41,14 +41,14 @@ def test_readme_curl_session_works_as_written(processes):
     result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     for expected in (
-        '{"message":"user Bob has been registered"}',
+        '{"message":"You have been successfully registered!"}',
         '{"status":"success"}',
         '{"status":"success, but these keys have not been written: city. Because they have already been in kv store",'
         '"skipped_keys":["city"]}',
         '"city":"Paris"',
-        '{"message":"keys not found: \\"nowhere\\""}',
-        '{"message":"logged out: the token has been revoked"}',
+        '{"message":"These keys don\'t exist: nowhere"}',
+        '{"message":"You have been successfully logout from your account! The token has been revoked."}',
         "HTTP/1.1 401 Unauthorized",
-        '{"message":"access token has been revoked"}',
+        '{"message":"You are not authorized! Please, sign in or sign up (access token has been revoked)"}',
     ):
         assert expected in output, f"{expected!r} missing from:\n{output}"

@@ -96,5 +96,5 @@ def test_data_and_secret_files_are_git_ignored():
 
 def test_json_errors_never_echo_the_request_body(exercised_stack):
     malformed = exercised_stack["replies"][-1]
-    assert malformed.status == 400
+    assert malformed.status == 422
     assert VALUE_MARKER not in json.dumps(malformed.body)
