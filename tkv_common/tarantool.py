@@ -23,6 +23,7 @@ from .settings import Address, Env
 log = logging.getLogger(__name__)
 
 _RETRY_LATER = "storage is unavailable, retry later"
+_NOT_REPLICATED = "storage could not replicate the write to its quorum; nothing was written, retry later"
 
 # The one translation of Tarantool's errors into the client's terms. Any other database
 # error is a bug (a stored function failing) and propagates to become INTERNAL.
@@ -30,6 +31,11 @@ DB_ERRORS: dict[int, Callable[[], TkvError]] = {
     # While Tarantool starts, or on a read-only replica: retrying later (elsewhere) helps.
     ErrorCode.ER_LOADING: lambda: Unavailable(_RETRY_LATER),
     ErrorCode.ER_READONLY: lambda: Unavailable(_RETRY_LATER),
+    # Synchronous replication (TKV_TARANTOOL_SYNC_QUORUM) without its quorum: the write
+    # waited TKV_TARANTOOL_SYNC_TIMEOUT_SECONDS and was rolled back, and so was every write
+    # queued behind it. Nothing was written; retrying once a replica is back succeeds.
+    ErrorCode.ER_SYNC_QUORUM_TIMEOUT: lambda: Unavailable(_NOT_REPLICATED),
+    ErrorCode.ER_SYNC_ROLLBACK: lambda: Unavailable(_NOT_REPLICATED),
     # A value above memtx_max_tuple_size (TKV_TARANTOOL_MAX_TUPLE_BYTES); the transaction
     # rolled back, so nothing of the batch was written.
     ErrorCode.ER_MEMTX_MAX_TUPLE_SIZE: lambda: InvalidArgument(
