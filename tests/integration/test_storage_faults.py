@@ -84,6 +84,28 @@ async def test_frozen_tarantool_fails_within_the_call_timeout_then_serves_again(
     await wait_for_code(own_stack, token, [key], grpc.StatusCode.OK)
 
 
+def write_in_order(pairs: list[tuple[str, str]]) -> bytes:
+    """An encoded WriteRequest whose entries go on the wire in exactly this order (a
+    protobuf map, built by a generated client, would send them in hash order). kv_svc
+    keeps the wire order and the stored function inserts in it."""
+    data = b"".join(_field(1, _field(1, key.encode()) + _field(2, _string_value(value))) for key, value in pairs)
+    return _field(1, data)
+
+
+def _string_value(text: str) -> bytes:
+    return _field(3, text.encode())  # google.protobuf.Value.string_value
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    size, length = bytearray(), len(payload)
+    while True:
+        size.append((length & 0x7F) | (0x80 if length > 0x7F else 0))
+        length >>= 7
+        if not length:
+            break
+    return bytes([number << 3 | 2]) + bytes(size) + payload
+
+
 async def test_a_failure_inside_the_batch_rolls_back_every_pair(tmp_path):
     stack = Stack(tmp_path / "small-tuples", extra_env={"TKV_TARANTOOL_MAX_TUPLE_BYTES": str(64 * 1024)})
     process = tarantool(stack).start()
@@ -91,15 +113,26 @@ async def test_a_failure_inside_the_batch_rolls_back_every_pair(tmp_path):
     try:
         _, token = await register_and_login(harness)
         small = [unique() for _ in range(3)]
-        request = kv_pb2.WriteRequest()
-        for key in small:
-            request.data[key] = "small"
-        request.data[unique("big")] = "x" * 100_000  # above this Tarantool's tuple cap
+        # The oversized pair comes last, so the three before it are inserted first and only
+        # the transaction can take them back.
+        raw = write_in_order([*((key, "small") for key in small), (unique("big"), "x" * 100_000)])
+        write = harness.channels[1].unary_unary(
+            "/tkv.kv.v1.KeyValueService/Write",
+            request_serializer=lambda b: b,
+            response_deserializer=kv_pb2.WriteResponse.FromString,
+        )
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await harness.kv.Write(request, metadata=bearer(token))
+            await write(raw, metadata=bearer(token))
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert reason(error.value) == "VALUE_TOO_LARGE"
+        for key in small:
+            assert stack.console(f"box.space.kv:get('{key}') == nil") == "true", key
         assert stack.console("box.space.kv:len()") == "0"
+        # The same request without the oversized pair writes all three: the absence above is
+        # the rollback's doing, not a request that never reached storage.
+        response = await write(write_in_order([(key, "small") for key in small]), metadata=bearer(token))
+        assert list(response.skipped_keys) == []
+        assert stack.console("box.space.kv:len()") == "3"
     finally:
         await stop_services(harness)
         process.stop()

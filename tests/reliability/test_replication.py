@@ -49,7 +49,12 @@ def cluster(request, tmp_path):
     stop_all(processes, signal.SIGKILL)
 
 
-async def test_sync_mode_acknowledges_a_write_only_once_the_replica_has_it(tmp_path):
+# The services' TKV_TARANTOOL_CALL_TIMEOUT (its default) and the quorum's timeout
+# (TKV_TARANTOOL_SYNC_TIMEOUT_SECONDS, its default).
+CALL_TIMEOUT, SYNC_TIMEOUT = 2.0, 5.0
+
+
+async def test_sync_mode_acknowledges_a_write_only_once_the_replica_has_it(tmp_path, report):
     master, _, processes = start_cluster(tmp_path, "sync")
     try:
         target = Target(f"127.0.0.1:{master.auth_port}", f"127.0.0.1:{master.kv_port}", "127.0.0.1", 0)
@@ -57,10 +62,22 @@ async def test_sync_mode_acknowledges_a_write_only_once_the_replica_has_it(tmp_p
         processes["replica"].stop(signal.SIGKILL)
         stop, attempts = asyncio.Event(), []
         task = asyncio.create_task(writer(target, token, "grpc", f"alone-{uuid.uuid4().hex[:8]}", stop, attempts))
-        await asyncio.sleep(3)
+        await asyncio.sleep(3 * CALL_TIMEOUT)
         stop.set()
         await task
-        assert attempts and all(a.outcome != ACKED for a in attempts), [a.outcome for a in attempts]
+        # Past the quorum's timeout every waiting transaction has been rolled back.
+        await asyncio.sleep(SYNC_TIMEOUT)
+        verdict = await verify(target, token, attempts)  # reads need no quorum; a new account would
+        report({**verdict.summary(), "took_s": sorted({round(a.took, 1) for a in attempts})})
+        assert len(attempts) >= 2
+        # Each write waited for the replica's acknowledgement, then answered UNAVAILABLE
+        # within the service's call timeout: either the call timed out, or the master gave up
+        # on the quorum and rolled it back (never INTERNAL)...
+        assert {a.detail for a in attempts} == {"UNAVAILABLE"}
+        assert any(a.took >= CALL_TIMEOUT - 0.1 for a in attempts)  # it did wait
+        assert all(a.took < CALL_TIMEOUT + 1.5 for a in attempts), [a.took for a in attempts]
+        # ... and none landed: without the quorum the master rolled every one of them back.
+        assert verdict.acknowledged == 0 and verdict.found == 0
     finally:
         stop_all(processes, signal.SIGKILL)
 

@@ -37,7 +37,8 @@ class Attempt:
     via: str
     outcome: str = UNKNOWN
     detail: str = ""
-    at: float = 0.0
+    at: float = 0.0  # when it was sent (time.monotonic())
+    took: float = 0.0  # seconds until its answer, or the error
 
 
 class HttpClient:
@@ -137,6 +138,7 @@ async def writer(
                 )
             attempts.extend(pairs)
             data = {a.key: a.value for a in pairs}
+            sent = time.monotonic()
             try:
                 if stub is not None:
                     request = json_format.ParseDict({"data": data}, kv_pb2.WriteRequest())
@@ -149,6 +151,7 @@ async def writer(
                         outcome = FAILED if status in HTTP_NOT_APPLIED else UNKNOWN
                         for attempt in pairs:
                             attempt.outcome, attempt.detail = outcome, f"HTTP {status} {body.get('message', '')}"
+                            attempt.took = time.monotonic() - sent
                         await asyncio.sleep(0.05)
                         continue
                 for attempt in pairs:
@@ -158,11 +161,16 @@ async def writer(
                 outcome = FAILED if error.code() in NOT_APPLIED else UNKNOWN
                 for attempt in pairs:
                     attempt.outcome, attempt.detail = outcome, error.code().name
+                    attempt.took = time.monotonic() - sent
                 await asyncio.sleep(0.05)
             except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as error:
                 for attempt in pairs:
                     attempt.outcome, attempt.detail = UNKNOWN, type(error).__name__
+                    attempt.took = time.monotonic() - sent
                 await asyncio.sleep(0.05)
+            finally:
+                for attempt in pairs:
+                    attempt.took = attempt.took or time.monotonic() - sent
     finally:
         if channel is not None:
             await channel.close()

@@ -1,5 +1,6 @@
 """Interceptor chain on real servers: auth checks, error mapping, hidden internals, logs."""
 
+import asyncio
 import logging
 
 import grpc
@@ -111,16 +112,26 @@ async def test_access_log_names_method_and_code_but_never_the_token(kv, data_dir
 async def test_health_follows_the_storage_connection(kv):
     stub = health_pb2_grpc.HealthStub(kv.channel)
     service = "tkv.kv.v1.KeyValueService"
-    assert (
-        await stub.Check(health_pb2.HealthCheckRequest(service=service))
-    ).status == health_pb2.HealthCheckResponse.SERVING
-    kv.storage.is_connected = False
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    assert (await stub.Check(health_pb2.HealthCheckRequest(service=service))).status == serving
     watch = stub.Watch(health_pb2.HealthCheckRequest(service=service))
-    async for update in watch:
-        if update.status == health_pb2.HealthCheckResponse.NOT_SERVING:
-            break
-    watch.cancel()
-    kv.storage.is_connected = True
+    updates = aiter(watch)
+
+    async def next_status_other_than(status) -> int:
+        # The storage watcher polls every 0.25 s; 5 s bounds a test that would otherwise hang.
+        while (update := await asyncio.wait_for(anext(updates), 5)).status == status:
+            pass
+        return update.status
+
+    try:
+        assert (await asyncio.wait_for(anext(updates), 5)).status == serving
+        kv.storage.is_connected = False
+        assert await next_status_other_than(serving) == not_serving
+        kv.storage.is_connected = True
+        assert await next_status_other_than(not_serving) == serving
+    finally:
+        kv.storage.is_connected = True
+        watch.cancel()
 
 
 async def test_reflection_lists_the_api_health_and_reflection(auth):
