@@ -29,9 +29,12 @@ def call(
     raw: bytes | None = None,
     headers: dict[str, str] | None = None,
     chunked: bool = False,
+    source: str | None = None,
 ) -> Reply:
+    """`source` is the loopback address to connect from (127.0.0.2, ...): to the gateway's
+    per-client limits, another client."""
     host, port = address.rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source, 0) if source else None)
     all_headers = {"content-type": "application/json", **(headers or {})}
     if token is not None:
         all_headers["authorization"] = f"Bearer {token}"

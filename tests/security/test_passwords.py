@@ -4,8 +4,10 @@ import statistics
 import time
 
 import grpc
+import pytest
 
 from tests.inprocess import PASSWORD, register_and_login, start_services, stop_services, unique
+from tests.status_details import reason
 from tkv.auth.v1 import auth_pb2
 
 OWASP = {"TKV_ARGON2_MEMORY_KIB": "19456", "TKV_ARGON2_TIME_COST": "2", "TKV_ARGON2_PARALLELISM": "1"}
@@ -42,8 +44,10 @@ async def test_unknown_login_and_wrong_password_take_the_same_time(tarantool_sta
                 try:
                     await svc.auth.Login(auth_pb2.LoginRequest(login=name, password=f"Wr0ng!{i}"))
                 except grpc.aio.AioRpcError as error:
-                    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-                samples[case].append(time.perf_counter() - started)
+                    samples[case].append(time.perf_counter() - started)
+                    assert (error.code(), reason(error)) == (grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS")
+                else:
+                    pytest.fail(f"a login with a wrong password succeeded ({case})")
         medians = {case: statistics.median(values) for case, values in samples.items()}
         spread = max(
             statistics.quantiles(values, n=4)[2] - statistics.quantiles(values, n=4)[0] for values in samples.values()

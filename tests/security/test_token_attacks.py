@@ -8,6 +8,7 @@ import time
 
 import grpc
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -79,28 +80,44 @@ def forged_tokens(data_dir, subject):
     }
 
 
-ATTACKS = [
-    "alg none",
-    "HS256 keyed with the public key",
-    "tampered payload",
-    "another key, our kid",
-    "wrong audience",
-    "wrong issuer",
-    "expired",
-    "not yet valid",
-    "issued in the future",
-    "jku header",
-    "embedded jwk",
-    "crit header",
-    "untyped",
-]
+def _part(segment: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(segment + "=="))
 
 
-def test_every_forged_token_is_attacked(tmp_path):
+# What makes each forged token an attack, checked on the token itself: a forgery that missed
+# its point would be refused for some other reason and prove nothing about this one.
+ATTACKS = {
+    "alg none": lambda header, claims, signature: header["alg"] == "none" and signature == "",
+    "HS256 keyed with the public key": lambda header, claims, signature: header["alg"] == "HS256",
+    "tampered payload": lambda header, claims, signature: claims["sub"] == "admin",
+    "another key, our kid": lambda header, claims, signature: header["alg"] == "EdDSA" and "kid" in header,
+    "wrong audience": lambda header, claims, signature: claims["aud"] == "another-api",
+    "wrong issuer": lambda header, claims, signature: claims["iss"] == "someone-else",
+    "expired": lambda header, claims, signature: claims["exp"] < time.time() - 60,
+    "not yet valid": lambda header, claims, signature: claims["nbf"] > time.time() + 60,
+    "issued in the future": lambda header, claims, signature: claims["iat"] > time.time() + 60,
+    "jku header": lambda header, claims, signature: "jku" in header,
+    "embedded jwk": lambda header, claims, signature: "jwk" in header,
+    "crit header": lambda header, claims, signature: header.get("crit") == ["exp"],
+    "untyped": lambda header, claims, signature: header["typ"] != "at+jwt",
+}
+
+
+def test_each_forged_token_carries_its_attack(tmp_path):
     from tkv_common.devsecrets import ensure
 
     ensure(tmp_path)
-    assert list(forged_tokens(tmp_path, "x")) == ATTACKS
+    forged = forged_tokens(tmp_path, "x")
+    assert set(forged) == set(ATTACKS)
+    for attack, token in forged.items():
+        head, body, signature = token.split(".")
+        assert ATTACKS[attack](_part(head), _part(body), signature), attack
+    # "another key, our kid" names our key while another key signed it.
+    our_key = load_signing_key(tmp_path / "keys" / "signing.pem").public_key()
+    head, body, signature = forged["another key, our kid"].split(".")
+    assert _part(head)["kid"] == key_id(our_key)
+    with pytest.raises(InvalidSignature):
+        our_key.verify(base64.urlsafe_b64decode(signature + "=="), f"{head}.{body}".encode())
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
