@@ -17,9 +17,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import log_scan
 from tkv_common import devsecrets
 
 ROOT = Path(__file__).resolve().parent.parent
+# All a test process takes from the runner's environment: where programs are, and locale,
+# home and temp settings. Nothing else, so that a TKV_* variable (or any other) left in the
+# shell cannot change what the tests run; every setting a test needs is in Stack.env.
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
 # Cheap argon2 for speed; the default cost has its own unit test.
 FAST_ARGON2 = {"TKV_ARGON2_MEMORY_KIB": "1024", "TKV_ARGON2_TIME_COST": "1"}
 
@@ -92,7 +97,7 @@ class Stack:
     @property
     def env(self) -> dict[str, str]:
         return {
-            **os.environ,
+            **{name: os.environ[name] for name in INHERITED if name in os.environ},
             "TKV_DATA_DIR": str(self.data_dir),
             "TKV_TARANTOOL_LISTEN": f"127.0.0.1:{self.tarantool_port}",
             "TKV_TARANTOOL_ADDR": f"127.0.0.1:{self.tarantool_port}",
@@ -156,6 +161,7 @@ class Process:
     def __init__(self, name: str, args: list[str], stack: Stack, port: int, ready=None):
         self.name, self.args, self.stack, self.port, self.ready = name, args, stack, port, ready
         self.log_path = stack.data_dir / f"{name}.log"
+        log_scan.register(self.log_path)
         self.popen: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> Process:

@@ -56,6 +56,7 @@ async def test_each_service_user_may_call_only_its_own_functions(tarantool_stack
         await auth_conn.disconnect()
 
 
+@pytest.mark.log_errors_expected("Authorization failed: Incorrect password")
 async def test_a_wrong_password_cannot_connect(tarantool_stack):
     conn = asynctnt.Connection(
         host="127.0.0.1", port=tarantool_stack.tarantool_port, username="tkv_kv", password="guess", reconnect_timeout=0

@@ -51,6 +51,7 @@ async def test_two_authorization_headers_are_rejected(kv, data_dir):
     assert kv.storage.calls == []
 
 
+@pytest.mark.log_errors_expected("unhandled error")
 async def test_unexpected_error_is_internal_without_details_and_logged_with_traceback(kv, data_dir, caplog):
     kv.storage.answers["tkv.kv_read"] = RuntimeError("secret detail /etc/passwd")
     with caplog.at_level(logging.ERROR), pytest.raises(grpc.aio.AioRpcError) as error:
