@@ -7,6 +7,7 @@ A missing binary is a failure, never a skip.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -125,6 +126,18 @@ def wait_until(ready, what: str, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not ready after {timeout}s")
         time.sleep(0.05)
+
+
+async def eventually(check, what: str, timeout: float = 10.0, interval: float = 0.05):
+    """Awaits `check()` until it returns something true, which it returns; a TimeoutError
+    naming `what` (and the last value) after `timeout`. For waits on a condition a fixed
+    sleep would only guess at."""
+    deadline = time.monotonic() + timeout
+    while not (value := await check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not true after {timeout}s (last: {value!r})")
+        await asyncio.sleep(interval)
+    return value
 
 
 def grpc_serving(port: int) -> bool:

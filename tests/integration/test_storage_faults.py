@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.inprocess import register_and_login, start_services, stop_services, unique
-from tests.stack import Stack, tarantool
+from tests.stack import Stack, eventually, tarantool
 from tests.status_details import reason
 from tests.tokens_for_tests import bearer
 from tkv.kv.v1 import kv_pb2
@@ -60,14 +60,20 @@ async def test_tarantool_killed_mid_run_gives_unavailable_then_recovers_with_dat
     assert error.value.details() == "storage is unavailable, retry later"
     assert reason(error.value) == "STORAGE_UNAVAILABLE"
     health = health_pb2_grpc.HealthStub(own_stack.channels[1])
-    await asyncio.sleep(0.5)
-    assert (await health.Check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+    def health_is(status):
+        async def check() -> bool:
+            return (await health.Check(health_pb2.HealthCheckRequest())).status == status
+
+        return check
+
+    # The storage watcher looks every 0.25 s.
+    await eventually(health_is(health_pb2.HealthCheckResponse.NOT_SERVING), "NOT_SERVING", timeout=2)
 
     own_stack.tarantool.start()
     await wait_for_code(own_stack, token, [key], grpc.StatusCode.OK)
     assert (await read(own_stack, token, [key])).data[key] == "acknowledged"
-    await asyncio.sleep(0.5)
-    assert (await health.Check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.SERVING
+    await eventually(health_is(health_pb2.HealthCheckResponse.SERVING), "SERVING again", timeout=2)
 
 
 async def test_frozen_tarantool_fails_within_the_call_timeout_then_serves_again(own_stack):

@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.http_client import assert_shape, call
 from tests.reliability.workload import Target, new_token
+from tests.stack import eventually
 from tkv.kv.v1 import kv_pb2, kv_pb2_grpc
 
 pytestmark = pytest.mark.slow
@@ -45,11 +46,13 @@ async def test_outage_fails_fast_and_recovery_needs_no_restart(stack, report):
         reply = call(f"127.0.0.1:{stack.gateway_port}", "POST", "/api/read/", {"keys": ["probe"]}, token=token)
         assert_shape(reply, 503, {"message": str})
 
-        # The service says so, and Envoy stops routing to it.
-        await asyncio.sleep(0.6)
-        assert (
-            await health.Check(health_pb2.HealthCheckRequest())
-        ).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # The service says so (its storage watcher looks every 0.25 s), and Envoy stops
+        # routing to it.
+        async def not_serving() -> bool:
+            status = (await health.Check(health_pb2.HealthCheckRequest())).status
+            return status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+        await eventually(not_serving, "NOT_SERVING", timeout=2)
         deadline = time.monotonic() + 10
         while "healthy" in envoy_health(stack) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

@@ -1,6 +1,5 @@
 """Signing-key rotation without a restart, driven by `python -m tkv_common.keys`."""
 
-import asyncio
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import grpc
 import jwt
 
 from tests.inprocess import register_and_login, start_services, stop_services, unique
-from tests.stack import ROOT
+from tests.stack import ROOT, eventually
 from tests.status_details import reason
 from tests.tokens_for_tests import bearer
 from tkv.auth.v1 import auth_pb2
@@ -53,24 +52,32 @@ async def test_rotation_keeps_old_tokens_valid_until_their_key_is_retired(tarant
 
         # 1. prepare: the new public key is accepted (and published) before anything is signed with it.
         new_kid = keys_cli(tarantool_stack, "prepare").split()[1].rstrip(";")
-        await asyncio.sleep(3 * REFRESH)
-        assert await jwks_kids(svc) == {old_kid, new_kid}
+
+        async def published() -> bool:
+            return await jwks_kids(svc) == {old_kid, new_kid}
+
+        await eventually(published, "the prepared key published")
         _, still_old = await register_and_login(svc, unique("Before"))
         assert kid(still_old) == old_kid
 
         # 2. activate: new tokens use the new key; tokens of the old key stay valid.
         keys_cli(tarantool_stack, "activate")
-        await asyncio.sleep(3 * REFRESH)
-        _, new_token = await register_and_login(svc, unique("After"))
-        assert kid(new_token) == new_kid
+
+        async def signed_with_the_new_key() -> str | None:
+            _, token = await register_and_login(svc, unique("After"))
+            return token if kid(token) == new_kid else None
+
+        new_token = await eventually(signed_with_the_new_key, "tokens signed with the activated key")
         await svc.kv.Write(kv_pb2.WriteRequest(data={unique(): 1}), metadata=bearer(new_token))
         assert await can_read(svc, old_token, key) == "OK"
 
         # 3. retire: the old key's tokens are rejected by both services, the new ones are not.
         keys_cli(tarantool_stack, "retire", old_kid)
-        await asyncio.sleep(3 * REFRESH)
-        assert await jwks_kids(svc) == {new_kid}
-        assert await can_read(svc, old_token, key) == "TOKEN_INVALID"
+
+        async def retired() -> bool:
+            return await jwks_kids(svc) == {new_kid} and await can_read(svc, old_token, key) == "TOKEN_INVALID"
+
+        await eventually(retired, "the old key retired by both services")
         try:
             await svc.auth.Logout(auth_pb2.LogoutRequest(), metadata=bearer(old_token))
             raise AssertionError("Logout accepted a token of a retired key")

@@ -1,6 +1,9 @@
 """Brute-force protection: failed logins counted per login name in Tarantool."""
 
 import asyncio
+import math
+import re
+import time
 
 import grpc
 import pytest
@@ -21,6 +24,15 @@ async def svc(tarantool_stack):
     await stop_services(harness)
 
 
+def assert_retry_within(error, lock_seconds: int, locked_at: float) -> None:
+    """The lock's remaining time, as the message and retry-after say it: whole seconds,
+    rounded, at least 1, and no more than the lock and no less than what is left of it."""
+    wait = int(re.fullmatch(r"too many failed logins for this login name; retry in (\d+) s", error.details())[1])
+    left = lock_seconds - (time.monotonic() - locked_at)
+    assert max(1, math.floor(left)) <= wait <= lock_seconds, (wait, left)
+    assert ("retry-after", str(wait)) in tuple(error.trailing_metadata())
+
+
 async def login(svc, name, password):
     try:
         await svc.auth.Login(auth_pb2.LoginRequest(login=name, password=password))
@@ -32,12 +44,12 @@ async def login(svc, name, password):
 async def test_the_nth_failure_locks_the_name_even_for_the_right_password(svc):
     name, _ = await register_and_login(svc)
     outcomes = [(await login(svc, name, "Wr0ng!pass"))[0] for _ in range(3)]
+    locked_at = time.monotonic()
     assert outcomes == ["UNAUTHENTICATED"] * 3
     code, error = await login(svc, name, PASSWORD)
     assert code == "RESOURCE_EXHAUSTED"
     assert reason(error) == "LOGIN_THROTTLED"
-    assert error.details() == "too many failed logins for this login name; retry in 2 s"
-    assert ("retry-after", "2") in tuple(error.trailing_metadata())
+    assert_retry_within(error, 2, locked_at)
     retry = [d for d in rpc_status.from_call(error).details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
     assert len(retry) == 1
 
@@ -59,10 +71,12 @@ async def test_the_lock_grows_with_each_further_failure(svc):
     name, _ = await register_and_login(svc)
     for _ in range(3):
         await login(svc, name, "Wr0ng!pass")
-    await asyncio.sleep(2.1)  # first lock (2 s) over: the 4th failure doubles it
-    await login(svc, name, "Wr0ng!pass")
+    await asyncio.sleep(2.1)  # the first lock (2 s) runs out: time itself is what is tested
+    await login(svc, name, "Wr0ng!pass")  # the 4th failure doubles it
+    locked_at = time.monotonic()
     _, error = await login(svc, name, PASSWORD)
-    assert error.details() == "too many failed logins for this login name; retry in 4 s"
+    assert_retry_within(error, 4, locked_at)
+    assert int(error.details().split()[-2]) >= 3  # doubled: more than the first lock's 2 s
 
 
 async def test_success_resets_the_counter(svc):
