@@ -20,5 +20,9 @@ EMPTY_KEY = "Incorrect keys: a key cannot be empty"
 KEY_WITH_NUL = "Incorrect keys: a key cannot contain NUL (U+0000)"
 KEY_TOO_LONG = "Incorrect keys: a key should be no more than {limit} bytes of UTF-8"
 KEY_NOT_UTF8 = "Incorrect keys: a key should be valid UTF-8"
+ANSWER_TOO_LARGE = (
+    "Incorrect keys: the answer would be {size} bytes, more than the {limit} a response may hold; "
+    "read these keys in smaller batches"
+)
 # Followed by what is wrong with the value (kv_svc.values.InvalidValue).
 INCORRECT_VALUE = "Incorrect value of the key {key}"

@@ -47,7 +47,7 @@ def create_service(settings: KvSettings, storage: TarantoolClient | None = None)
     """`storage` is for tests; the service normally opens its own Tarantool connection."""
     keys = KeySet(settings.tokens.keys)
     storage = storage or TarantoolClient(settings.tarantool)
-    servicer = KeyValueServicer(KeyValueStore(KvStorage(storage), settings.limits))
+    servicer = KeyValueServicer(KeyValueStore(KvStorage(storage), settings.limits), settings.server.max_response_bytes)
     handlers = method_handlers(servicer)
     return GrpcService(
         settings=settings.server,

@@ -6,9 +6,10 @@ import grpc
 
 from tkv.internal.v1 import write_view_pb2
 from tkv.kv.v1 import kv_pb2
+from tkv_common.errors import InvalidArgument
 from tkv_common.tokens import current_claims
 
-from . import values
+from . import messages, values
 from .pairs import KeyValueStore, RawPair, write_status
 
 
@@ -16,13 +17,23 @@ class KeyValueServicer:
     """Registered by server.py with its own (de)serializers: Write takes WriteRequestView,
     Read answers bytes."""
 
-    def __init__(self, store: KeyValueStore):
+    def __init__(self, store: KeyValueStore, max_response_bytes: int):
         self._store = store
+        self._max_response_bytes = max_response_bytes
 
     async def Read(self, request: kv_pb2.ReadRequest, context: grpc.aio.ServicerContext) -> bytes:
         """Answers an encoded ReadResponse, spliced from the stored values (values.py)."""
         found = await self._store.read(current_claims.get(), list(request.keys))
-        return values.read_response(found)
+        answer = values.read_response(found)
+        if len(answer) > self._max_response_bytes:
+            # grpc would refuse to send it anyway, with a generic message and a traceback
+            # in the log; the client is better told what to do. INVALID_ARGUMENT (HTTP 400)
+            # as for the batch limit: the same request will never fit, retrying is no use.
+            raise InvalidArgument(
+                messages.ANSWER_TOO_LARGE.format(size=len(answer), limit=self._max_response_bytes),
+                reason="RESPONSE_TOO_LARGE",
+            )
+        return answer
 
     async def Write(
         self, request: write_view_pb2.WriteRequestView, context: grpc.aio.ServicerContext

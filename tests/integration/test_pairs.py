@@ -6,8 +6,9 @@ import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from tests.inprocess import unique
+from tests.inprocess import register_and_login, start_services, stop_services, unique
 from tests.status_details import details, reason
+from tests.tokens_for_tests import bearer
 from tkv.kv.v1 import kv_pb2
 
 
@@ -122,12 +123,34 @@ async def test_duplicates_win_over_absent_keys(svc, auth_md):
 
 @pytest.mark.parametrize("request_", [kv_pb2.ReadRequest(), kv_pb2.ReadRequest(keys=[""])])
 async def test_empty_read_is_invalid(svc, auth_md, request_):
-    await expect_error(svc.kv.Read(request_, metadata=auth_md), grpc.StatusCode.INVALID_ARGUMENT)
+    error = await expect_error(svc.kv.Read(request_, metadata=auth_md), grpc.StatusCode.INVALID_ARGUMENT)
+    assert reason(error) == "INVALID_KEYS"
 
 
 async def test_empty_write_is_invalid(svc, auth_md):
     error = await expect_error(svc.kv.Write(kv_pb2.WriteRequest(), metadata=auth_md), grpc.StatusCode.INVALID_ARGUMENT)
     assert details(error)[1] == [("data", "Incorrect keys: you have not passed any keys")]
+    assert reason(error) == "INVALID_PAIRS"
+
+
+async def test_a_response_over_the_services_limit_is_refused_not_sent(stack):
+    # TKV_MAX_RESPONSE_BYTES: a larger answer is refused with a reason, not half-sent.
+    small = await start_services(stack, TKV_MAX_RESPONSE_BYTES=str(64 * 1024))
+    try:
+        _, token = await register_and_login(small)
+        key = unique()
+        await small.kv.Write(write_request({key: "x" * (100 * 1024)}), metadata=bearer(token))
+        error = await expect_error(
+            small.kv.Read(kv_pb2.ReadRequest(keys=[key]), metadata=bearer(token)), grpc.StatusCode.INVALID_ARGUMENT
+        )
+        size = json_format.ParseDict({"data": {key: "x" * (100 * 1024)}}, kv_pb2.ReadResponse()).ByteSize()
+        assert reason(error) == "RESPONSE_TOO_LARGE"
+        assert error.details() == (
+            f"Incorrect keys: the answer would be {size} bytes, more than the 65536 a response may hold;"
+            " read these keys in smaller batches"
+        )
+    finally:
+        await stop_services(small)
 
 
 async def test_1000_keys_are_accepted_and_1001_rejected_with_nothing_written(svc, auth_md):

@@ -54,14 +54,15 @@ class ThrowawayCA:
         )
         self.pair = _write(directory, "ca", self._cert, self._key)
 
-    def issue(self, name: str, *, client: bool = False) -> Pair:
+    def issue(self, name: str, *, client: bool = False, names: list[x509.GeneralName] | None = None) -> Pair:
+        """A certificate for `name`, valid for localhost and 127.0.0.1 unless `names` says otherwise."""
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
         cert = (
             _builder(name, self._name, key.public_key())
             .add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    names or [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
                 ),
                 critical=False,
             )

@@ -1,5 +1,6 @@
 """Password hashing policy on the real stack: upgrade on login, identical failure timing."""
 
+import asyncio
 import statistics
 import time
 
@@ -8,7 +9,9 @@ import pytest
 
 from tests.inprocess import PASSWORD, register_and_login, start_services, stop_services, unique
 from tests.status_details import reason
+from tests.tokens_for_tests import bearer
 from tkv.auth.v1 import auth_pb2
+from tkv.kv.v1 import kv_pb2
 
 OWASP = {"TKV_ARGON2_MEMORY_KIB": "19456", "TKV_ARGON2_TIME_COST": "2", "TKV_ARGON2_PARALLELISM": "1"}
 
@@ -63,5 +66,37 @@ async def test_unknown_login_and_wrong_password_take_the_same_time(tarantool_sta
         # Within noise: less than the interquartile range of either case, and under 20 %.
         assert difference <= max(spread, 0.002), (medians, spread)
         assert difference < 0.2 * max(medians.values()), medians
+    finally:
+        await stop_services(svc)
+
+
+async def test_a_login_storm_is_refused_with_hashing_busy_while_key_value_calls_are_served(tarantool_stack):
+    # One hashing thread, at most 2 hashes waiting or running, at the OWASP cost (~20 ms each).
+    svc = await start_services(
+        tarantool_stack, **OWASP, TKV_ARGON2_WORKERS="1", TKV_ARGON2_MAX_PENDING="2", TKV_LOGIN_MAX_FAILURES="1000"
+    )
+    try:
+        login, token = await register_and_login(svc)
+        key = unique()
+        await svc.kv.Write(kv_pb2.WriteRequest(data={key: 1}), metadata=bearer(token))
+
+        async def attempt_login():
+            try:
+                await svc.auth.Login(auth_pb2.LoginRequest(login=login, password="Wr0ng!pass"))
+            except grpc.aio.AioRpcError as error:
+                return error
+            return None
+
+        storm = [asyncio.create_task(attempt_login()) for _ in range(40)]
+        reads = [await svc.kv.Read(kv_pb2.ReadRequest(keys=[key]), metadata=bearer(token)) for _ in range(20)]
+        errors = await asyncio.gather(*storm)
+        busy = [e for e in errors if e is not None and e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED]
+        assert busy, [e.code() if e else "OK" for e in errors]
+        assert {reason(e) for e in busy} == {"HASHING_BUSY"}
+        assert busy[0].details() == "too many password checks in progress, retry shortly"
+        assert ("retry-after", "1") in tuple(busy[0].trailing_metadata())
+        # The rest were evaluated (and refused), none passed.
+        assert {e.code() for e in errors if e not in busy} == {grpc.StatusCode.UNAUTHENTICATED}
+        assert all(read.data[key] == 1 for read in reads)
     finally:
         await stop_services(svc)

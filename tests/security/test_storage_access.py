@@ -1,12 +1,17 @@
 """Tarantool access: loopback by default, one least-privileged user per service."""
 
+import asyncio
+import os
+import stat
 import subprocess
+import time
+from pathlib import Path
 
 import asynctnt
 import pytest
 from asynctnt.exceptions import TarantoolDatabaseError
 
-from tests.stack import ROOT, require_binary
+from tests.stack import ROOT, Stack, require_binary, tarantool
 
 
 def test_tarantool_listens_on_loopback_by_default():
@@ -93,3 +98,59 @@ def test_envoy_admin_listens_on_loopback_by_default(tmp_path):
     config = yaml.safe_load((tmp_path / "envoy.yaml").read_text())
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     assert config["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] == "127.0.0.1"
+
+
+def tcp_listen_ports(pid: int) -> set[int]:
+    """The TCP ports a process listens on, from /proc: its socket inodes matched against
+    the kernel's table of listening sockets (state 0A)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_the_admin_console_is_opt_in_and_a_unix_socket_only(tmp_path):
+    with_console = Stack(tmp_path / "with")
+    without = Stack(tmp_path / "without", extra_env={"TKV_TARANTOOL_CONSOLE_SOCKET": ""})
+    for stack in (with_console, without):
+        process = tarantool(stack).start()
+        try:
+            # Tarantool's only TCP listener is the IPROTO port: no console on TCP.
+            assert tcp_listen_ports(process.popen.pid) == {stack.tarantool_port}
+            if stack is with_console:
+                assert stat.S_ISSOCK(stack.console_socket.stat().st_mode)
+                assert stack.console("1 + 1") == "2"
+            else:
+                assert not stack.console_socket.exists()
+        finally:
+            process.stop()
+
+
+async def test_the_listener_opens_only_once_the_schema_and_functions_exist(tmp_path):
+    stack = Stack(tmp_path / "fresh")
+    process = tarantool(stack).start(wait=False)
+    try:
+        # Connect at the first moment the port accepts: the stored functions must be there
+        # already (a call gets an answer, never "procedure is not defined" or "not found").
+        conn = None
+        deadline = time.monotonic() + 20
+        while conn is None:
+            try:
+                conn = await connect(stack, "tkv_kv")
+            except (OSError, asynctnt.exceptions.TarantoolNotConnectedError, ConnectionError):
+                assert time.monotonic() < deadline, "Tarantool never listened"
+                await asyncio.sleep(0.002)
+        try:
+            assert (await conn.call("tkv.kv_read", ["no-such-jti", "nobody", ["k"]]))[0] == "no_user"
+        finally:
+            await conn.disconnect()
+    finally:
+        process.stop()

@@ -3,14 +3,17 @@
 import http.client
 import json
 import ssl
+import time
 import uuid
 
 import grpc
 import pytest
+from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.e2e.http_client import call
 from tests.security.certs import ThrowawayCA
-from tests.stack import Stack, start_all, stop_all
+from tests.stack import Stack, auth_svc, envoy, envoy_upstreams_healthy, kv_svc, start_all, stop_all, tarantool
 from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
 
 
@@ -82,11 +85,11 @@ def test_plain_http_to_the_tls_gateway_fails(tls_stack):
     connection.close()
 
 
-def check_health(stack, credentials) -> grpc.StatusCode:
+def check_health(port: int, credentials) -> grpc.StatusCode:
     channel = (
-        grpc.secure_channel(f"127.0.0.1:{stack.kv_port}", credentials)
+        grpc.secure_channel(f"127.0.0.1:{port}", credentials)
         if credentials
-        else grpc.insecure_channel(f"127.0.0.1:{stack.kv_port}")
+        else grpc.insecure_channel(f"127.0.0.1:{port}")
     )
     with channel:
         try:
@@ -96,13 +99,45 @@ def check_health(stack, credentials) -> grpc.StatusCode:
             return error.code()
 
 
-def test_services_refuse_plaintext_and_clients_without_a_certificate(tls_stack):
+@pytest.mark.parametrize("service", ["auth_svc", "kv_svc"])
+def test_services_refuse_plaintext_and_clients_without_a_certificate(tls_stack, service):
+    port = tls_stack.auth_port if service == "auth_svc" else tls_stack.kv_port
     ca = tls_stack.ca.pair.cert.read_bytes()
-    assert check_health(tls_stack, None) == grpc.StatusCode.UNAVAILABLE
-    assert check_health(tls_stack, grpc.ssl_channel_credentials(root_certificates=ca)) == grpc.StatusCode.UNAVAILABLE
+    assert check_health(port, None) == grpc.StatusCode.UNAVAILABLE
+    assert check_health(port, grpc.ssl_channel_credentials(root_certificates=ca)) == grpc.StatusCode.UNAVAILABLE
     with_cert = grpc.ssl_channel_credentials(
         root_certificates=ca,
         private_key=tls_stack.envoy_client.key.read_bytes(),
         certificate_chain=tls_stack.envoy_client.cert.read_bytes(),
     )
-    assert check_health(tls_stack, with_cert) == grpc.StatusCode.OK
+    assert check_health(port, with_cert) == grpc.StatusCode.OK
+
+
+@pytest.mark.log_errors_expected(r"\[error\]|TLS|SSL|ssl|handshake")
+def test_envoy_refuses_a_service_whose_certificate_names_another_host(tmp_path):
+    # Issued by the trusted CA, but for another name: Envoy must not talk to it.
+    ca = ThrowawayCA(tmp_path)
+    elsewhere = ca.issue("service", names=[x509.DNSName("elsewhere.example")])
+    envoy_client = ca.issue("envoy-client", client=True)
+    stack = Stack(
+        tmp_path / "stack",
+        extra_env={
+            "TKV_TLS_CERT_FILE": str(elsewhere.cert),
+            "TKV_TLS_KEY_FILE": str(elsewhere.key),
+            "TKV_TLS_CLIENT_CA_FILE": str(ca.pair.cert),
+            "TKV_UPSTREAM_TLS_CA_FILE": str(ca.pair.cert),
+            "TKV_UPSTREAM_TLS_CERT_FILE": str(envoy_client.cert),
+            "TKV_UPSTREAM_TLS_KEY_FILE": str(envoy_client.key),
+        },
+    )
+    processes = {"tarantool": tarantool(stack), "auth_svc": auth_svc(stack), "kv_svc": kv_svc(stack)}
+    for process in processes.values():
+        process.start()
+    processes["envoy"] = envoy(stack, upstreams_up=False).start()
+    try:
+        reply = call(f"127.0.0.1:{stack.gateway_port}", "GET", "/.well-known/jwks.json")
+        assert reply.status == 503, reply.raw
+        time.sleep(1.5)  # more than one health-check interval: still refused, never healthy
+        assert not envoy_upstreams_healthy(stack.admin_port)
+    finally:
+        stop_all(processes)

@@ -68,6 +68,7 @@ def forged_tokens(data_dir, subject):
         + b64(hmac.new(public_pem, f"{hs_header}.{body}".encode(), hashlib.sha256).digest()),
         "tampered payload": f"{header}.{b64(json.dumps({**claims, 'sub': 'admin'}).encode())}.{signature}",
         "another key, our kid": sign(data_dir, sub=subject, key=Ed25519PrivateKey.generate(), headers={"kid": kid}),
+        "unknown kid": sign(data_dir, sub=subject, key=Ed25519PrivateKey.generate()),
         "wrong audience": sign(data_dir, sub=subject, aud="another-api"),
         "wrong issuer": sign(data_dir, sub=subject, iss="someone-else"),
         "expired": sign(data_dir, sub=subject, iat=now - 4000, exp=now - 600),
@@ -91,6 +92,7 @@ ATTACKS = {
     "HS256 keyed with the public key": lambda header, claims, signature: header["alg"] == "HS256",
     "tampered payload": lambda header, claims, signature: claims["sub"] == "admin",
     "another key, our kid": lambda header, claims, signature: header["alg"] == "EdDSA" and "kid" in header,
+    "unknown kid": lambda header, claims, signature: header["alg"] == "EdDSA" and "kid" in header,
     "wrong audience": lambda header, claims, signature: claims["aud"] == "another-api",
     "wrong issuer": lambda header, claims, signature: claims["iss"] == "someone-else",
     "expired": lambda header, claims, signature: claims["exp"] < time.time() - 60,
@@ -112,8 +114,10 @@ def test_each_forged_token_carries_its_attack(tmp_path):
     for attack, token in forged.items():
         head, body, signature = token.split(".")
         assert ATTACKS[attack](_part(head), _part(body), signature), attack
-    # "another key, our kid" names our key while another key signed it.
+    # "another key, our kid" names our key while another key signed it; "unknown kid" names
+    # the key that signed it, which we do not have.
     our_key = load_signing_key(tmp_path / "keys" / "signing.pem").public_key()
+    assert _part(forged["unknown kid"].split(".")[0])["kid"] != key_id(our_key)
     head, body, signature = forged["another key, our kid"].split(".")
     assert _part(head)["kid"] == key_id(our_key)
     with pytest.raises(InvalidSignature):
