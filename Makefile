@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: run test soak bench install install-test gen lint clean
+.PHONY: run test soak bench mutants install install-test gen lint clean
 
 run: install gen
 	scripts/run.sh
@@ -20,6 +20,10 @@ soak: install-test gen
 # On demand: every path to the data against the raw Tarantool limit; writes docs/benchmarks/.
 bench: install-test gen
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# On demand: breaks one guarantee at a time (scripts/mutants.py) and requires its tests to fail.
+mutants: install-test gen
+	$(PY) scripts/mutants.py $(MUTANTS_ARGS)
 
 install:
 	scripts/bootstrap.sh run

@@ -155,6 +155,17 @@ def test_a_body_that_is_not_json_or_has_a_wrong_type_is_422_on_every_route(proce
     assert detail in message
 
 
+def test_the_gateways_json_leniencies_documented_in_the_readme(processes):
+    # Kept from the original API's behaviour: unknown members are ignored, and a bare string
+    # where a list of strings is expected is read as a one-element list.
+    _, token = new_user(processes)
+    key = f"lenient-{uuid.uuid4().hex}"
+    written = call(processes.gateway, "POST", "/api/write/", {"data": {key: 1}, "extra": [1, 2]}, token=token)
+    assert assert_shape(written, 201, {"status": str}) == {"status": "success"}
+    read = call(processes.gateway, "POST", "/api/read/", {"keys": key, "unknown": {"a": 1}}, token=token)
+    assert assert_shape(read, 200, {"data": dict}) == {"data": {key: 1}}
+
+
 def test_an_unknown_query_parameter_stays_400(processes):
     _, token = new_user(processes)
     reply = call(processes.gateway, "POST", "/api/read?debug=1", {"keys": ["a"]}, token=token)

@@ -96,3 +96,25 @@ def test_envoy_spreads_calls_of_one_connection_over_every_worker(tmp_path):
         assert min(pids.count(pid) for pid in workers) >= 8  # round robin: 10 each
     finally:
         stop_all(processes)
+
+
+def test_the_services_serve_on_asyncios_own_event_loop_too(tmp_path):
+    # TKV_EVENT_LOOP=asyncio: the fallback to uvloop, documented in the README.
+    stack = Stack(tmp_path / "asyncio", extra_env={"TKV_EVENT_LOOP": "asyncio"})
+    processes = start_all(stack)
+    try:
+
+        async def flow():
+            target = Target.of(stack)
+            token = await new_token(target)
+            async with target.grpc_channel(target.kv) as channel:
+                stub = kv_pb2_grpc.KeyValueServiceStub(channel)
+                await stub.Write(kv_pb2.WriteRequest(data={"loop": "asyncio"}), metadata=bearer(token))
+                return await stub.Read(kv_pb2.ReadRequest(keys=["loop"]), metadata=bearer(token))
+
+        assert asyncio.run(flow()).data["loop"] == "asyncio"
+        for name in ("auth_svc", "kv_svc"):
+            starting = [json.loads(line) for line in processes[name].log().splitlines() if '"msg": "starting"' in line]
+            assert [line["event_loop"] for line in starting] == ["asyncio"], name
+    finally:
+        stop_all(processes)

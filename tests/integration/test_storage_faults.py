@@ -76,6 +76,27 @@ async def test_tarantool_killed_mid_run_gives_unavailable_then_recovers_with_dat
     await eventually(health_is(health_pb2.HealthCheckResponse.SERVING), "SERVING again", timeout=2)
 
 
+async def test_a_frozen_tarantool_answers_unavailable_after_the_default_2_s_call_timeout(tmp_path):
+    stack = Stack(tmp_path / "default-timeout")  # TKV_TARANTOOL_CALL_TIMEOUT left at its default
+    process = tarantool(stack).start()
+    harness = await start_services(stack)
+    try:
+        _, token = await register_and_login(harness)
+        process.send(signal.SIGSTOP)
+        started = asyncio.get_running_loop().time()
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await read(harness, token, ["k"])
+        finally:
+            process.send(signal.SIGCONT)
+        took = asyncio.get_running_loop().time() - started
+        assert (error.value.code(), reason(error.value)) == (grpc.StatusCode.UNAVAILABLE, "STORAGE_UNAVAILABLE")
+        assert 1.9 <= took < 3.5, took
+    finally:
+        await stop_services(harness)
+        process.stop()
+
+
 async def test_frozen_tarantool_fails_within_the_call_timeout_then_serves_again(own_stack):
     _, token = await register_and_login(own_stack)
     key = unique()

@@ -4,7 +4,9 @@ import asyncio
 import signal
 import uuid
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.reliability.workload import ACKED, Target, new_token, verify, writer
 
@@ -53,3 +55,17 @@ async def test_sigterm_drains_in_flight_calls_and_keeps_every_acknowledged_write
     # retry them safely.
     assert {a.detail for a in not_ok} <= {"UNAVAILABLE", "CANCELLED"}, {a.detail for a in not_ok}
     assert [a.key for a in not_ok if a.key in found] == []
+
+
+async def test_sigterm_reports_not_serving_before_the_process_stops(stack):
+    # Load balancers and Envoy's health checks learn of the shutdown first (stage 1), while
+    # calls in flight still finish (stage 2, TKV_SHUTDOWN_GRACE_SECONDS).
+    kv = stack.processes["kv_svc"]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.kv_port}") as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        updates = aiter(watch)
+        assert (await asyncio.wait_for(anext(updates), 5)).status == health_pb2.HealthCheckResponse.SERVING
+        kv.send(signal.SIGTERM)
+        update = await asyncio.wait_for(anext(updates), 5)
+        assert update.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert await asyncio.to_thread(kv.popen.wait, 15) == 0

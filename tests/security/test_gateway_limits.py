@@ -79,6 +79,23 @@ def test_login_is_rate_limited_per_client_over_http_and_grpc(gateway):
     assert limited[0]["message"] == "local_rate_limited"  # a plain gRPC message, not JSON
 
 
+def test_a_forged_x_forwarded_for_does_not_make_a_new_client(gateway):
+    # Each request claims another client; the bucket is still the TCP peer's (127.0.0.5).
+    address = f"127.0.0.1:{gateway.gateway_port}"
+    statuses = [
+        call(
+            address,
+            "POST",
+            "/api/login/",
+            {"login": f"Forged{i}", "password": "x"},
+            headers={"x-forwarded-for": f"203.0.113.{i}"},
+            source="127.0.0.5",
+        ).status
+        for i in range(12)
+    ]
+    assert statuses.count(429) >= 12 - 4 - 2, statuses
+
+
 def test_other_routes_are_not_rate_limited(gateway):
     address = f"127.0.0.1:{gateway.gateway_port}"
     statuses = {call(address, "GET", "/.well-known/jwks.json").status for _ in range(20)}

@@ -257,3 +257,23 @@ def test_the_cache_is_bounded(data_dir, settings):
     for _ in range(150):
         verifier.verify(sign(data_dir))
     assert len(verifier._verified) == 100
+
+
+@pytest.mark.parametrize("breakage", ["half-written file", "empty directory"])
+@pytest.mark.log_errors_expected("keeping the previous JWT public keys")
+def test_a_failed_key_reload_keeps_the_previous_keys(tmp_path, breakage, caplog):
+    keys = KeySettings(tmp_path / "keys" / "signing.pem", tmp_path / "keys" / "public", 10)
+    ensure_signing_key(keys)
+    key_set = KeySet(keys)
+    token = sign(tmp_path)
+    kid = jwt.get_unverified_header(token)["kid"]
+    if breakage == "half-written file":
+        (keys.public_keys_dir / "next.pem").write_text("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2Vw")
+    else:
+        for path in keys.public_keys_dir.glob("*.pem"):
+            path.unlink()
+    key_set.reload()
+    assert key_set.get(kid) is not None
+    assert "keeping the previous JWT public keys" in caplog.text
+    verifier = TokenVerifier(key_set, TokenSettings(keys=keys, issuer="tkv-auth", audience="tkv", leeway_seconds=10))
+    assert verifier.verify(token).subject == "tester"
