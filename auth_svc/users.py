@@ -15,6 +15,8 @@ from .passwords import PasswordHasher
 from .storage import AuthStorage
 from .tokens import IssuedToken, TokenIssuer
 
+# The register rules' lengths, in code points.
+LOGIN_LENGTH, PASSWORD_LENGTH, NAME_LENGTH = (2, 64), (8, 64), (2, 32)
 _LOGIN_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-")
 # A hyphen only between two letters: "Anna-Maria", never "-Anna", "Anna-" or "Anna--Maria".
@@ -50,7 +52,7 @@ def _length_violations(
 
 
 def login_violations(login: str) -> list[FieldViolation]:
-    violations = _length_violations("login", login, 2, 64, messages.LOGIN_TOO_SHORT, messages.LOGIN_TOO_LONG)
+    violations = _length_violations("login", login, *LOGIN_LENGTH, messages.LOGIN_TOO_SHORT, messages.LOGIN_TOO_LONG)
     if not _LOGIN_CHARACTERS.issuperset(login):
         violations.append(FieldViolation("login", messages.LOGIN_CHARACTERS))
     return violations
@@ -58,7 +60,7 @@ def login_violations(login: str) -> list[FieldViolation]:
 
 def password_violations(password: str) -> list[FieldViolation]:
     violations = _length_violations(
-        "password", password, 8, 64, messages.PASSWORD_TOO_SHORT, messages.PASSWORD_TOO_LONG
+        "password", password, *PASSWORD_LENGTH, messages.PASSWORD_TOO_SHORT, messages.PASSWORD_TOO_LONG
     )
     violations += [
         FieldViolation("password", messages.PASSWORD_LACKS.format(name))
@@ -76,7 +78,7 @@ def name_violations(field: str, value: str) -> list[FieldViolation]:
     """The rules of name and surname; each text is followed by the field's name."""
     violations = [
         FieldViolation(field, with_detail(v.description, field))
-        for v in _length_violations(field, value, 2, 32, messages.INITIAL_TOO_SHORT, messages.INITIAL_TOO_LONG)
+        for v in _length_violations(field, value, *NAME_LENGTH, messages.INITIAL_TOO_SHORT, messages.INITIAL_TOO_LONG)
     ]
     if not _NAME_CHARACTERS.issuperset(value):
         violations.append(FieldViolation(field, with_detail(messages.INITIAL_CHARACTERS, field)))
@@ -119,7 +121,12 @@ class Accounts:
         # A name that breaks the rules cannot exist; it still costs one hash check so
         # every failure takes the same time.
         account = await self._storage.login_check(login) if valid_name else None
-        verified = await self._hasher.verify(password, account.password_hash if account else None)
+        # A password longer than any registration allows cannot be right (and passlib
+        # refuses to hash one past 4 KiB): it is checked against the decoy, like an unknown
+        # login, so it fails in the usual time.
+        plausible = len(password) <= PASSWORD_LENGTH[1]
+        candidate = account.password_hash if account and plausible else None
+        verified = await self._hasher.verify(password if plausible else "", candidate)
         if account is None or not verified:
             if valid_name:
                 await self._storage.login_failed(login, self._throttle)

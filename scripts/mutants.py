@@ -105,8 +105,8 @@ MUTANTS = [
     Mutant(
         "no decoy hash for an unknown login",
         "auth_svc/users.py",
-        "        verified = await self._hasher.verify(password, account.password_hash if account else None)",
-        "        verified = account is not None and await self._hasher.verify(password, account.password_hash)",
+        '        verified = await self._hasher.verify(password if plausible else "", candidate)',
+        "        verified = candidate is not None and await self._hasher.verify(password, candidate)",
         ("tests/security/test_passwords.py::test_unknown_login_and_wrong_password_take_the_same_time",),
     ),
     Mutant(

@@ -100,3 +100,18 @@ async def test_a_login_storm_is_refused_with_hashing_busy_while_key_value_calls_
         assert all(read.data[key] == 1 for read in reads)
     finally:
         await stop_services(svc)
+
+
+async def test_a_password_longer_than_any_registration_allows_is_an_ordinary_failure(tarantool_stack):
+    svc = await start_services(tarantool_stack, TKV_LOGIN_MAX_FAILURES="1000")
+    try:
+        login, _ = await register_and_login(svc)
+        # 65 characters (one over the rule), and 100 KiB (past passlib's 4 KiB, which raised
+        # PasswordSizeError: INTERNAL and a traceback in the log).
+        for password in (PASSWORD + "x" * (65 - len(PASSWORD)), "Aa1!" * 25_600):
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await svc.auth.Login(auth_pb2.LoginRequest(login=login, password=password))
+            assert (error.value.code(), reason(error.value)) == (grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS")
+            assert error.value.details() == "You have entered an incorrect login or password"
+    finally:
+        await stop_services(svc)
