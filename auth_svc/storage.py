@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from tkv_common.errors import AlreadyExists, ResourceExhausted, TkvError
 from tkv_common.tarantool import TOKEN_PROBLEMS, TarantoolClient
-from tkv_common.tokens import Claims
+from tkv_common.tokens import MAX_LEEWAY_SECONDS, Claims
 
 from . import messages
 
@@ -75,4 +75,7 @@ class AuthStorage:
         await self.client.call("tkv.auth_set_password_hash", login, password_hash)
 
     async def revoke(self, claims: Claims) -> None:
-        raise_for_status(*await self.client.call("tkv.auth_logout", claims.token_id, claims.subject, claims.expires_at))
+        # Kept until no verifier can accept the token any more: its exp plus the largest
+        # leeway a service may be configured with (not this one's: they may differ).
+        keep_until = claims.expires_at + MAX_LEEWAY_SECONDS
+        raise_for_status(*await self.client.call("tkv.auth_logout", claims.token_id, claims.subject, keep_until))

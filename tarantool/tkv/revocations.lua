@@ -1,4 +1,6 @@
--- Revoked token ids (JWT `jti`), kept until the token would have expired anyway.
+-- Revoked token ids (JWT `jti`), kept until no service can accept the token any more: the
+-- `expires_at` stored is the token's exp plus the largest verification leeway (auth_svc
+-- computes it), since a token is accepted until exp + leeway.
 local M = {}
 
 function M.is_revoked(jti)
@@ -9,8 +11,8 @@ function M.revoke(jti, expires_at)
     box.space.revoked_tokens:replace({jti, expires_at})
 end
 
--- Deletes revocations of tokens that have expired: they are rejected by their `exp`
--- alone. Small batches keep each transaction short.
+-- Deletes revocations whose tokens every service now rejects by their `exp` alone
+-- (`expires_at` < now). Small batches keep each transaction short.
 function M.purge_expired(now)
     local index = box.space.revoked_tokens.index.expires_at
     local purged = 0
