@@ -105,7 +105,10 @@ def tcp_listen_ports(pid: int) -> set[int]:
     the kernel's table of listening sockets (state 0A)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue  # closed since the directory was listed
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     ports = set()
