@@ -31,11 +31,16 @@ class PasswordHasher:
         # work as a wrong password (same parameters, so the same time).
         self._decoy_hash = self._argon2.hash(secrets.token_urlsafe(16))
 
-    async def _run(self, function, *args):
+    def ensure_capacity(self) -> None:
+        """HASHING_BUSY now if a hash would be refused: lets a caller refuse before it does
+        anything else (a login, before it counts the attempt)."""
         if self._pending >= self._max_pending:
             raise ResourceExhausted(
                 "too many password checks in progress, retry shortly", reason="HASHING_BUSY", retry_after_seconds=1
             )
+
+    async def _run(self, function, *args):
+        self.ensure_capacity()
         self._pending += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)

@@ -45,7 +45,6 @@ def raise_for_status(status: str, *payload) -> None:
 class Credentials:
     login: str  # as registered
     password_hash: str
-    recent_failures: int
 
 
 class AuthStorage:
@@ -55,18 +54,15 @@ class AuthStorage:
     async def create_user(self, r: Registration, password_hash: str) -> None:
         raise_for_status(*await self.client.call("tkv.auth_register", r.login, password_hash, r.name, r.surname))
 
-    async def login_check(self, login: str) -> Credentials | None:
-        """The account's credentials (None for an unknown login); LOGIN_THROTTLED while locked."""
-        status, *payload = await self.client.call("tkv.auth_login_check", login, time.time())
-        raise_for_status(status, *payload)
-        return Credentials(*payload) if payload else None
-
-    async def login_failed(self, login: str, throttle: LoginThrottle) -> None:
-        """Counts a failure; past the threshold the name's next logins are refused."""
-        await self.client.call(
-            "tkv.auth_login_failed", login, time.time(),
+    async def login_check(self, login: str, throttle: LoginThrottle) -> Credentials | None:
+        """Counts the attempt as a failure (login_succeeded takes it back) and returns the
+        account's credentials (None for an unknown login); LOGIN_THROTTLED while locked."""
+        status, *payload = await self.client.call(
+            "tkv.auth_login_check", login, time.time(),
             throttle.max_failures, throttle.lock_seconds, throttle.max_lock_seconds,
         )  # fmt: skip
+        raise_for_status(status, *payload)
+        return Credentials(*payload) if payload else None
 
     async def login_succeeded(self, login: str) -> None:
         await self.client.call("tkv.auth_login_succeeded", login)

@@ -118,9 +118,13 @@ class Accounts:
         """A token for the right password. A login name with too many consecutive failures
         is locked (LOGIN_THROTTLED) whether or not it exists, so the lock reveals nothing."""
         valid_name = not login_violations(login)
-        # A name that breaks the rules cannot exist; it still costs one hash check so
-        # every failure takes the same time.
-        account = await self._storage.login_check(login) if valid_name else None
+        # Refused before the attempt is counted: a login turned away unchecked must not
+        # bring its name closer to the lock.
+        self._hasher.ensure_capacity()
+        # Counted as a failure in the same storage call as the lock check, before the hash:
+        # guesses sent at once cannot all pass the check. A name that breaks the rules
+        # cannot exist; it still costs one hash check so every failure takes the same time.
+        account = await self._storage.login_check(login, self._throttle) if valid_name else None
         # A password longer than any registration allows cannot be right (and passlib
         # refuses to hash one past 4 KiB): it is checked against the decoy, like an unknown
         # login, so it fails in the usual time.
@@ -128,11 +132,8 @@ class Accounts:
         candidate = account.password_hash if account and plausible else None
         verified = await self._hasher.verify(password if plausible else "", candidate)
         if account is None or not verified:
-            if valid_name:
-                await self._storage.login_failed(login, self._throttle)
             raise Unauthenticated(messages.WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
-        if account.recent_failures:
-            await self._storage.login_succeeded(login)
+        await self._storage.login_succeeded(login)
         if self._hasher.needs_update(account.password_hash):
             # OWASP: upgrade a hash made with outdated parameters while the password is at hand.
             await self._storage.set_password_hash(account.login, await self._hasher.hash(password))

@@ -23,21 +23,26 @@ function M.auth_register(login, password_hash, name, surname)
     return 'ok'
 end
 
--- First step of a login: 'locked' with the seconds left, or 'ok' with the login as
--- registered, its hash and the failures so far (nothing for an unknown login).
-function M.auth_login_check(login, now)
+-- First step of a login: 'locked' with the seconds left; otherwise the attempt is counted
+-- as a failure here, in the same call as the lock check and before the password is
+-- verified, so that however many guesses arrive at once at most `max_failures` of them get
+-- past this point before the lock (a success resets the count: auth_login_succeeded).
+-- Then 'ok' with the login as registered and its hash, or nothing for an unknown login.
+function M.auth_login_check(login, now, max_failures, lock_seconds, max_lock_seconds)
     local remaining = logins.lock_remaining(login, now)
     if remaining ~= nil then
         return 'locked', remaining
     end
+    logins.record_failure(login, now, max_failures, lock_seconds, max_lock_seconds)
     local user = box.space.users:get(login)
     if user == nil then
         return 'ok'
     end
-    return 'ok', user.login, user.password_hash, logins.failures(login)
+    return 'ok', user.login, user.password_hash
 end
 
--- A failed login: 'ok', or 'locked' with the lock in seconds when this failure set one.
+-- Counted a failure after the hash check; auth_svc versions before the count moved into
+-- auth_login_check call it (kept so that they still work against this schema).
 function M.auth_login_failed(login, now, max_failures, lock_seconds, max_lock_seconds)
     local lock = logins.record_failure(login, now, max_failures, lock_seconds, max_lock_seconds)
     if lock > 0 then

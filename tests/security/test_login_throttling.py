@@ -4,13 +4,17 @@ import asyncio
 import math
 import re
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from tests.e2e.http_client import call
 from tests.inprocess import PASSWORD, register_and_login, start_services, stop_services, unique
+from tests.stack import Stack, start_all, stop_all
 from tests.status_details import reason
 from tkv.auth.v1 import auth_pb2
 
@@ -108,3 +112,31 @@ async def test_the_lock_expires(svc):
     assert (await login(svc, name, PASSWORD))[0] == "RESOURCE_EXHAUSTED"
     await asyncio.sleep(2.1)
     assert (await login(svc, name, PASSWORD))[0] == "OK"
+
+
+async def test_guesses_sent_at_once_are_evaluated_at_most_up_to_the_threshold(svc):
+    # THROTTLE allows 3 failures. All 64 arrive together: only the first 3 may reach the
+    # password check, the rest are refused by the lock whatever their password.
+    name, _ = await register_and_login(svc)
+    outcomes = await asyncio.gather(*(login(svc, name, f"Wr0ng!{i}") for i in range(64)))
+    codes = [code for code, _ in outcomes]
+    assert codes.count("UNAUTHENTICATED") == 3, codes
+    assert codes.count("RESOURCE_EXHAUSTED") == 61
+    assert {reason(error) for code, error in outcomes if code == "RESOURCE_EXHAUSTED"} == {"LOGIN_THROTTLED"}
+
+
+def test_guesses_sent_at_once_through_the_gateway_are_evaluated_at_most_up_to_the_threshold(tmp_path):
+    stack = Stack(tmp_path / "gateway", extra_env={"TKV_LOGIN_MAX_FAILURES": "10"})
+    processes = start_all(stack)
+    try:
+        gateway = f"127.0.0.1:{stack.gateway_port}"
+        name = f"Target{uuid.uuid4().hex[:8]}"
+        user = {"login": name, "password": PASSWORD, "name": "Anna", "surname": "Smith"}
+        assert call(gateway, "POST", "/api/register/", user).status == 201
+        guess = lambda i: call(gateway, "POST", "/api/login/", {"login": name, "password": f"Wr0ng!{i}"})  # noqa: E731
+        with ThreadPoolExecutor(64) as pool:
+            statuses = [reply.status for reply in pool.map(guess, range(64))]
+        assert statuses.count(404) == 10, statuses  # evaluated: wrong login or password
+        assert statuses.count(429) == 54, statuses  # refused by the lock, unevaluated
+    finally:
+        stop_all(processes)

@@ -53,14 +53,14 @@ async def test_taken_login_is_already_exists(auth):
 
 async def test_login_with_malformed_login_gives_the_same_answer_as_a_wrong_password(auth):
     auth.storage.answers["tkv.auth_login_check"] = ["ok"]
-    auth.storage.answers["tkv.auth_login_failed"] = ["ok"]
     with pytest.raises(grpc.aio.AioRpcError) as malformed:
         await auth.stub.Login(auth_pb2.LoginRequest(login="no spaces allowed", password="x"))
     assert auth.storage.calls == []  # cannot exist, so storage is not asked
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await auth.stub.Login(auth_pb2.LoginRequest(login="Nobody", password="x"))
-    # The unknown name's failure is counted like any other (no hint that it does not exist).
-    assert [call[0] for call in auth.storage.calls] == ["tkv.auth_login_check", "tkv.auth_login_failed"]
+    # The unknown name's attempt is counted like any other (no hint that it does not exist),
+    # in the lock check itself.
+    assert [call[0] for call in auth.storage.calls] == ["tkv.auth_login_check"]
     for error in (malformed.value, unknown.value):
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
         assert error.details() == "You have entered an incorrect login or password"
