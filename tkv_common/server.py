@@ -15,6 +15,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,45 +283,78 @@ def _serve(
         logging.shutdown()
 
 
+# A worker that dies sooner than this after its start is restarted after a pause that
+# doubles each time (up to the maximum): a crash loop must not spin a core.
+_HEALTHY_RUN_SECONDS = 10.0
+_FIRST_RESTART_DELAY, _MAX_RESTART_DELAY = 0.5, 30.0
+
+
 def run_main(name: str, load_settings: Callable[[], Any], create_service: Callable[[Any], GrpcService]) -> None:
     """A service's __main__. With TKV_WORKERS > 1 (default: one per core) this process
     starts that many serving processes on the same port and supervises them: SIGTERM and
-    SIGINT are passed on, and if one dies the others are stopped and this exits non-zero,
-    so the process manager restarts the group.
+    SIGINT are passed on (exit 0 once all stopped cleanly), and a worker that dies is
+    restarted on its own, with backoff, while the others keep serving.
 
     A configuration problem exits with a one-line message instead of a traceback.
     """
     try:
-        workers = load_settings().server.workers
+        settings = load_settings()
     except ConfigError as exc:
         sys.exit(f"{name}: configuration error: {exc}")
-    if workers == 1:
+    if settings.server.workers == 1:
         _serve(name, load_settings, create_service)
         return
+    logs.configure(name, settings.server.log_level)
     # spawn, not fork: gRPC's native state must not be copied into a child.
     context = multiprocessing.get_context("spawn")
-    children = [
-        context.Process(target=_serve, args=(name, load_settings, create_service, os.getpid(), i), name=f"{name}-{i}")
-        for i in range(workers)
-    ]
-    stopping = failed = False
+    children: dict[int, multiprocessing.Process] = {}
+    started_at: dict[int, float] = {}
+    delay = dict.fromkeys(range(settings.server.workers), _FIRST_RESTART_DELAY)
+    due: dict[int, float] = {}  # index -> when to start it again
+    stopping = False
+
+    def start(index: int) -> None:
+        child = context.Process(
+            target=_serve, args=(name, load_settings, create_service, os.getpid(), index), name=f"{name}-{index}"
+        )
+        child.start()
+        children[index], started_at[index] = child, time.monotonic()
 
     def pass_on(signum, _frame):
         nonlocal stopping
         stopping = True
-        for child in children:
+        due.clear()
+        for child in children.values():
             if child.is_alive():
                 os.kill(child.pid, signum)
 
     signal.signal(signal.SIGTERM, pass_on)
     signal.signal(signal.SIGINT, pass_on)
-    for child in children:
-        child.start()
-    while alive := [child for child in children if child.is_alive()]:
-        # Checked before waiting: a worker that died is noticed even if it was reaped
-        # between two waits.
-        if not stopping and len(alive) < len(children):
-            failed = True  # one died: take the group down, to be restarted whole
-            pass_on(signal.SIGTERM, None)
-        multiprocessing.connection.wait([child.sentinel for child in alive])
-    sys.exit(1 if failed or any(child.exitcode for child in children) else 0)
+    for index in range(settings.server.workers):
+        start(index)
+    while True:
+        now = time.monotonic()
+        for index, child in list(children.items()):
+            if child.is_alive() or index in due or stopping:
+                continue
+            lived = now - started_at[index]
+            delay[index] = (
+                _FIRST_RESTART_DELAY if lived >= _HEALTHY_RUN_SECONDS else min(2 * delay[index], _MAX_RESTART_DELAY)
+            )
+            due[index] = now + (0 if lived >= _HEALTHY_RUN_SECONDS else delay[index])
+            log.warning(
+                "worker exited; restarting it",
+                extra={"worker": index, "exit_code": child.exitcode, "ran_seconds": round(lived, 1),
+                       "restart_in_seconds": round(due[index] - now, 1)},
+            )  # fmt: skip
+        for index, when in list(due.items()):
+            if when <= now and not stopping:
+                del due[index]
+                start(index)
+        alive = [child for child in children.values() if child.is_alive()]
+        if stopping and not alive:
+            break
+        # Wake when a worker dies, or when a restart is due.
+        timeout = max(0.0, min(due.values()) - time.monotonic()) if due else None
+        multiprocessing.connection.wait([child.sentinel for child in alive], timeout=timeout)
+    sys.exit(1 if any(child.exitcode for child in children.values()) else 0)
