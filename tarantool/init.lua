@@ -43,7 +43,9 @@ for _, peer in ipairs(settings.replication) do
         passwords[schema.REPLICATION_USER], peer))
 end
 
-fio.mktree(settings.work_dir)
+local files = require('tkv.files')
+files.restrict_new()
+files.secure_work_dir(settings.work_dir)
 box.cfg({
     -- No `listen` yet: clients connect only once the schema and functions below exist.
     work_dir = settings.work_dir,
@@ -76,6 +78,7 @@ require('tkv.housekeeping').start(settings.purge_seconds)
 if settings.console_socket ~= nil then
     -- A unix socket only: file permissions, not a password, guard the admin console.
     require('console').listen(settings.console_socket)
+    files.secure_socket(settings.console_socket)
 end
 box.cfg({listen = settings.listen})
 

@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from . import logs
 from .interceptors import CallPathInterceptor
 from .keys import KeySet
+from .owner_only import owner_only_dir, owner_only_file
 from .settings import Address, ConfigError, Env
 from .tarantool import TarantoolClient
 from .tokens import TokenVerifier
@@ -168,9 +169,10 @@ class GrpcService:
             raise OSError(f"cannot listen on {self._settings.listen}")
         if worker_socket is not None:
             # Owner only: the sockets answer like the service's port, for this user's Envoy.
-            worker_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            owner_only_dir(worker_socket.parent)
             if not self._listen(f"unix:{worker_socket}"):
                 raise OSError(f"cannot listen on {worker_socket}")
+            owner_only_file(worker_socket)
         self._storage.start()
         self._keys.start(self._on_keys_refresh)
         await self.server.start()
