@@ -114,10 +114,18 @@ local function v3()
     box.schema.user.grant(M.REPLICATION_USER, 'replication', nil, nil, {if_not_exists = true})
 end
 
+-- Unauthenticated connections may do nothing at all: by default guest keeps a session
+-- and, through the public role, reads the system views (users, spaces, functions).
+-- Every client of ours authenticates; replicas too.
+local function v4()
+    box.schema.user.revoke('guest', 'session,usage', 'universe', nil, {if_exists = true})
+end
+
 function M.migrate()
     box.once('tkv:schema:v1', v1)
     box.once('tkv:schema:v2', v2)
     box.once('tkv:schema:v3', v3)
+    box.once('tkv:schema:v4', v4)
 end
 
 -- Synchronous or asynchronous replication of every data space, per the configuration.

@@ -1,6 +1,7 @@
 """Tarantool access: loopback by default, one least-privileged user per service."""
 
 import asyncio
+import gc
 import os
 import stat
 import subprocess
@@ -70,15 +71,17 @@ async def test_a_wrong_password_cannot_connect(tarantool_stack):
         await conn.connect()
 
 
-async def test_guest_has_no_access(tarantool_stack):
+# asynctnt leaves the refused connect's future unretrieved; asyncio logs it.
+@pytest.mark.log_errors_expected("denied for user 'guest'", "Future exception was never retrieved")
+async def test_guest_can_do_nothing_not_even_read_the_system_views(tarantool_stack):
+    # Its session and usage rights are revoked (migration v4): the first request of an
+    # unauthenticated connection, asynctnt's own schema fetch from the system views, fails.
     conn = asynctnt.Connection(host="127.0.0.1", port=tarantool_stack.tarantool_port, reconnect_timeout=0)
-    await conn.connect()
-    try:
-        for attempt in (conn.call("tkv.kv_read", ["j", "s", ["k"]]), conn.eval("return 1")):
-            with pytest.raises(TarantoolDatabaseError, match="denied"):
-                await attempt
-    finally:
-        await conn.disconnect()
+    with pytest.raises(TarantoolDatabaseError, match="Usage access to universe '' is denied for user 'guest'"):
+        await conn.connect()
+    await conn.disconnect()
+    del conn
+    gc.collect()  # asyncio logs the unretrieved future when it is collected: here, not in the next test
 
 
 def test_envoy_admin_listens_on_loopback_by_default(tmp_path):
