@@ -16,6 +16,7 @@
 --   TKV_TARANTOOL_REPLICATION       peers to replicate from, host:port[,host:port]  (none)
 --   TKV_TARANTOOL_READ_ONLY         true on a replica                              false
 --   TKV_TARANTOOL_SYNC_QUORUM       synchronous replication quorum, 0 = async      0
+--   TKV_TARANTOOL_SERVE_REPLICAS    true: replicas may connect (tkv_replicator)     false
 --   (replication, failover: docs/operations.md)
 
 local fio = require('fio')
@@ -34,13 +35,14 @@ local passwords = {}
 for _, user in ipairs(schema.SERVICE_USERS) do
     passwords[user] = config.service_password(settings, user)
 end
-passwords[schema.REPLICATION_USER] = config.service_password(settings, schema.REPLICATION_USER)
+-- The replication user's password, only where replication is configured: this instance
+-- serves replicas, or replicates from peers (which it then authenticates to).
+local replicating = settings.serve_replicas or #settings.replication > 0
+local replication_password = replicating and config.service_password(settings, schema.REPLICATION_USER) or nil
 
--- Replicas authenticate to their peers as the replication user.
 local replication = {}
 for _, peer in ipairs(settings.replication) do
-    table.insert(replication, string.format('%s:%s@%s', schema.REPLICATION_USER,
-        passwords[schema.REPLICATION_USER], peer))
+    table.insert(replication, string.format('%s:%s@%s', schema.REPLICATION_USER, replication_password, peer))
 end
 
 local files = require('tkv.files')
@@ -69,6 +71,7 @@ if not box.info.ro then
         -- Set on every start so a rotated secret takes effect with a restart.
         box.schema.user.passwd(user, password)
     end
+    schema.set_replication_user(replication_password)
     schema.set_sync(settings.synchro_quorum > 1)
 end
 

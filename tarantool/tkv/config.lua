@@ -39,6 +39,9 @@ function M.from_env()
         -- comma-separated; a replica also sets read_only.
         replication = M.split(env('TKV_TARANTOOL_REPLICATION', '')),
         read_only = env('TKV_TARANTOOL_READ_ONLY', 'false') == 'true',
+        -- Whether replicas may connect to this instance (as tkv_replicator). The user
+        -- exists only then, or when this instance replicates from peers itself.
+        serve_replicas = env('TKV_TARANTOOL_SERVE_REPLICAS', 'false') == 'true',
         -- Synchronous replication (experimental on 2.6): a write is acknowledged only once
         -- this many instances (the master included) have it in their WAL. 0 = asynchronous.
         synchro_quorum = env_number('TKV_TARANTOOL_SYNC_QUORUM', 0, true),

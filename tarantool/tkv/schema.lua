@@ -114,6 +114,19 @@ local function v3()
     box.schema.user.grant(M.REPLICATION_USER, 'replication', nil, nil, {if_not_exists = true})
 end
 
+-- The replication user exists only while replication is configured (the start-up's
+-- decision, tarantool/init.lua): a password nobody uses is one more to leak. Called on a
+-- writable instance; replicas receive the user, or its absence, from their master.
+function M.set_replication_user(password)
+    if password == nil then
+        box.schema.user.drop(M.REPLICATION_USER, {if_exists = true})
+        return
+    end
+    box.schema.user.create(M.REPLICATION_USER, {if_not_exists = true, password = password})
+    box.schema.user.grant(M.REPLICATION_USER, 'replication', nil, nil, {if_not_exists = true})
+    box.schema.user.passwd(M.REPLICATION_USER, password)
+end
+
 -- Unauthenticated connections may do nothing at all: by default guest keeps a session
 -- and, through the public role, reads the system views (users, spaces, functions).
 -- Every client of ours authenticates; replicas too.

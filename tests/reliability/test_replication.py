@@ -26,7 +26,7 @@ def replica_status(replica: Stack) -> str:
 
 def start_cluster(tmp_path, mode):
     sync = {"TKV_TARANTOOL_SYNC_QUORUM": "2"} if mode == "sync" else {}
-    master = Stack(tmp_path / "master", extra_env=sync)
+    master = Stack(tmp_path / "master", extra_env={**sync, "TKV_TARANTOOL_SERVE_REPLICAS": "true"})
     replica = Stack(
         tmp_path / "replica",
         extra_env={

@@ -160,3 +160,25 @@ async def test_the_listener_opens_only_once_the_schema_and_functions_exist(tmp_p
             await conn.disconnect()
     finally:
         process.stop()
+
+
+@pytest.mark.log_errors_expected("tkv_replicator", "Future exception was never retrieved")
+async def test_the_replication_user_exists_only_where_replication_is_configured(tmp_path):
+    alone = Stack(tmp_path / "alone")
+    serving = Stack(tmp_path / "serving", extra_env={"TKV_TARANTOOL_SERVE_REPLICAS": "true"})
+    for stack, exists in ((alone, "false"), (serving, "true")):
+        process = tarantool(stack).start()
+        try:
+            assert stack.console("box.schema.user.exists('tkv_replicator')") == exists
+        finally:
+            process.stop()
+    # An instance that served replicas once, started without the setting, drops the user.
+    restarted = Stack(serving.data_dir)
+    process = tarantool(restarted).start()
+    try:
+        assert restarted.console("box.schema.user.exists('tkv_replicator')") == "false"
+        with pytest.raises(TarantoolDatabaseError):
+            await connect(restarted, "tkv_replicator")
+        gc.collect()
+    finally:
+        process.stop()
