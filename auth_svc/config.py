@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from tkv_common.server import ServerSettings
 from tkv_common.settings import Env
 from tkv_common.tarantool import TarantoolSettings
 from tkv_common.tokens import TokenSettings
+
+from . import client_address
 
 
 @dataclass(frozen=True)
@@ -27,11 +30,22 @@ class PasswordPolicy:
 
 @dataclass(frozen=True)
 class LoginThrottle:
-    """Per-login-name brute-force protection (tarantool/tkv/logins.lua)."""
+    """Brute-force protection (tarantool/tkv/logins.lua, docs/security.md)."""
 
+    # Per login and client address: consecutive failures before that address is locked out
+    # of the login, and the lock (doubling with each further failure, up to the maximum).
     max_failures: int
     lock_seconds: int
     max_lock_seconds: int
+    # Per login, over every address: past this many failures in a window, one attempt per
+    # interval (slows a spread-out attack, locks nobody out).
+    login_failures: int
+    login_window_seconds: int
+    login_interval_seconds: int
+
+    def as_limits(self) -> dict[str, int]:
+        """The limits as tkv.auth_login_check takes them."""
+        return dict(vars(self))
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,8 @@ class AuthSettings:
     token_ttl_seconds: int
     passwords: PasswordPolicy
     throttle: LoginThrottle
+    # Peers whose x-forwarded-for names the client (besides the worker Unix sockets).
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
     @classmethod
     def from_env(cls, environ=None) -> AuthSettings:
@@ -62,5 +78,9 @@ class AuthSettings:
                 max_failures=env.int("TKV_LOGIN_MAX_FAILURES", 10),
                 lock_seconds=env.int("TKV_LOGIN_LOCK_SECONDS", 30),
                 max_lock_seconds=env.int("TKV_LOGIN_MAX_LOCK_SECONDS", 900),
+                login_failures=env.int("TKV_LOGIN_SLOW_AFTER_FAILURES", 100),
+                login_window_seconds=env.int("TKV_LOGIN_SLOW_WINDOW_SECONDS", 3600),
+                login_interval_seconds=env.int("TKV_LOGIN_SLOW_INTERVAL_SECONDS", 1),
             ),
+            trusted_proxies=client_address.proxies_from_env(env),
         )

@@ -28,7 +28,7 @@ def create_service(settings: AuthSettings, storage: TarantoolClient | None = Non
     keys = KeySet(settings.tokens.keys)
     issuer = TokenIssuer(settings.tokens, settings.token_ttl_seconds)
     accounts = Accounts(AuthStorage(storage), PasswordHasher(settings.passwords), issuer, settings.throttle)
-    servicer = AuthServicer(accounts, keys)
+    servicer = AuthServicer(accounts, keys, settings.trusted_proxies)
     return GrpcService(
         settings=settings.server,
         service_names=[SERVICE_NAME],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import grpc
@@ -12,13 +13,15 @@ from tkv_common.keys import KeySet
 from tkv_common.tokens import current_claims
 
 from . import messages
+from .client_address import Network, client_of
 from .users import Accounts, Registration
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, accounts: Accounts, keys: KeySet):
+    def __init__(self, accounts: Accounts, keys: KeySet, trusted_proxies: Sequence[Network] = ()):
         self._accounts = accounts
         self._keys = keys
+        self._trusted_proxies = trusted_proxies
 
     async def Register(self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext):
         registration = Registration(request.login, request.password, request.name, request.surname)
@@ -26,7 +29,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.RegisterResponse(message=messages.REGISTERED)
 
     async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext):
-        issued = await self._accounts.login(request.login, request.password)
+        forwarded = [value for key, value in context.invocation_metadata() or () if key == "x-forwarded-for"]
+        client = client_of(context.peer(), forwarded, self._trusted_proxies)
+        issued = await self._accounts.login(request.login, request.password, client)
         expires = datetime.fromtimestamp(issued.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         message = with_detail(messages.AUTHENTICATED, f"the token expires at {expires}")
         return auth_pb2.LoginResponse(token=issued.token, message=message)

@@ -54,18 +54,17 @@ class AuthStorage:
     async def create_user(self, r: Registration, password_hash: str) -> None:
         raise_for_status(*await self.client.call("tkv.auth_register", r.login, password_hash, r.name, r.surname))
 
-    async def login_check(self, login: str, throttle: LoginThrottle) -> Credentials | None:
+    async def login_check(self, login: str, client: str, throttle: LoginThrottle) -> Credentials | None:
         """Counts the attempt as a failure (login_succeeded takes it back) and returns the
         account's credentials (None for an unknown login); LOGIN_THROTTLED while locked."""
         status, *payload = await self.client.call(
-            "tkv.auth_login_check", login, time.time(),
-            throttle.max_failures, throttle.lock_seconds, throttle.max_lock_seconds,
-        )  # fmt: skip
+            "tkv.auth_login_check", login, client, time.time(), throttle.as_limits()
+        )
         raise_for_status(status, *payload)
         return Credentials(*payload) if payload else None
 
-    async def login_succeeded(self, login: str) -> None:
-        await self.client.call("tkv.auth_login_succeeded", login)
+    async def login_succeeded(self, login: str, client: str) -> None:
+        await self.client.call("tkv.auth_login_succeeded", login, client)
 
     async def set_password_hash(self, login: str, password_hash: str) -> None:
         await self.client.call("tkv.auth_set_password_hash", login, password_hash)

@@ -114,9 +114,10 @@ class Accounts:
         password_hash = await self._hasher.hash(registration.password)
         await self._storage.create_user(registration, password_hash)
 
-    async def login(self, login: str, password: str) -> IssuedToken:
-        """A token for the right password. A login name with too many consecutive failures
-        is locked (LOGIN_THROTTLED) whether or not it exists, so the lock reveals nothing."""
+    async def login(self, login: str, password: str, client: str) -> IssuedToken:
+        """A token for the right password. Too many failures of a login from `client` lock
+        that address out of it, and too many from everywhere slow it down (LOGIN_THROTTLED),
+        whether or not the login exists, so the lock reveals nothing."""
         valid_name = not login_violations(login)
         # Refused before the attempt is counted: a login turned away unchecked must not
         # bring its name closer to the lock.
@@ -124,7 +125,7 @@ class Accounts:
         # Counted as a failure in the same storage call as the lock check, before the hash:
         # guesses sent at once cannot all pass the check. A name that breaks the rules
         # cannot exist; it still costs one hash check so every failure takes the same time.
-        account = await self._storage.login_check(login, self._throttle) if valid_name else None
+        account = await self._storage.login_check(login, client, self._throttle) if valid_name else None
         # A password longer than any registration allows cannot be right (and passlib
         # refuses to hash one past 4 KiB): it is checked against the decoy, like an unknown
         # login, so it fails in the usual time.
@@ -133,7 +134,7 @@ class Accounts:
         verified = await self._hasher.verify(password if plausible else "", candidate)
         if account is None or not verified:
             raise Unauthenticated(messages.WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
-        await self._storage.login_succeeded(login)
+        await self._storage.login_succeeded(login, client)
         if self._hasher.needs_update(account.password_hash):
             # OWASP: upgrade a hash made with outdated parameters while the password is at hand.
             await self._storage.set_password_hash(account.login, await self._hasher.hash(password))

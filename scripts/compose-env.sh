@@ -11,6 +11,5 @@ umask 077
 {
     echo "TKV_TARANTOOL_AUTH_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
     echo "TKV_TARANTOOL_KV_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
-    echo "TKV_TARANTOOL_REPLICATOR_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 } > .env
 echo "compose-env: wrote .env" >&2

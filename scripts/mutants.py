@@ -91,9 +91,26 @@ MUTANTS = [
     Mutant(
         "login lock not checked",
         "tarantool/tkv/api.lua",
-        "    if remaining ~= nil then",
+        "    if wait ~= nil then",
         "    if false then",
         ("tests/security/test_login_throttling.py",),
+    ),
+    Mutant(
+        "a direct client's x-forwarded-for believed",
+        "auth_svc/client_address.py",
+        "    trusted_peer = ip is None or any(",
+        "    trusted_peer = True or any(",
+        ("tests/security/test_login_throttling.py::test_a_direct_clients_x_forwarded_for_is_not_believed",),
+    ),
+    Mutant(
+        "login locks per login only",
+        "auth_svc/servicer.py",
+        "        client = client_of(context.peer(), forwarded, self._trusted_proxies)",
+        '        client = "everyone"',
+        (
+            "tests/security/test_login_throttling.py::"
+            "test_an_attacker_hammering_a_login_locks_out_only_their_own_address",
+        ),
     ),
     Mutant(
         "a wrong password accepted",

@@ -23,17 +23,18 @@ function M.auth_register(login, password_hash, name, surname)
     return 'ok'
 end
 
--- First step of a login: 'locked' with the seconds left; otherwise the attempt is counted
--- as a failure here, in the same call as the lock check and before the password is
--- verified, so that however many guesses arrive at once at most `max_failures` of them get
--- past this point before the lock (a success resets the count: auth_login_succeeded).
--- Then 'ok' with the login as registered and its hash, or nothing for an unknown login.
-function M.auth_login_check(login, now, max_failures, lock_seconds, max_lock_seconds)
-    local remaining = logins.lock_remaining(login, now)
-    if remaining ~= nil then
-        return 'locked', remaining
+-- First step of a login by `client` (the address auth_svc attributes the call to):
+-- 'locked' with the seconds to wait; otherwise the attempt is counted as a failure here,
+-- in the same call as the check and before the password is verified, so that however many
+-- guesses arrive at once at most `limits.max_failures` per address get past this point
+-- (a success takes it back: auth_login_succeeded). Then 'ok' with the login as registered
+-- and its hash, or nothing for an unknown login. `limits`: see tkv/logins.lua.
+function M.auth_login_check(login, client, now, limits)
+    local wait = logins.wait(login, client, now, limits)
+    if wait ~= nil then
+        return 'locked', wait
     end
-    logins.record_failure(login, now, max_failures, lock_seconds, max_lock_seconds)
+    logins.count_failure(login, client, now, limits)
     local user = box.space.users:get(login)
     if user == nil then
         return 'ok'
@@ -41,18 +42,8 @@ function M.auth_login_check(login, now, max_failures, lock_seconds, max_lock_sec
     return 'ok', user.login, user.password_hash
 end
 
--- Counted a failure after the hash check; auth_svc versions before the count moved into
--- auth_login_check call it (kept so that they still work against this schema).
-function M.auth_login_failed(login, now, max_failures, lock_seconds, max_lock_seconds)
-    local lock = logins.record_failure(login, now, max_failures, lock_seconds, max_lock_seconds)
-    if lock > 0 then
-        return 'locked', lock
-    end
-    return 'ok'
-end
-
-function M.auth_login_succeeded(login)
-    logins.reset(login)
+function M.auth_login_succeeded(login, client)
+    logins.succeeded(login, client)
     return 'ok'
 end
 

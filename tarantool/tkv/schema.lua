@@ -9,7 +9,7 @@ M.SERVICE_USERS = {'tkv_auth', 'tkv_kv'}
 -- Replicas connect as this user (role 'replication': read the WAL, nothing else).
 M.REPLICATION_USER = 'tkv_replicator'
 -- Every space holding state, for synchronous replication (M.set_sync).
-M.DATA_SPACES = {'users', 'revoked_tokens', 'kv', 'login_attempts'}
+M.DATA_SPACES = {'users', 'revoked_tokens', 'kv', 'login_locks', 'login_rates'}
 
 -- Stored functions each service may call, by the migration that created them.
 local V1_FUNCTIONS = {
@@ -127,6 +127,57 @@ function M.set_replication_user(password)
     box.schema.user.passwd(M.REPLICATION_USER, password)
 end
 
+-- Brute-force throttling by (login, client address) instead of by login alone
+-- (tkv/logins.lua): anyone could keep a known login locked for ever. `login_locks` holds
+-- the consecutive failures of one login from one client address and its lock;
+-- `login_rates` the failures of one login from every address in the current window, which
+-- slows (one attempt per interval) rather than locks. Both keyed case-insensitively by the
+-- name as typed, whether or not such a user exists. The per-login locks of v2 go.
+local function v5()
+    local locks = box.schema.space.create('login_locks', {
+        if_not_exists = true,
+        format = {
+            {name = 'login', type = 'string'},
+            {name = 'client', type = 'string'},
+            {name = 'failures', type = 'unsigned'},
+            {name = 'locked_until', type = 'number'},
+            {name = 'updated_at', type = 'number'},
+        },
+    })
+    locks:create_index('login_client', {
+        if_not_exists = true,
+        parts = {{field = 'login', type = 'string', collation = 'unicode_ci'}, {field = 'client', type = 'string'}},
+    })
+    locks:create_index('updated_at', {
+        if_not_exists = true,
+        unique = false,
+        parts = {{field = 'updated_at', type = 'number'}},
+    })
+    local rates = box.schema.space.create('login_rates', {
+        if_not_exists = true,
+        format = {
+            {name = 'login', type = 'string'},
+            {name = 'window_start', type = 'number'},
+            {name = 'failures', type = 'unsigned'},
+            {name = 'last_attempt', type = 'number'},
+        },
+    })
+    rates:create_index('login', {
+        if_not_exists = true,
+        parts = {{field = 'login', type = 'string', collation = 'unicode_ci'}},
+    })
+    rates:create_index('last_attempt', {
+        if_not_exists = true,
+        unique = false,
+        parts = {{field = 'last_attempt', type = 'number'}},
+    })
+    -- The v2 functions change their arguments; the old per-login counter is replaced.
+    box.schema.func.drop('tkv.auth_login_failed', {if_exists = true})
+    if box.space.login_attempts ~= nil then
+        box.space.login_attempts:drop()
+    end
+end
+
 -- Unauthenticated connections may do nothing at all: by default guest keeps a session
 -- and, through the public role, reads the system views (users, spaces, functions).
 -- Every client of ours authenticates; replicas too.
@@ -139,6 +190,7 @@ function M.migrate()
     box.once('tkv:schema:v2', v2)
     box.once('tkv:schema:v3', v3)
     box.once('tkv:schema:v4', v4)
+    box.once('tkv:schema:v5', v5)
 end
 
 -- Synchronous or asynchronous replication of every data space, per the configuration.

@@ -5,6 +5,7 @@ own parser; then each image's file set is assembled locally the way its COPY lin
 would, and run, to prove the image would hold everything it needs.
 """
 
+import ipaddress
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,6 @@ from tests.stack import ROOT, Stack, free_port, require_binary, wait_for_port
 COMPOSE_ENV = {
     "TKV_TARANTOOL_AUTH_PASSWORD": "compose-test-a",
     "TKV_TARANTOOL_KV_PASSWORD": "compose-test-k",
-    "TKV_TARANTOOL_REPLICATOR_PASSWORD": "compose-test-r",
     "PATH": "/usr/local/bin:/usr/bin:/bin",
 }
 
@@ -65,6 +65,11 @@ def test_compose_topology_and_key_separation():
     }
     assert mounts["kv_svc"] == {"public-keys"}, "kv_svc must never see the signing key"
     assert mounts["auth_svc"] == {"signing-key", "public-keys"}
+    # auth_svc believes x-forwarded-for from the gateway's fixed address and nobody else's.
+    gateway_ip = services["envoy"]["networks"]["default"]["ipv4_address"]
+    assert services["auth_svc"]["environment"]["TKV_TRUSTED_PROXIES"] == gateway_ip
+    subnet = config["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(gateway_ip) in ipaddress.ip_network(subnet)
 
 
 def copy_sources(path):
@@ -117,7 +122,6 @@ def test_tarantool_image_file_set_starts(tmp_path):
         "TKV_TARANTOOL_LISTEN": f"127.0.0.1:{port}",
         "TKV_TARANTOOL_TKV_AUTH_PASSWORD": "a",
         "TKV_TARANTOOL_TKV_KV_PASSWORD": "k",
-        "TKV_TARANTOOL_TKV_REPLICATOR_PASSWORD": "r",
         "TKV_SECRETS_DIR": str(tmp_path / "no-secrets-here"),
     }
     process = subprocess.Popen(

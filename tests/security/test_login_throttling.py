@@ -125,18 +125,78 @@ async def test_guesses_sent_at_once_are_evaluated_at_most_up_to_the_threshold(sv
     assert {reason(error) for code, error in outcomes if code == "RESOURCE_EXHAUSTED"} == {"LOGIN_THROTTLED"}
 
 
-def test_guesses_sent_at_once_through_the_gateway_are_evaluated_at_most_up_to_the_threshold(tmp_path):
-    stack = Stack(tmp_path / "gateway", extra_env={"TKV_LOGIN_MAX_FAILURES": "10"})
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """The whole stack: 3 failures per address lock it out; past 20 failures of one login
+    from everywhere, one attempt per 2 s (the defaults: 10 and 100, per 1 s)."""
+    stack = Stack(
+        tmp_path_factory.mktemp("throttling"),
+        extra_env={
+            "TKV_LOGIN_MAX_FAILURES": "3",
+            "TKV_LOGIN_SLOW_AFTER_FAILURES": "20",
+            "TKV_LOGIN_SLOW_INTERVAL_SECONDS": "2",
+        },
+    )
     processes = start_all(stack)
-    try:
-        gateway = f"127.0.0.1:{stack.gateway_port}"
-        name = f"Target{uuid.uuid4().hex[:8]}"
-        user = {"login": name, "password": PASSWORD, "name": "Anna", "surname": "Smith"}
-        assert call(gateway, "POST", "/api/register/", user).status == 201
-        guess = lambda i: call(gateway, "POST", "/api/login/", {"login": name, "password": f"Wr0ng!{i}"})  # noqa: E731
-        with ThreadPoolExecutor(64) as pool:
-            statuses = [reply.status for reply in pool.map(guess, range(64))]
-        assert statuses.count(404) == 10, statuses  # evaluated: wrong login or password
-        assert statuses.count(429) == 54, statuses  # refused by the lock, unevaluated
-    finally:
-        stop_all(processes)
+    yield stack
+    stop_all(processes)
+
+
+def new_account(stack) -> str:
+    name = f"Target{uuid.uuid4().hex[:8]}"
+    user = {"login": name, "password": PASSWORD, "name": "Anna", "surname": "Smith"}
+    assert call(f"127.0.0.1:{stack.gateway_port}", "POST", "/api/register/", user).status == 201
+    return name
+
+
+def attempt(stack, name: str, password: str, source: str) -> int:
+    reply = call(
+        f"127.0.0.1:{stack.gateway_port}", "POST", "/api/login/", {"login": name, "password": password}, source=source
+    )
+    return reply.status
+
+
+def test_guesses_sent_at_once_through_the_gateway_are_evaluated_at_most_up_to_the_threshold(gateway):
+    name = new_account(gateway)
+    with ThreadPoolExecutor(64) as pool:
+        statuses = list(pool.map(lambda i: attempt(gateway, name, f"Wr0ng!{i}", "127.0.0.1"), range(64)))
+    assert statuses.count(404) == 3, statuses  # evaluated: wrong login or password
+    assert statuses.count(429) == 61, statuses  # refused by the lock, unevaluated
+
+
+def test_an_attacker_hammering_a_login_locks_out_only_their_own_address(gateway):
+    name = new_account(gateway)
+    statuses = [attempt(gateway, name, "Wr0ng!pass", "127.0.0.2") for _ in range(8)]
+    assert statuses == [404] * 3 + [429] * 5
+    # The attacker's address is locked out even with the right password...
+    assert attempt(gateway, name, PASSWORD, "127.0.0.2") == 429
+    # ...while the victim, from another address, signs in as the attacker keeps at it.
+    assert attempt(gateway, name, PASSWORD, "127.0.0.3") == 201
+    assert attempt(gateway, name, "Wr0ng!pass", "127.0.0.2") == 429
+
+
+def test_past_the_per_login_limit_a_login_is_slowed_not_locked(gateway):
+    name = new_account(gateway)
+    # Twenty addresses, one wrong guess each: none is near its own lock.
+    assert [attempt(gateway, name, "Wr0ng!pass", f"127.0.0.{10 + i}") for i in range(20)] == [404] * 20
+    # Now one attempt per 2 s from anywhere: at once, refused, wherever it comes from...
+    assert attempt(gateway, name, PASSWORD, "127.0.0.40") == 429
+    # ...and once the interval has passed, the right password works: slowed, never locked.
+    time.sleep(2.1)  # the interval itself is what is tested
+    assert attempt(gateway, name, PASSWORD, "127.0.0.41") == 201
+
+
+async def test_a_direct_clients_x_forwarded_for_is_not_believed(svc):
+    # THROTTLE: 3 failures per address. A direct gRPC client (TCP peer 127.0.0.1) cannot
+    # make itself new addresses by sending the header Envoy would.
+    name, _ = await register_and_login(svc)
+    codes = []
+    for i in range(5):
+        try:
+            await svc.auth.Login(
+                auth_pb2.LoginRequest(login=name, password="Wr0ng!pass"),
+                metadata=(("x-forwarded-for", f"203.0.113.{i}"),),
+            )
+        except grpc.aio.AioRpcError as error:
+            codes.append(error.code().name)
+    assert codes == ["UNAUTHENTICATED"] * 3 + ["RESOURCE_EXHAUSTED"] * 2
