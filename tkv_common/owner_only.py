@@ -13,12 +13,14 @@ from .settings import ConfigError
 log = logging.getLogger(__name__)
 
 
-def _own(path: Path, mode: int) -> None:
+def _own(path: Path, mode: int, *, found: bool = True) -> None:
+    """`found`: the path was there before this process; narrowing it is worth a warning."""
     status = path.stat()
     if status.st_uid != os.getuid():
         raise ConfigError(f"{path} belongs to uid {status.st_uid}, not to this user (uid {os.getuid()}): refusing it")
     if stat.S_IMODE(status.st_mode) != mode:
-        log.warning("made owner-only", extra={"path": str(path), "was": oct(stat.S_IMODE(status.st_mode))})
+        if found:
+            log.warning("made owner-only", extra={"path": str(path), "was": oct(stat.S_IMODE(status.st_mode))})
         path.chmod(mode)
 
 
@@ -28,6 +30,7 @@ def owner_only_dir(path: Path) -> None:
     _own(path, 0o700)
 
 
-def owner_only_file(path: Path) -> None:
-    """An existing file or socket: ours, and 0600."""
-    _own(path, 0o600)
+def owner_only_socket(path: Path) -> None:
+    """A Unix socket this process has just created (with the umask's mode): ours, and 0600.
+    It sits in an owner-only directory, so the moment before is no exposure."""
+    _own(path, 0o600, found=False)

@@ -29,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from . import logs
 from .interceptors import CallPathInterceptor
 from .keys import KeySet
-from .owner_only import owner_only_dir, owner_only_file
+from .owner_only import owner_only_dir, owner_only_socket
 from .settings import Address, ConfigError, Env
 from .tarantool import TarantoolClient
 from .tokens import TokenVerifier
@@ -172,7 +172,7 @@ class GrpcService:
             owner_only_dir(worker_socket.parent)
             if not self._listen(f"unix:{worker_socket}"):
                 raise OSError(f"cannot listen on {worker_socket}")
-            owner_only_file(worker_socket)
+            owner_only_socket(worker_socket)
         self._storage.start()
         self._keys.start(self._on_keys_refresh)
         await self.server.start()
@@ -336,27 +336,29 @@ def run_main(name: str, load_settings: Callable[[], Any], create_service: Callab
         start(index)
     while True:
         now = time.monotonic()
-        for index, child in list(children.items()):
-            if child.is_alive() or index in due or stopping:
-                continue
-            lived = now - started_at[index]
-            delay[index] = (
-                _FIRST_RESTART_DELAY if lived >= _HEALTHY_RUN_SECONDS else min(2 * delay[index], _MAX_RESTART_DELAY)
-            )
-            due[index] = now + (0 if lived >= _HEALTHY_RUN_SECONDS else delay[index])
-            log.warning(
-                "worker exited; restarting it",
-                extra={"worker": index, "exit_code": child.exitcode, "ran_seconds": round(lived, 1),
-                       "restart_in_seconds": round(due[index] - now, 1)},
-            )  # fmt: skip
-        for index, when in list(due.items()):
-            if when <= now and not stopping:
-                del due[index]
-                start(index)
+        if not stopping:
+            for index, child in children.items():
+                if index in due or child.is_alive():
+                    continue
+                lived = now - started_at[index]
+                healthy = lived >= _HEALTHY_RUN_SECONDS
+                delay[index] = _FIRST_RESTART_DELAY if healthy else min(2 * delay[index], _MAX_RESTART_DELAY)
+                due[index] = now + (0 if healthy else delay[index])
+                log.warning(
+                    "worker exited; restarting it",
+                    extra={"worker": index, "exit_code": child.exitcode, "ran_seconds": round(lived, 1),
+                           "restart_in_seconds": round(due[index] - now, 1)},
+                )  # fmt: skip
+            for index, when in list(due.items()):
+                if when <= now:
+                    del due[index]
+                    start(index)
         alive = [child for child in children.values() if child.is_alive()]
         if stopping and not alive:
             break
-        # Wake when a worker dies, or when a restart is due.
+        # Every worker not already waiting for its restart, dead or alive: one that died since
+        # the check above still wakes this wait (left out, it would never be noticed).
+        watched = alive if stopping else [child for index, child in children.items() if index not in due]
         timeout = max(0.0, min(due.values()) - time.monotonic()) if due else None
-        multiprocessing.connection.wait([child.sentinel for child in alive], timeout=timeout)
+        multiprocessing.connection.wait([child.sentinel for child in watched], timeout=timeout)
     sys.exit(1 if any(child.exitcode for child in children.values()) else 0)
