@@ -40,14 +40,18 @@ def wait_serving(*addresses: str, timeout: float = 40.0) -> None:
 
 
 class RunScript:
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack, workers: str | None = None):
+        """`workers`: TKV_WORKERS for the services; by default unset, as `make run` runs."""
         self.stack = stack
+        self.workers = workers
         self.log = stack.data_dir / "run.log"
         self.popen = None
 
     def start(self):
         # As `make run` runs it: the default number of worker processes per service.
         env = {key: value for key, value in self.stack.env.items() if key != "TKV_WORKERS"}
+        if self.workers is not None:
+            env["TKV_WORKERS"] = self.workers
         env["VENV"] = sys.prefix
         with open(self.log, "ab") as log:
             self.popen = subprocess.Popen(
@@ -186,3 +190,40 @@ def test_tarantool_refuses_to_start_without_service_passwords(tmp_path):
     assert result.returncode != 0
     assert "no password for Tarantool user tkv_kv" in result.stdout + result.stderr
     assert not (Path(stack.data_dir) / "tarantool").exists()
+
+
+@pytest.mark.parametrize(
+    ("workers", "console"),
+    [
+        # One process: its starts fail, supervisord gives up on it (FATAL), and
+        # scripts/revive.py says so on the console and starts it again until it runs.
+        ("1", "revive: kv_svc could not be started"),
+        # Worker processes: kv_svc's own supervisor keeps restarting the worker that fails.
+        ("2", '"msg": "worker exited; restarting it"'),
+    ],
+)
+def test_a_component_that_cannot_start_is_retried_until_it_can(tmp_path, workers, console):
+    # kv_svc cannot bind its port (another process holds it) until the test lets go.
+    import socket
+
+    stack = Stack(tmp_path / "var")
+    run = RunScript(stack, workers=workers)
+    run.start()
+    try:
+        run.supervisorctl("stop", "kv_svc")
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", stack.kv_port))
+        try:
+            run.supervisorctl("start", "kv_svc")  # its process, or its workers, fail: the port is taken
+            wait_until(lambda: console in run.text(), "the console message", 60)
+            time.sleep(3)  # a few more failed tries while the port stays taken
+        finally:
+            blocker.close()
+        # Port free: the next try succeeds, and the gateway serves again, with nobody's help.
+        wait_serving(f"127.0.0.1:{stack.kv_port}", timeout=60)
+        gateway = f"127.0.0.1:{stack.gateway_port}"
+        wait_until(lambda: envoy_upstreams_healthy(stack.admin_port), "Envoy sees kv_svc", 30)
+        reply = call(gateway, "POST", "/api/read/", {"keys": ["k"]})
+        assert reply.status == 401  # served by kv_svc (no token), not 503
+    finally:
+        run.stop(signal.SIGTERM)
