@@ -173,6 +173,16 @@ MUTANTS = [
         ("tests/integration/test_housekeeping.py",),
     ),
     Mutant(
+        "backup without a fresh snapshot",
+        "scripts/backup.py",
+        '        console.run("box.snapshot()")\n',
+        "",
+        (
+            "tests/reliability/test_backup.py::"
+            "test_the_backup_command_under_load_restores_exactly_what_was_acknowledged_before_it",
+        ),
+    ),
+    Mutant(
         "stored booleans read as numbers",
         "kv_svc/values.py",
         "        target.bool_value = native",
