@@ -40,6 +40,8 @@ class TokenSettings:
     issuer: str
     audience: str
     leeway_seconds: int
+    # Verified tokens remembered (TokenVerifier); 0 turns the cache off.
+    cache_size: int = 10_000
 
     @classmethod
     def from_env(cls, env: Env) -> TokenSettings:
@@ -51,6 +53,7 @@ class TokenSettings:
             issuer=env.str("TKV_JWT_ISSUER", "tkv-auth"),
             audience=env.str("TKV_JWT_AUDIENCE", "tkv"),
             leeway_seconds=leeway,
+            cache_size=env.int("TKV_JWT_CACHE_SIZE", 10_000, minimum=0),
         )
 
 
@@ -83,8 +86,6 @@ class TokenVerifier:
     Revocation is not cached: the storage call checks it every time.
     """
 
-    CACHE_SIZE = 10_000
-
     def __init__(self, keys: KeySet, settings: TokenSettings):
         self._keys = keys
         self._settings = settings
@@ -99,9 +100,10 @@ class TokenVerifier:
                 return claims
             del self._verified[token]  # expired or key retired: the full check says which
         claims, kid = self._verify(token)
-        self._verified[token] = (claims, kid)
-        if len(self._verified) > self.CACHE_SIZE:
-            self._verified.popitem(last=False)
+        if self._settings.cache_size:
+            self._verified[token] = (claims, kid)
+            if len(self._verified) > self._settings.cache_size:
+                self._verified.popitem(last=False)
         return claims
 
     def _verify(self, token: str) -> tuple[Claims, str]:

@@ -1,6 +1,7 @@
 """Token issuing and verification, including the classic JWT attacks (RFC 8725)."""
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -251,12 +252,15 @@ def test_a_cached_token_is_rejected_once_its_key_is_retired(tmp_path):
     assert reject_reason(verifier, token) == "TOKEN_INVALID"
 
 
-def test_the_cache_is_bounded(data_dir, settings):
-    verifier = TokenVerifier(KeySet(settings.keys), settings)
-    verifier.CACHE_SIZE = 100
+def test_the_cache_is_bounded_and_can_be_turned_off(data_dir, settings):
+    verifier = TokenVerifier(KeySet(settings.keys), dataclasses.replace(settings, cache_size=100))
     for _ in range(150):
         verifier.verify(sign(data_dir))
     assert len(verifier._verified) == 100
+    off = TokenVerifier(KeySet(settings.keys), dataclasses.replace(settings, cache_size=0))
+    token = sign(data_dir)
+    assert off.verify(token) == off.verify(token)  # verified in full each time
+    assert len(off._verified) == 0
 
 
 @pytest.mark.parametrize("breakage", ["half-written file", "empty directory"])
