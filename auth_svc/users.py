@@ -67,8 +67,8 @@ def password_violations(password: str) -> list[FieldViolation]:
         for name, member in _PASSWORD_CLASSES
         if not any(member(ch) for ch in password)
     ]
-    # A TAB or a DEL cannot be typed the same way everywhere; such a password could never
-    # be entered again on another device.
+    # Control characters (TAB, DEL, ...) are refused by the rules: many keyboards and
+    # password fields cannot type them, or type them differently.
     if any(unicodedata.category(ch) == "Cc" for ch in password):
         violations.append(FieldViolation("password", messages.PASSWORD_CONTROL))
     return violations

@@ -285,10 +285,11 @@ def _serve(
         logging.shutdown()
 
 
-# A worker that dies sooner than this after its start is restarted after a pause that
-# doubles each time (up to the maximum): a crash loop must not spin a core.
+# A worker that ran at least this long is restarted at once; one that dies sooner is
+# restarted after a pause of 1 s, doubling with each such death up to 30 s: a crash loop
+# must not spin a core.
 _HEALTHY_RUN_SECONDS = 10.0
-_FIRST_RESTART_DELAY, _MAX_RESTART_DELAY = 0.5, 30.0
+_FIRST_RESTART_DELAY, _MAX_RESTART_DELAY = 1.0, 30.0
 
 
 def run_main(name: str, load_settings: Callable[[], Any], create_service: Callable[[Any], GrpcService]) -> None:
@@ -311,7 +312,7 @@ def run_main(name: str, load_settings: Callable[[], Any], create_service: Callab
     context = multiprocessing.get_context("spawn")
     children: dict[int, multiprocessing.Process] = {}
     started_at: dict[int, float] = {}
-    delay = dict.fromkeys(range(settings.server.workers), _FIRST_RESTART_DELAY)
+    delay = dict.fromkeys(range(settings.server.workers), 0.0)  # the last pause, per worker
     due: dict[int, float] = {}  # index -> when to start it again
     stopping = False
 
@@ -341,9 +342,11 @@ def run_main(name: str, load_settings: Callable[[], Any], create_service: Callab
                 if index in due or child.is_alive():
                     continue
                 lived = now - started_at[index]
-                healthy = lived >= _HEALTHY_RUN_SECONDS
-                delay[index] = _FIRST_RESTART_DELAY if healthy else min(2 * delay[index], _MAX_RESTART_DELAY)
-                due[index] = now + (0 if healthy else delay[index])
+                if lived >= _HEALTHY_RUN_SECONDS:
+                    delay[index] = 0.0
+                else:
+                    delay[index] = min(max(2 * delay[index], _FIRST_RESTART_DELAY), _MAX_RESTART_DELAY)
+                due[index] = now + delay[index]
                 log.warning(
                     "worker exited; restarting it",
                     extra={"worker": index, "exit_code": child.exitcode, "ran_seconds": round(lived, 1),

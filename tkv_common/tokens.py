@@ -27,6 +27,8 @@ REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti", "iss", "aud"]
 # Headers that would let the token choose its own key or processing rules.
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 MAX_LEEWAY_SECONDS = 30
+# Verified tokens a TokenVerifier remembers unless TKV_JWT_CACHE_SIZE says otherwise.
+DEFAULT_CACHE_SIZE = 10_000
 # Far above any token we issue (~350 bytes); bounds the work spent on garbage headers.
 MAX_TOKEN_BYTES = 4096
 _BEARER = re.compile(r"bearer +(\S+)", re.IGNORECASE)
@@ -41,7 +43,7 @@ class TokenSettings:
     audience: str
     leeway_seconds: int
     # Verified tokens remembered (TokenVerifier); 0 turns the cache off.
-    cache_size: int = 10_000
+    cache_size: int = DEFAULT_CACHE_SIZE
 
     @classmethod
     def from_env(cls, env: Env) -> TokenSettings:
@@ -53,7 +55,7 @@ class TokenSettings:
             issuer=env.str("TKV_JWT_ISSUER", "tkv-auth"),
             audience=env.str("TKV_JWT_AUDIENCE", "tkv"),
             leeway_seconds=leeway,
-            cache_size=env.int("TKV_JWT_CACHE_SIZE", 10_000, minimum=0),
+            cache_size=env.int("TKV_JWT_CACHE_SIZE", DEFAULT_CACHE_SIZE, minimum=0),
         )
 
 

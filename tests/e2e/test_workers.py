@@ -76,7 +76,10 @@ def test_a_dead_worker_is_restarted_alone_while_the_others_keep_serving(two_work
     assert survivor in children_of(kv.popen.pid)
     wait_until(lambda: kv.log().count('"msg": "storage connected"') == 3, "the new worker connected")
     restarts = [json.loads(line) for line in kv.log().splitlines() if '"msg": "worker exited; restarting it"' in line]
-    assert [(r["level"], r["exit_code"]) for r in restarts] == [("warning", -signal.SIGKILL)]
+    # It had run for less than 10 s: restarted after the first pause of the backoff, 1 s.
+    assert [(r["level"], r["exit_code"], r["restart_in_seconds"]) for r in restarts] == [
+        ("warning", -signal.SIGKILL, 1.0)
+    ]
     assert kv.stop(signal.SIGTERM) == 0
 
 

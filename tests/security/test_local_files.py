@@ -63,13 +63,18 @@ def test_an_older_permissive_data_dir_is_made_owner_only_at_start(tmp_path):
         process.stop()
 
 
+def foreign_dir(path: Path) -> Path:
+    """An owner-only directory that belongs to another user (as root, which CI is)."""
+    assert os.getuid() == 0, "this test hands a directory to another user: it runs as root, as CI does"
+    path.mkdir(mode=0o700)
+    os.chown(path, NOBODY, NOBODY)
+    return path
+
+
 @pytest.mark.log_errors_expected("refusing to use it")
 def test_tarantool_refuses_a_work_dir_of_another_user(tmp_path):
-    assert os.getuid() == 0, "this test hands a directory to another user: it runs as root, as CI does"
     stack = Stack(tmp_path / "foreign")
-    work_dir = stack.data_dir / "tarantool"
-    work_dir.mkdir(mode=0o700)
-    os.chown(work_dir, NOBODY, NOBODY)
+    foreign_dir(stack.data_dir / "tarantool")
     process = tarantool(stack)
     with pytest.raises(RuntimeError, match="exited"):
         process.start()
@@ -93,11 +98,8 @@ def test_the_worker_socket_dir_and_sockets_are_owner_only(tmp_path):
 
 
 def test_a_service_refuses_a_worker_socket_dir_of_another_user(tmp_path):
-    assert os.getuid() == 0, "this test hands a directory to another user: it runs as root, as CI does"
     stack = Stack(tmp_path / "foreign-sockets")
-    sockets = stack.data_dir / "run"
-    sockets.mkdir(mode=0o700)
-    os.chown(sockets, NOBODY, NOBODY)
+    sockets = foreign_dir(stack.data_dir / "run")
     result = subprocess.run(
         [sys.executable, "-m", "kv_svc"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
     )
