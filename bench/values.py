@@ -50,8 +50,9 @@ def write_bytes(raw_values: list[bytes]) -> list[bytes]:
 
 def main() -> None:
     raw = values.native_to_bytes(json.loads(json.dumps(VALUE)))
-    native_rows = [(key, json.loads(json.dumps(VALUE))) for key in KEYS]
-    bytes_rows = [(key, raw) for key in KEYS]
+    # Stored pair rows (kv_svc/storage.py Row).
+    native_rows = [("", key, json.loads(json.dumps(VALUE)), 1, 1, "", 0.0, 0, 0) for key in KEYS]
+    bytes_rows = [("", key, raw, 1, 1, "", 0.0, 0, 0) for key in KEYS]
     # The MessagePack a Read answer carries from Tarantool, decoded by the client.
     native_wire, bytes_wire = msgpack.packb(native_rows), msgpack.packb(bytes_rows)
     assert kv_pb2.ReadResponse.FromString(values.read_response(bytes_rows)) == kv_pb2.ReadResponse.FromString(

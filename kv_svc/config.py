@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tkv_common.server import ServerSettings
+from tkv_common.server import MiB, ServerSettings
 from tkv_common.settings import Env
 from tkv_common.tarantool import TarantoolSettings
 from tkv_common.tokens import TokenSettings
@@ -21,11 +21,37 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Quotas:
+    """Limits that protect everyone (SPEC-v2 "Limits"), passed to every pair write."""
+
+    # Per user, over the pairs they own in any namespace.
+    max_pairs: int
+    max_bytes: int
+    # Pair writes stop once Tarantool's memory for data passes this share of its limit.
+    high_water_percent: int
+
+    def as_storage_limits(self) -> dict[str, float]:
+        return {"max_pairs": self.max_pairs, "max_bytes": self.max_bytes, "high_water": self.high_water_percent / 100}
+
+
+@dataclass(frozen=True)
+class V2Limits:
+    """Bounds of the v2 API's own request fields."""
+
+    min_ttl_seconds: int
+    max_ttl_seconds: int
+    default_page_size: int
+    max_page_size: int
+
+
+@dataclass(frozen=True)
 class KvSettings:
     server: ServerSettings
     tarantool: TarantoolSettings
     tokens: TokenSettings
     limits: Limits
+    quotas: Quotas
+    v2: V2Limits
 
     @classmethod
     def from_env(cls, environ=None) -> KvSettings:
@@ -38,5 +64,16 @@ class KvSettings:
                 max_batch_keys=env.int("TKV_KV_MAX_BATCH_KEYS", 1000),
                 max_key_bytes=env.int("TKV_KV_MAX_KEY_BYTES", 1024),
                 max_value_depth=env.int("TKV_KV_MAX_VALUE_DEPTH", 32),
+            ),
+            quotas=Quotas(
+                max_pairs=env.int("TKV_KV_QUOTA_PAIRS", 100_000),
+                max_bytes=env.int("TKV_KV_QUOTA_BYTES", 64 * MiB),
+                high_water_percent=env.percent("TKV_KV_STORAGE_HIGH_WATER_PERCENT", 90),
+            ),
+            v2=V2Limits(
+                min_ttl_seconds=env.int("TKV_KV_MIN_TTL_SECONDS", 1),
+                max_ttl_seconds=env.int("TKV_KV_MAX_TTL_SECONDS", 10 * 365 * 24 * 3600),
+                default_page_size=env.int("TKV_KV_DEFAULT_PAGE_SIZE", 100),
+                max_page_size=env.int("TKV_KV_MAX_PAGE_SIZE", 1000),
             ),
         )

@@ -26,3 +26,23 @@ ANSWER_TOO_LARGE = (
 )
 # Followed by what is wrong with the value (kv_svc.values.InvalidValue).
 INCORRECT_VALUE = "Incorrect value of the key {key}"
+
+# v2 (SPEC-v2.md): the product's own texts, in the same style.
+INVALID_NAMESPACE = "Incorrect namespace: use me, shared or a login (2-64 Latin letters and digits), got {namespace}"
+NAMESPACE_DENIED = "You may not use the namespace {namespace}"
+NOT_OWNER = "These pairs belong to other users: {keys}"
+VERSION_MISMATCH = "These pairs do not have the expected version: {keys}"
+INVALID_EXPECTED_VERSION = (
+    "Incorrect expected_version of the key {key}: it should be 0 (absent) or a version, got {value}"
+)
+INVALID_TTL = "Incorrect ttl of the key {key}: it should be from {minimum} to {maximum} seconds"
+QUOTA_EXCEEDED = "The quota of user {owner} would be exceeded: {what}"
+STORAGE_FULL = "storage is full"
+RESPONSE_TOO_LARGE = (
+    "The answer would be {size} bytes, more than the {limit} a response may hold; read fewer keys at once"
+)
+INVALID_PAGE_TOKEN = (
+    "Incorrect page_token: it is not a token this service issued for the same namespace, prefix and keys_only"
+)
+INVALID_PAGE_SIZE = "Incorrect page_size: it cannot be negative, got {value}"
+KEYS_AND_PAIRS = "Incorrect request: name the pairs to delete in keys or in pairs, not both"

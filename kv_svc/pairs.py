@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tkv_common.errors import FieldViolation, InvalidArgument, with_detail
+from tkv_common.errors import FieldViolation, InvalidArgument, ResourceExhausted, with_detail
 from tkv_common.tokens import Claims
 
 from . import messages, values
@@ -44,7 +44,14 @@ class KeyValueStore:
             violations += self._rules.duplicates("keys", keys)
         if violations:
             raise InvalidArgument.from_violations(violations, reason="INVALID_KEYS")
-        return await self._storage.read(claims, list(keys))
+        try:
+            return await self._storage.read(claims, list(keys))
+        except ResourceExhausted as exc:
+            if exc.reason != "RESPONSE_TOO_LARGE":
+                raise
+            # v1 has always said this with INVALID_ARGUMENT (HTTP 400): the same request
+            # will never fit, retrying is no use.
+            raise too_large(int(exc.metadata["size"]), int(exc.metadata["limit"])) from None
 
     async def write(self, claims: Claims, raw_pairs: Sequence[RawPair]) -> list[str]:
         """Inserts the pairs whose keys are new; returns the skipped keys in request order."""
@@ -73,6 +80,11 @@ class KeyValueStore:
         if violations:
             raise InvalidArgument.from_violations(violations, reason="INVALID_PAIRS")
         return await self._storage.write(claims, pairs)
+
+
+def too_large(size: int, limit: int) -> InvalidArgument:
+    """v1's refusal of an answer over the response limit."""
+    return InvalidArgument(messages.ANSWER_TOO_LARGE.format(size=size, limit=limit), reason="RESPONSE_TOO_LARGE")
 
 
 def write_status(skipped: Sequence[str]) -> str:

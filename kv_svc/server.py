@@ -12,10 +12,13 @@ from tkv_common.server import GrpcService
 from tkv_common.tarantool import TarantoolClient
 from tkv_common.tokens import TokenVerifier
 
-from . import messages
+from . import messages, servicer_v2
 from .config import KvSettings
+from .namespaced import NamespacedStore
+from .paging import PageTokens
 from .pairs import KeyValueStore
 from .servicer import KeyValueServicer
+from .servicer_v2 import KeyValueServicerV2
 from .storage import KvStorage
 
 SERVICE_NAME = kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"].full_name
@@ -47,12 +50,15 @@ def create_service(settings: KvSettings, storage: TarantoolClient | None = None)
     """`storage` is for tests; the service normally opens its own Tarantool connection."""
     keys = KeySet(settings.tokens.keys)
     storage = storage or TarantoolClient(settings.tarantool)
-    servicer = KeyValueServicer(KeyValueStore(KvStorage(storage), settings.limits), settings.server.max_response_bytes)
-    handlers = method_handlers(servicer)
+    pairs = KvStorage(storage, settings.quotas, settings.server.max_response_bytes)
+    servicer = KeyValueServicer(KeyValueStore(pairs, settings.limits), settings.server.max_response_bytes)
+    store_v2 = NamespacedStore(pairs, settings.limits, settings.v2, PageTokens(settings.tarantool.password))
+    handlers = (method_handlers(servicer), servicer_v2.method_handlers(KeyValueServicerV2(store_v2)))
     return GrpcService(
         settings=settings.server,
-        service_names=[SERVICE_NAME],
-        registrars=[lambda server: server.add_generic_rpc_handlers((handlers,))],
+        # v1 first: its name is the one health checks and the gateway have always used.
+        service_names=[SERVICE_NAME, servicer_v2.SERVICE_NAME],
+        registrars=[lambda server: server.add_generic_rpc_handlers(handlers)],
         verifier=TokenVerifier(keys, settings.tokens),
         keys=keys,
         public_methods=frozenset(),

@@ -6,11 +6,10 @@ import grpc
 
 from tkv.internal.v1 import write_view_pb2
 from tkv.kv.v1 import kv_pb2
-from tkv_common.errors import InvalidArgument
 from tkv_common.tokens import current_claims
 
-from . import messages, values
-from .pairs import KeyValueStore, RawPair, write_status
+from . import values
+from .pairs import KeyValueStore, RawPair, too_large, write_status
 
 
 class KeyValueServicer:
@@ -26,13 +25,10 @@ class KeyValueServicer:
         found = await self._store.read(current_claims.get(), list(request.keys))
         answer = values.read_response(found)
         if len(answer) > self._max_response_bytes:
-            # grpc would refuse to send it anyway, with a generic message and a traceback
-            # in the log; the client is better told what to do. INVALID_ARGUMENT (HTTP 400)
-            # as for the batch limit: the same request will never fit, retrying is no use.
-            raise InvalidArgument(
-                messages.ANSWER_TOO_LARGE.format(size=len(answer), limit=self._max_response_bytes),
-                reason="RESPONSE_TOO_LARGE",
-            )
+            # Storage refuses answers whose stored size passes the limit before sending
+            # them; the encoded answer differs from that by a few bytes per pair, and grpc
+            # would refuse to send it with a generic message and a traceback in the log.
+            raise too_large(len(answer), self._max_response_bytes)
         return answer
 
     async def Write(

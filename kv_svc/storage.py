@@ -1,41 +1,169 @@
-"""kv_svc's storage: one stored-function call per request (tarantool/tkv/api.lua).
+"""kv_svc's storage: one stored-function call per request (tarantool/tkv/api.lua and
+tkv/kv.lua), and the one table that turns their outcomes into errors.
 
 Each call carries the caller's token id and subject; the stored function checks that the
 token is not revoked and its user still exists, in the same round trip
-(see docs/token-revocation.md).
+(see docs/token-revocation.md). Rows of pairs come back as stored (`Row`), so that values
+travel as the encoded bytes they are (kv_svc/wire.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from tkv_common.errors import NotFound, TkvError
+from google.rpc import error_details_pb2
+
+from tkv_common.errors import Aborted, NotFound, PermissionDenied, ResourceExhausted, TkvError
 from tkv_common.tarantool import TOKEN_PROBLEMS, TarantoolClient
 from tkv_common.tokens import Claims
 
 from . import messages
-from .keys import list_keys
+from .config import Quotas
+from .keys import key_excerpt, list_keys
 
+# A stored pair as Tarantool returns it: [namespace, key, value, version, create_version,
+# owner, update_time, expire_time, size] (tarantool/tkv/schema.lua v6). `value` is the
+# encoded google.protobuf.Value (bytes), a native MessagePack value from before blobs,
+# or None in keys-only lists.
+Row = Sequence[Any]
+KEY, VALUE, VERSION, CREATE_VERSION, OWNER, UPDATE_TIME, EXPIRE_TIME = range(1, 8)
+
+# Condition and expiry as the stored functions take them (msgpack arrays hold no nil).
+NO_CONDITION = -1
+NO_EXPIRY = 0
+
+
+def _mismatch(failures: list[list[Any]]) -> Aborted:
+    violations = [
+        error_details_pb2.PreconditionFailure.Violation(
+            type="VERSION_MISMATCH", subject=key, description=f"current version {current} (0 = absent)"
+        )
+        for key, current in failures
+    ]
+    return Aborted(
+        messages.VERSION_MISMATCH.format(keys=list_keys(key_excerpt(key) for key, _ in failures)),
+        reason="VERSION_MISMATCH",
+        details=[error_details_pb2.PreconditionFailure(violations=violations)],
+    )
+
+
+def _quota(owner: str, what: str, used: int, adding: int, limit: int) -> ResourceExhausted:
+    unit = "pairs" if what == "pairs" else "bytes of keys and values"
+    text = f"{used} {unit} stored, {adding} more would pass the limit of {limit}"
+    violation = error_details_pb2.QuotaFailure.Violation(subject=f"user:{owner}", description=text)
+    return ResourceExhausted(
+        messages.QUOTA_EXCEEDED.format(owner=owner, what=text),
+        reason="QUOTA_EXCEEDED",
+        metadata={"quota": what},
+        details=[error_details_pb2.QuotaFailure(violations=[violation])],
+    )
+
+
+# The one translation of the stored functions' outcomes (tarantool/tkv/kv.lua).
 STATUS_ERRORS: dict[str, Callable[..., TkvError]] = {
     **TOKEN_PROBLEMS,
     "missing": lambda keys: NotFound(messages.ABSENT_KEYS.format(keys=list_keys(keys)), reason="KEYS_NOT_FOUND"),
+    "denied": lambda namespace: PermissionDenied(
+        messages.NAMESPACE_DENIED.format(namespace=list_keys([namespace])), reason="NAMESPACE_DENIED"
+    ),
+    "not_owner": lambda keys: PermissionDenied(
+        messages.NOT_OWNER.format(keys=list_keys(key_excerpt(key) for key in keys)), reason="NOT_OWNER"
+    ),
+    "mismatch": _mismatch,
+    "quota": lambda problem: _quota(*problem),
+    "full": lambda: ResourceExhausted(messages.STORAGE_FULL, reason="STORAGE_FULL"),
+    "too_large": lambda size, limit: ResourceExhausted(
+        messages.RESPONSE_TOO_LARGE.format(size=size, limit=limit),
+        reason="RESPONSE_TOO_LARGE",
+        metadata={"size": str(size), "limit": str(limit)},
+    ),
 }
 
 
-def _result(status: str, *payload: Any) -> Any:
+def _result(status: str, *payload: Any) -> list[Any]:
     if status != "ok":
         raise STATUS_ERRORS[status](*payload)
-    return payload[0]
+    return list(payload)
+
+
+@dataclass(frozen=True)
+class Found:
+    rows: list[Row]
+    missing_keys: list[str]
+    revision: int
+
+
+@dataclass(frozen=True)
+class Written:
+    revision: int
+    time: float
+
+
+@dataclass(frozen=True)
+class Deleted:
+    revision: int
+    missing_keys: list[str]
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Row]
+    more: bool
+    revision: int
 
 
 class KvStorage:
-    def __init__(self, client: TarantoolClient):
+    def __init__(self, client: TarantoolClient, quotas: Quotas, max_response_bytes: int):
         self.client = client
+        self._limits = quotas.as_storage_limits()
+        self._max_response_bytes = max_response_bytes
 
-    async def read(self, claims: Claims, keys: list[str]) -> list[Any]:
-        return _result(*await self.client.call("tkv.kv_read", claims.token_id, claims.subject, keys))
+    async def _call(self, function: str, claims: Claims, *args: Any) -> list[Any]:
+        return _result(*await self.client.call(function, claims.token_id, claims.subject, *args))
+
+    # v1: the shared store.
+
+    async def read(self, claims: Claims, keys: list[str]) -> list[Row]:
+        """Rows of `keys` in request order; NotFound names every absent key."""
+        (rows,) = await self._call("tkv.kv_read", claims, keys, self._max_response_bytes)
+        return rows
 
     async def write(self, claims: Claims, pairs: list[list[Any]]) -> list[str]:
         """`pairs` are [key, encoded google.protobuf.Value]; returns the skipped keys."""
-        return _result(*await self.client.call("tkv.kv_write", claims.token_id, claims.subject, pairs))
+        (skipped,) = await self._call("tkv.kv_write", claims, pairs, self._limits)
+        return skipped
+
+    # v2.
+
+    async def get(self, claims: Claims, namespace: str, keys: list[str]) -> Found:
+        rows, missing, revision = await self._call("tkv.kv_get", claims, namespace, keys, self._max_response_bytes)
+        return Found(rows, missing, revision)
+
+    async def put(self, claims: Claims, namespace: str, items: list[list[Any]]) -> Written:
+        """`items` are [key, encoded value, expected version or NO_CONDITION, ttl seconds
+        or NO_EXPIRY]."""
+        revision, time = await self._call("tkv.kv_put", claims, namespace, items, self._limits)
+        return Written(revision, time)
+
+    async def delete(self, claims: Claims, namespace: str, items: list[list[Any]]) -> Deleted:
+        """`items` are [key, expected version or NO_CONDITION]."""
+        revision, missing = await self._call("tkv.kv_delete", claims, namespace, items)
+        return Deleted(revision, missing)
+
+    async def list(
+        self, claims: Claims, namespace: str, prefix: str, after: str | None, limit: int, keys_only: bool
+    ) -> Page:
+        rows, more, revision = await self._call(
+            "tkv.kv_list",
+            claims,
+            namespace,
+            prefix,
+            after or "",
+            after is None,
+            limit,
+            keys_only,
+            self._max_response_bytes,
+        )
+        return Page(rows, more, revision)

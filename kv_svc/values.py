@@ -53,26 +53,26 @@ def _check(value: struct_pb2.Value, max_depth: int, depth: int) -> None:
 
 
 def read_response(stored: Sequence[Sequence[Any]]) -> bytes:
-    """Encoded tkv.kv.v1.ReadResponse for stored {key, value} tuples:
-    data (field 1, a Struct) holding one map entry (field 1) per key, each entry being
-    key (field 1) and the encoded Value (field 2)."""
+    """Encoded tkv.kv.v1.ReadResponse for stored pair rows (kv_svc/storage.py Row: the key
+    at 1, the value at 2): data (field 1, a Struct) holding one map entry (field 1) per key,
+    each entry being key (field 1) and the encoded Value (field 2)."""
     entries = []
-    for pair in stored:
-        key = pair[0].encode()
-        value = pair[1] if len(pair) > 1 else None  # a tuple {key} is a native JSON null
+    for row in stored:
+        key = row[1].encode()
+        value = row[2]
         if type(value) is not bytes:
             value = native_to_bytes(value)
-        entry = b"\x0a" + _size(len(key)) + key + b"\x12" + _size(len(value)) + value
-        entries.append(b"\x0a" + _size(len(entry)) + entry)
+        entry = b"\x0a" + varint(len(key)) + key + b"\x12" + varint(len(value)) + value
+        entries.append(b"\x0a" + varint(len(entry)) + entry)
     data = b"".join(entries)
-    return b"\x0a" + _size(len(data)) + data
+    return b"\x0a" + varint(len(data)) + data
 
 
 _SMALL_SIZES = [bytes((n,)) for n in range(0x80)]
 
 
-def _size(n: int) -> bytes:
-    """A protobuf varint, for a length."""
+def varint(n: int) -> bytes:
+    """A protobuf varint of a non-negative integer (a length, a version)."""
     if n < 0x80:
         return _SMALL_SIZES[n]
     out = bytearray()

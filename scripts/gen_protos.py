@@ -33,9 +33,13 @@ DESCRIPTOR_OUT = ROOT / "envoy" / "tkv.pb"
 # The APIs clients see; protos/tkv/internal stays out of Envoy's descriptor set.
 # google/rpc ones too, so error details decode for tools that read this descriptor set
 # (grpcurl -protoset envoy/tkv.pb).
-PUBLIC_PROTOS = (
+API_PROTOS = (
     "tkv/auth/v1/auth.proto",
     "tkv/kv/v1/kv.proto",
+    "tkv/kv/v2/kv.proto",
+)
+PUBLIC_PROTOS = (
+    *API_PROTOS,
     "google/rpc/error_details.proto",
     "google/rpc/status.proto",
 )
@@ -69,7 +73,7 @@ def openapi(out_dir: Path) -> Path:
     # This protoc-gen-swagger (1.6) cannot merge files of different Go packages: one
     # description per API, merged here.
     merged: dict = {}
-    for proto in PUBLIC_PROTOS[:2]:
+    for proto in API_PROTOS:
         _protoc([f"--plugin=protoc-gen-swagger={plugin}", f"--swagger_out=logtostderr=true:{out_dir}", proto])
         part_path = out_dir / proto.replace(".proto", ".swagger.json")
         part = json.loads(part_path.read_text())

@@ -11,6 +11,8 @@
 --   TKV_TARANTOOL_MAX_TUPLE_BYTES   largest tuple (one kv pair)  8 MiB
 --   TKV_TARANTOOL_MEMORY_BYTES      memtx arena                  256 MiB
 --   TKV_PURGE_INTERVAL_SECONDS      how often expired state is purged           60
+--   TKV_CHANGES_MAX_AGE_SECONDS     change log (Watch) kept this long            3600
+--   TKV_CHANGES_MAX_COUNT           ...and at most this many changes             100000
 --   TKV_TARANTOOL_CONSOLE_SOCKET    admin console unix socket (off when unset); connect
 --                                   with `tarantoolctl connect <path>` or `nc -U <path>`
 --   TKV_TARANTOOL_REPLICATION       peers to replicate from, host:port[,host:port]  (none)
@@ -77,7 +79,7 @@ end
 
 -- The stored functions are resolved by IPROTO as globals: `tkv.kv_read` -> _G.tkv.kv_read.
 rawset(_G, 'tkv', require('tkv.api'))
-require('tkv.housekeeping').start(settings.purge_seconds)
+require('tkv.housekeeping').start(settings)
 if settings.console_socket ~= nil then
     -- A unix socket only: file permissions, not a password, guard the admin console.
     require('console').listen(settings.console_socket)

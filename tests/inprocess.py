@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import grpc
 
@@ -16,6 +16,7 @@ from kv_svc.server import create_service as create_kv
 from tests.stack import Stack
 from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
 from tkv.kv.v1 import kv_pb2_grpc
+from tkv.kv.v2 import kv_pb2_grpc as kv2_pb2_grpc
 
 PASSWORD = "Secr3t!pass"
 # Large enough to read back a value the size of the request limit.
@@ -25,16 +26,30 @@ CHANNEL_OPTIONS = [
 ]
 
 
-async def start_services(stack: Stack, **overrides: str) -> SimpleNamespace:
+@dataclass
+class Services:
+    """Both services running in this process, and stubs bound to them."""
+
+    auth: auth_pb2_grpc.AuthServiceStub
+    kv: kv_pb2_grpc.KeyValueServiceStub
+    kv2: kv2_pb2_grpc.KeyValueServiceStub
+    auth_service: object
+    kv_service: object
+    channels: list[grpc.aio.Channel]
+    stack: Stack
+
+
+async def start_services(stack: Stack, **overrides: str) -> Services:
     environ = {**stack.env, "TKV_AUTH_LISTEN": "127.0.0.1:0", "TKV_KV_LISTEN": "127.0.0.1:0", **overrides}
     auth = create_auth(AuthSettings.from_env(environ))
     kv = create_kv(KvSettings.from_env(environ))
     auth_port, kv_port = await auth.start(), await kv.start()
     auth_channel = grpc.aio.insecure_channel(f"127.0.0.1:{auth_port}", options=CHANNEL_OPTIONS)
     kv_channel = grpc.aio.insecure_channel(f"127.0.0.1:{kv_port}", options=CHANNEL_OPTIONS)
-    harness = SimpleNamespace(
+    harness = Services(
         auth=auth_pb2_grpc.AuthServiceStub(auth_channel),
         kv=kv_pb2_grpc.KeyValueServiceStub(kv_channel),
+        kv2=kv2_pb2_grpc.KeyValueServiceStub(kv_channel),
         auth_service=auth,
         kv_service=kv,
         channels=[auth_channel, kv_channel],

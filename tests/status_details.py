@@ -25,3 +25,14 @@ def details(error: grpc.aio.AioRpcError):
 def reason(error: grpc.aio.AioRpcError) -> str | None:
     info, _ = details(error)
     return info.reason if info else None
+
+
+def detail_of(error: grpc.aio.AioRpcError, kind):
+    """The first detail of message type `kind` (PreconditionFailure, QuotaFailure, ...)."""
+    status = rpc_status.from_call(error)
+    for detail in status.details if status else ():
+        if detail.Is(kind.DESCRIPTOR):
+            found = kind()
+            detail.Unpack(found)
+            return found
+    return None

@@ -8,12 +8,13 @@ becomes INTERNAL without details.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 # Every ErrorInfo names this domain (AIP-193: the service or product that owns reasons).
@@ -33,11 +34,21 @@ class TkvError(Exception):
 
     default_reason: ClassVar[str] = "UNSPECIFIED"
 
-    def __init__(self, message: str, *, reason: str | None = None, metadata: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        details: Sequence[Message] = (),
+    ):
         super().__init__(message)
         self.message = message
         self.reason = reason or self.default_reason
         self.metadata = dict(metadata or {})
+        # More google.rpc detail messages (PreconditionFailure, QuotaFailure, ...), sent
+        # after the ErrorInfo.
+        self.details = list(details)
 
 
 class InvalidArgument(TkvError):
@@ -117,6 +128,19 @@ class ResourceExhausted(TkvError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class PermissionDenied(TkvError):
+    """The caller is known but may not do this (another user's namespace or pair)."""
+
+    default_reason = "PERMISSION_DENIED"
+
+
+class Aborted(TkvError):
+    """A condition of the request no longer holds (an expected version); re-read and retry.
+    Attach a google.rpc.PreconditionFailure naming what failed."""
+
+    default_reason = "ABORTED"
+
+
 class Unavailable(TkvError):
     """Storage cannot be reached right now; the same request may succeed later."""
 
@@ -129,6 +153,8 @@ GRPC_CODES: dict[type[TkvError], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Aborted: grpc.StatusCode.ABORTED,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
@@ -164,6 +190,7 @@ def to_rpc_status(error: TkvError) -> status_pb2.Status:
         retry = error_details_pb2.RetryInfo()
         retry.retry_delay.FromSeconds(error.retry_after_seconds)
         details.append(_pack(retry))
+    details += [_pack(detail) for detail in error.details]
     return status_pb2.Status(code=_rpc_code(code), message=error.message, details=details)
 
 

@@ -43,6 +43,13 @@ class Env:
             raise ConfigError(f"{name} must be at least {minimum}, got {value}")
         return value
 
+    def percent(self, name: str, default: int) -> int:
+        """A whole percentage, 1 to 100."""
+        value = self.int(name, default)
+        if value > 100:
+            raise ConfigError(f"{name} must be a percentage from 1 to 100, got {value}")
+        return value
+
     def float(self, name: str, default: float) -> float:
         raw = self._environ.get(name, "")
         if raw == "":

@@ -17,7 +17,7 @@ from typing import Any
 import asynctnt
 from asynctnt.exceptions import ErrorCode, TarantoolDatabaseError, TarantoolNetworkError
 
-from .errors import InvalidArgument, TkvError, TokenRejected, Unavailable
+from .errors import InvalidArgument, ResourceExhausted, TkvError, TokenRejected, Unavailable
 from .settings import Address, Env
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ DB_ERRORS: dict[int, Callable[[], TkvError]] = {
     ErrorCode.ER_SYNC_ROLLBACK: lambda: Unavailable(_NOT_REPLICATED),
     # A value above memtx_max_tuple_size (TKV_TARANTOOL_MAX_TUPLE_BYTES); the transaction
     # rolled back, so nothing of the batch was written.
+    # Out of memtx memory: the write rolled back. Pair writes are refused earlier, at the
+    # high-water mark (tarantool/tkv/kv.lua); this is the rest (a batch that crossed it).
+    ErrorCode.ER_MEMORY_ISSUE: lambda: ResourceExhausted("storage is full", reason="STORAGE_FULL"),
     ErrorCode.ER_MEMTX_MAX_TUPLE_SIZE: lambda: InvalidArgument(
         "Incorrect value: a value is larger than the storage allows; nothing was written", reason="VALUE_TOO_LARGE"
     ),

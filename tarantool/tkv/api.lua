@@ -4,8 +4,8 @@
 -- Outcomes the caller must handle are returned as a status string first ('ok',
 -- 'exists', 'locked', 'revoked', 'no_user', 'missing'), so the services translate them through one table
 -- instead of parsing error messages. Errors (box.error) mean something unexpected.
-local blobs = require('tkv.blobs')
 local fiber = require('fiber')
+local kv = require('tkv.kv')
 local logins = require('tkv.logins')
 local revocations = require('tkv.revocations')
 
@@ -76,61 +76,27 @@ function M.auth_logout(jti, subject, expires_at)
 end
 
 -- kv_svc --------------------------------------------------------------------------------
--- Both take the caller's token id and subject first: the revocation check happens in the
+-- Each takes the caller's token id and subject first: the revocation check happens in the
 -- same call as the data access, so it costs no extra round trip and a Logout that returned
--- before the call started is always seen.
-
--- The {key, value} tuples of all keys in request order, or 'missing' with every absent
--- key. Whole tuples, not values: Lua would decode each value and encode it again (and
--- turn MP_BIN into MP_STR, see tkv/blobs.lua); a tuple goes out as the bytes it is.
-function M.kv_read(jti, subject, keys)
-    local problem = token_problem(jti, subject)
-    if problem ~= nil then
-        return problem
-    end
-    local kv = box.space.kv
-    local found, missing = {}, {}
-    for i, key in ipairs(keys) do
-        local tuple = kv:get(key)
-        if tuple == nil then
-            table.insert(missing, key)
-        else
-            found[i] = tuple
+-- before the call started is always seen. The rest is tkv/kv.lua's, called with the
+-- subject (the login as registered) as the caller.
+local function authenticated(fn)
+    return function(jti, subject, ...)
+        local problem = token_problem(jti, subject)
+        if problem ~= nil then
+            return problem
         end
+        return fn(subject, ...)
     end
-    if #missing > 0 then
-        return 'missing', missing
-    end
-    return 'ok', found
 end
 
--- Inserts every {key, value} whose key is absent, all in one transaction; returns the
--- keys that already existed, in request order. A value is an encoded
--- google.protobuf.Value, stored as MP_BIN (tkv/blobs.lua). Memtx runs the loop without
--- yielding, so of two concurrent writers of one new key exactly one inserts it.
-function M.kv_write(jti, subject, pairs)
-    local problem = token_problem(jti, subject)
-    if problem ~= nil then
-        return problem
-    end
-    for i, pair in ipairs(pairs) do
-        if type(pair[1]) ~= 'string' or type(pair[2]) ~= 'string' then
-            box.error(box.error.PROC_LUA, ('pair %d is not {key, encoded value}'):format(i))
-        end
-    end
-    local kv = box.space.kv
-    local skipped = {}
-    box.atomic(function()
-        for _, pair in ipairs(pairs) do
-            local key = pair[1]
-            if kv:get(key) ~= nil then
-                table.insert(skipped, key)
-            else
-                blobs.insert(kv.id, key, pair[2])
-            end
-        end
-    end)
-    return 'ok', skipped
-end
+-- v1 (the shared store): kv_read(keys, max_response_bytes), kv_write(pairs, limits).
+M.kv_read = authenticated(kv.v1_read)
+M.kv_write = authenticated(kv.v1_write)
+-- v2: namespaces, versions, conditions, expiry, pages.
+M.kv_get = authenticated(kv.get)
+M.kv_put = authenticated(kv.put)
+M.kv_delete = authenticated(kv.delete)
+M.kv_list = authenticated(kv.list)
 
 return M

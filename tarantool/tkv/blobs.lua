@@ -1,10 +1,10 @@
--- Inserting tuples whose last field is MessagePack binary (MP_BIN) from Lua.
+-- Writing tuples whose value field is MessagePack binary (MP_BIN) from Lua.
 --
--- kv stores each value as the encoded google.protobuf.Value the client sent, so a read
+-- Pairs store each value as the encoded google.protobuf.Value the client sent, so a read
 -- hands the bytes back without converting them (docs/benchmarks/README.md has the
 -- numbers). Tarantool before 3.0 has no Lua type that encodes as MP_BIN: a Lua string
 -- becomes MP_STR, and binary data in MP_STR is invalid UTF-8 to every client. So the
--- tuple is encoded here and inserted through the C API, the way Tarantool's cookbook
+-- tuple is encoded here and written through the C API, the way Tarantool's cookbook
 -- inserts varbinary fields ("ffi_varbinary_insert"). Returning the tuple itself (not the
 -- field, which Lua would turn into a string) keeps MP_BIN on the way out.
 local ffi = require('ffi')
@@ -16,9 +16,19 @@ local msgpack = require('msgpack')
 pcall(ffi.cdef, 'struct tuple;')
 pcall(ffi.cdef, [[
     int box_insert(uint32_t space_id, const char *tuple, const char *tuple_end, struct tuple **result);
+    int box_replace(uint32_t space_id, const char *tuple, const char *tuple_end, struct tuple **result);
+    size_t box_tuple_bsize(struct tuple *tuple);
+    ssize_t box_tuple_to_buf(struct tuple *tuple, char *buf, size_t size);
 ]])
 
 local M = {}
+
+-- A field given as the MessagePack bytes it is to be stored as.
+local Encoded = {}
+
+function M.encoded(bytes)
+    return setmetatable({bytes = bytes}, Encoded)
+end
 
 local function bin_header(size)
     if size < 0x100 then
@@ -31,13 +41,57 @@ local function bin_header(size)
         bit.band(bit.rshift(size, 8), 0xff), bit.band(size, 0xff))
 end
 
--- Inserts {key, blob} with blob stored as MP_BIN; fails like space:insert() does.
-function M.insert(space_id, key, blob)
-    local data = '\x92' .. msgpack.encode(key) .. bin_header(#blob) .. blob
-    local start = ffi.cast('const char *', data)
-    if ffi.C.box_insert(space_id, start, start + #data, nil) ~= 0 then
-        box.error()  -- re-raises the error box_insert set
+-- A field stored as MP_BIN holding `blob`.
+function M.bin(blob)
+    return M.encoded(bin_header(#blob) .. blob)
+end
+
+local function encode(fields)
+    local n = #fields
+    -- Tuples here have fewer than 16 fields: a fixarray header.
+    assert(n < 16, 'blobs: tuples of 16 fields or more are not supported')
+    local parts = {string.char(0x90 + n)}
+    for i = 1, n do
+        local field = fields[i]
+        parts[i + 1] = getmetatable(field) == Encoded and field.bytes or msgpack.encode(field)
     end
+    return table.concat(parts)
+end
+
+local function write(fn, space_id, fields)
+    local data = encode(fields)
+    local start = ffi.cast('const char *', data)
+    if fn(space_id, start, start + #data, nil) ~= 0 then
+        box.error()  -- re-raises the error the C API set
+    end
+end
+
+-- Inserts `fields` (plain Lua values and M.bin / M.encoded fields); fails like
+-- space:insert() does.
+function M.insert(space_id, fields)
+    write(ffi.C.box_insert, space_id, fields)
+end
+
+-- Replaces by `fields`, like space:replace().
+function M.replace(space_id, fields)
+    write(ffi.C.box_replace, space_id, fields)
+end
+
+-- Field `n` (1-based) of `tuple` as the MessagePack bytes it is stored as, to copy a value
+-- into another tuple without decoding it (Lua cannot tell MP_BIN from MP_STR).
+function M.field_bytes(tuple, n)
+    local size = tonumber(ffi.C.box_tuple_bsize(tuple))
+    local buf = ffi.new('char[?]', size)
+    ffi.C.box_tuple_to_buf(tuple, buf, size)
+    local data = ffi.string(buf, size)
+    local first = data:byte(1)
+    local pos = (first >= 0x90 and first <= 0x9f) and 2 or (first == 0xdc and 4 or 6)
+    for _ = 1, n - 1 do
+        local _, next_pos = msgpack.decode(data, pos)
+        pos = next_pos
+    end
+    local _, next_pos = msgpack.decode(data, pos)
+    return data:sub(pos, next_pos - 1)
 end
 
 return M

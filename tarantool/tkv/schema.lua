@@ -9,7 +9,8 @@ M.SERVICE_USERS = {'tkv_auth', 'tkv_kv'}
 -- Replicas connect as this user (role 'replication': read the WAL, nothing else).
 M.REPLICATION_USER = 'tkv_replicator'
 -- Every space holding state, for synchronous replication (M.set_sync).
-M.DATA_SPACES = {'users', 'revoked_tokens', 'kv', 'login_locks', 'login_rates'}
+M.DATA_SPACES = {'users', 'revoked_tokens', 'login_locks', 'login_rates', 'pairs', 'counters', 'usage',
+                 'changes', 'grants'}
 
 -- Stored functions each service may call, by the migration that created them.
 local V1_FUNCTIONS = {
@@ -19,6 +20,10 @@ local V1_FUNCTIONS = {
 local V2_FUNCTIONS = {
     tkv_auth = {'tkv.auth_login_check', 'tkv.auth_login_failed', 'tkv.auth_login_succeeded',
                 'tkv.auth_set_password_hash'},
+}
+
+local V6_FUNCTIONS = {
+    tkv_kv = {'tkv.kv_get', 'tkv.kv_put', 'tkv.kv_delete', 'tkv.kv_list'},
 }
 
 local function grant_functions(functions)
@@ -185,12 +190,162 @@ local function v4()
     box.schema.user.revoke('guest', 'session,usage', 'universe', nil, {if_exists = true})
 end
 
+-- Key/value API v2 (SPEC-v2.md): pairs re-keyed by (namespace, key) with versions,
+-- owner, times and size; one revision counter; per-user usage for quotas; the change log
+-- Watch reads; grants for sharing. The v1 `kv` space is moved into `pairs` under the
+-- shared namespace, owner unknown, by move_v1_pairs below.
+local function v6()
+    local pairs_space = box.schema.space.create('pairs', {
+        if_not_exists = true,
+        format = {
+            -- '' for the shared store (tkv/kv.lua SHARED), otherwise the owner's login in
+            -- lower case.
+            {name = 'namespace', type = 'string'},
+            {name = 'key', type = 'string'},
+            -- The encoded google.protobuf.Value as MP_BIN (tkv/blobs.lua), or native
+            -- MessagePack for pairs written before blobs.
+            {name = 'value', type = 'any', is_nullable = true},
+            {name = 'version', type = 'unsigned'},
+            {name = 'create_version', type = 'unsigned'},
+            -- The creator's login as registered; '' when unknown.
+            {name = 'owner', type = 'string'},
+            {name = 'update_time', type = 'number'},
+            -- 0 when the pair does not expire.
+            {name = 'expire_time', type = 'number'},
+            -- Bytes of key + value charged to the owner's quota.
+            {name = 'size', type = 'unsigned'},
+        },
+    })
+    -- Byte-wise key order inside a namespace: ListPairs pages walk this index.
+    pairs_space:create_index('primary', {
+        if_not_exists = true,
+        parts = {{field = 'namespace', type = 'string'}, {field = 'key', type = 'string'}},
+    })
+    -- The expiry sweep finds due pairs without a scan (0 = never sorts first).
+    pairs_space:create_index('expire_time', {
+        if_not_exists = true,
+        unique = false,
+        parts = {{field = 'expire_time', type = 'number'}},
+    })
+    -- Account deletion finds a user's pairs in `shared` without a scan.
+    pairs_space:create_index('owner', {
+        if_not_exists = true,
+        unique = false,
+        parts = {{field = 'owner', type = 'string', collation = 'unicode_ci'}},
+    })
+
+    local counters = box.schema.space.create('counters', {
+        if_not_exists = true,
+        format = {{name = 'name', type = 'string'}, {name = 'value', type = 'unsigned'}},
+    })
+    counters:create_index('name', {if_not_exists = true, parts = {{field = 'name', type = 'string'}}})
+
+    local usage = box.schema.space.create('usage', {
+        if_not_exists = true,
+        format = {
+            {name = 'login', type = 'string'},
+            {name = 'pairs', type = 'integer'},
+            {name = 'bytes', type = 'integer'},
+        },
+    })
+    usage:create_index('login', {
+        if_not_exists = true,
+        parts = {{field = 'login', type = 'string', collation = 'unicode_ci'}},
+    })
+
+    -- What each write batch changed, in revision order; trimmed by age and count
+    -- (tkv/housekeeping.lua).
+    local changes = box.schema.space.create('changes', {
+        if_not_exists = true,
+        format = {
+            {name = 'revision', type = 'unsigned'},
+            {name = 'position', type = 'unsigned'},
+            {name = 'type', type = 'string'},  -- PUT, DELETE or EXPIRE
+            {name = 'namespace', type = 'string'},
+            {name = 'key', type = 'string'},
+            {name = 'value', type = 'any', is_nullable = true},  -- PUT only
+            {name = 'create_version', type = 'unsigned'},
+            {name = 'owner', type = 'string'},
+            {name = 'time', type = 'number'},
+            {name = 'expire_time', type = 'number'},
+        },
+    })
+    changes:create_index('primary', {
+        if_not_exists = true,
+        parts = {{field = 'revision', type = 'unsigned'}, {field = 'position', type = 'unsigned'}},
+    })
+
+    -- Sharing (SPEC-v2 "Namespaces"): one grant per (namespace, grantee, prefix).
+    local grants = box.schema.space.create('grants', {
+        if_not_exists = true,
+        format = {
+            {name = 'namespace', type = 'string'},
+            {name = 'grantee', type = 'string'},
+            {name = 'prefix', type = 'string'},
+            {name = 'role', type = 'string'},  -- READER or WRITER
+            {name = 'create_time', type = 'number'},
+        },
+    })
+    grants:create_index('primary', {
+        if_not_exists = true,
+        parts = {
+            {field = 'namespace', type = 'string'},
+            {field = 'grantee', type = 'string', collation = 'unicode_ci'},
+            {field = 'prefix', type = 'string'},
+        },
+    })
+    grants:create_index('grantee', {
+        if_not_exists = true,
+        unique = false,
+        parts = {{field = 'grantee', type = 'string', collation = 'unicode_ci'}},
+    })
+    grant_functions(V6_FUNCTIONS)
+end
+
+-- Moves every pair of the v1 `kv` space into `pairs` under the shared namespace, owner
+-- unknown, as one write batch (revision 1 on a store that had none), then drops `kv`.
+-- Values are copied as the MessagePack they are. Runs on every start while `kv` exists,
+-- so a start that died half-way finishes the move (box.once marks v6 done before it runs).
+local NULL_VALUE = '\xc4\x02\x08\x00'  -- MP_BIN of google.protobuf.Value{null_value}
+
+local function move_v1_pairs()
+    local kv = box.space.kv
+    if kv == nil then
+        return
+    end
+    local blobs = require('tkv.blobs')
+    local log = require('log')
+    local target = box.space.pairs.id
+    local row = box.space.counters:get('revision')
+    local revision = (row ~= nil and row.value or 0) + 1
+    local now = require('fiber').time()
+    local moved = 0
+    while kv:len() > 0 do
+        box.begin()
+        for _, tuple in ipairs(kv:select({}, {limit = 1000})) do
+            -- A JSON null stored natively ({key} or {key, nil}) becomes an encoded
+            -- google.protobuf.Value null, so that a nil value field means "left out".
+            local value = tuple[2] == nil and NULL_VALUE or blobs.field_bytes(tuple, 2)
+            local size = #tuple[1] + #value
+            blobs.replace(target, {'', tuple[1], blobs.encoded(value), revision, revision, '', now, 0, size})
+            kv:delete(tuple[1])
+            moved = moved + 1
+        end
+        box.space.counters:replace({'revision', revision})
+        box.commit()
+    end
+    kv:drop()
+    log.info('tkv: moved %d pairs of the v1 store to the shared namespace', moved)
+end
+
 function M.migrate()
     box.once('tkv:schema:v1', v1)
     box.once('tkv:schema:v2', v2)
     box.once('tkv:schema:v3', v3)
     box.once('tkv:schema:v4', v4)
     box.once('tkv:schema:v5', v5)
+    box.once('tkv:schema:v6', v6)
+    move_v1_pairs()
 end
 
 -- Synchronous or asynchronous replication of every data space, per the configuration.

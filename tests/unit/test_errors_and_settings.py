@@ -8,10 +8,12 @@ from auth_svc.config import AuthSettings
 from kv_svc.config import KvSettings
 from tkv_common.errors import (
     GRPC_CODES,
+    Aborted,
     AlreadyExists,
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     TkvError,
     TokenRejected,
@@ -23,7 +25,16 @@ from tkv_common.settings import Address, ConfigError, Env
 
 
 def test_every_error_class_has_exactly_one_status_code():
-    classes = {AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, Unauthenticated, Unavailable}
+    classes = {
+        Aborted,
+        AlreadyExists,
+        InvalidArgument,
+        NotFound,
+        PermissionDenied,
+        ResourceExhausted,
+        Unauthenticated,
+        Unavailable,
+    }
     assert set(GRPC_CODES) == classes
     assert set(TkvError.__subclasses__()) == classes
     # A subclass takes its parent's code.

@@ -1,0 +1,137 @@
+"""tkv.kv.v2.KeyValueService: translates protobuf to the rules in namespaced.py and back.
+
+Reads answer bytes spliced from stored rows (wire.py); puts parse their requests with the
+views of protos/tkv/internal/v1/write_view.proto, so values stay the encoded bytes a
+client sent until namespaced.py checks them.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from tkv.internal.v1 import write_view_pb2
+from tkv.kv.v2 import kv_pb2
+from tkv_common.errors import FieldViolation, InvalidArgument
+from tkv_common.tokens import current_claims
+
+from . import messages, wire
+from .namespaced import DeleteItem, NamespacedStore, PutItem
+
+SERVICE_NAME = kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"].full_name
+
+
+def _seconds(duration: duration_pb2.Duration) -> float:
+    return duration.seconds + duration.nanos / 1e9
+
+
+def _timestamp(seconds_since_epoch: float) -> timestamp_pb2.Timestamp:
+    seconds, nanos = wire.timestamp_parts(seconds_since_epoch)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+def _put_item(view) -> PutItem:
+    return PutItem(
+        key=view.key,
+        value=view.value,
+        expected_version=view.expected_version if view.HasField("expected_version") else None,
+        ttl_seconds=_seconds(view.ttl) if view.HasField("ttl") else None,
+    )
+
+
+class KeyValueServicerV2:
+    """Registered by server.py with its own (de)serializers (method_handlers)."""
+
+    def __init__(self, store: NamespacedStore):
+        self._store = store
+
+    async def GetPair(self, request: kv_pb2.GetPairRequest, context: grpc.aio.ServicerContext) -> bytes:
+        row = await self._store.get(current_claims.get(), request.namespace, request.key)
+        return wire.pair(row)
+
+    async def BatchGetPairs(self, request: kv_pb2.BatchGetPairsRequest, context: grpc.aio.ServicerContext) -> bytes:
+        found = await self._store.batch_get(current_claims.get(), request.namespace, list(request.keys))
+        return wire.pairs_and_keys(found.rows, found.missing_keys)
+
+    async def PutPair(
+        self, request: write_view_pb2.PutPairRequestView, context: grpc.aio.ServicerContext
+    ) -> kv_pb2.PutPairResponse:
+        item = _put_item(request)
+        written = await self._store.put(current_claims.get(), request.namespace, [item], single=True)
+        response = kv_pb2.PutPairResponse(revision=written.revision)
+        if item.ttl_seconds is not None:
+            response.expire_time.CopyFrom(_timestamp(written.time + item.ttl_seconds))
+        return response
+
+    async def BatchPutPairs(
+        self, request: write_view_pb2.BatchPutPairsRequestView, context: grpc.aio.ServicerContext
+    ) -> kv_pb2.BatchPutPairsResponse:
+        items = [_put_item(view) for view in request.pairs]
+        written = await self._store.put(current_claims.get(), request.namespace, items)
+        return kv_pb2.BatchPutPairsResponse(revision=written.revision)
+
+    async def DeletePair(
+        self, request: kv_pb2.DeletePairRequest, context: grpc.aio.ServicerContext
+    ) -> kv_pb2.DeletePairResponse:
+        expected = request.expected_version if request.HasField("expected_version") else None
+        deleted = await self._store.delete(
+            current_claims.get(), request.namespace, [DeleteItem(request.key, expected)], single=True
+        )
+        return kv_pb2.DeletePairResponse(revision=deleted.revision)
+
+    async def BatchDeletePairs(
+        self, request: kv_pb2.BatchDeletePairsRequest, context: grpc.aio.ServicerContext
+    ) -> kv_pb2.BatchDeletePairsResponse:
+        if request.keys and request.pairs:
+            raise InvalidArgument.from_violations([FieldViolation("keys", messages.KEYS_AND_PAIRS)])
+        items = [DeleteItem(key, None) for key in request.keys] or [
+            DeleteItem(pair.key, pair.expected_version if pair.HasField("expected_version") else None)
+            for pair in request.pairs
+        ]
+        deleted = await self._store.delete(current_claims.get(), request.namespace, items)
+        return kv_pb2.BatchDeletePairsResponse(revision=deleted.revision, missing_keys=deleted.missing_keys)
+
+    async def ListPairs(self, request: kv_pb2.ListPairsRequest, context: grpc.aio.ServicerContext) -> bytes:
+        listed = await self._store.list(
+            current_claims.get(),
+            request.namespace,
+            request.prefix,
+            request.page_size,
+            request.page_token,
+            request.keys_only,
+        )
+        return wire.page(listed.page.rows, listed.next_page_token, listed.page.revision)
+
+
+def method_handlers(servicer: KeyValueServicerV2) -> grpc.GenericRpcHandler:
+    """Like the generated add_KeyValueServiceServicer_to_server, except that reads answer
+    bytes they encoded themselves and puts parse their requests with views."""
+    unary = grpc.unary_unary_rpc_method_handler
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            "GetPair": unary(servicer.GetPair, kv_pb2.GetPairRequest.FromString, None),
+            "BatchGetPairs": unary(servicer.BatchGetPairs, kv_pb2.BatchGetPairsRequest.FromString, None),
+            "PutPair": unary(
+                servicer.PutPair,
+                write_view_pb2.PutPairRequestView.FromString,
+                kv_pb2.PutPairResponse.SerializeToString,
+            ),
+            "BatchPutPairs": unary(
+                servicer.BatchPutPairs,
+                write_view_pb2.BatchPutPairsRequestView.FromString,
+                kv_pb2.BatchPutPairsResponse.SerializeToString,
+            ),
+            "DeletePair": unary(
+                servicer.DeletePair,
+                kv_pb2.DeletePairRequest.FromString,
+                kv_pb2.DeletePairResponse.SerializeToString,
+            ),
+            "BatchDeletePairs": unary(
+                servicer.BatchDeletePairs,
+                kv_pb2.BatchDeletePairsRequest.FromString,
+                kv_pb2.BatchDeletePairsResponse.SerializeToString,
+            ),
+            "ListPairs": unary(servicer.ListPairs, kv_pb2.ListPairsRequest.FromString, None),
+        },
+    )

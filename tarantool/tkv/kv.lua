@@ -1,0 +1,437 @@
+-- Pairs in namespaces: the rules that must hold under concurrency (namespace access,
+-- ownership in `shared`, version conditions, quotas, storage full), checked in the same
+-- call, without yielding, as the writes they guard. Called by tkv/api.lua once the
+-- caller's token has been checked; `caller` is the login as registered (the token's sub).
+--
+-- The `pairs` tuple: {namespace, key, value, version, create_version, owner, update_time,
+-- expire_time, size} (tkv/schema.lua v6). `value` is MP_BIN (tkv/blobs.lua) or, for pairs
+-- from before blobs, native MessagePack; readers get whole tuples and decode in Python.
+local blobs = require('tkv.blobs')
+local fiber = require('fiber')
+
+local M = {}
+
+-- The namespace of the v1 store, as stored: no login is empty, so no user's namespace
+-- (their login in lower case) can ever be it, not even a user called "shared".
+M.SHARED = ''
+-- Tuple field numbers of `pairs`.
+local VALUE, VERSION, CREATE_VERSION, OWNER, UPDATE_TIME, EXPIRE_TIME, SIZE = 3, 4, 5, 6, 7, 8, 9
+-- `expected` when a request gives no condition (msgpack arrays cannot hold nil).
+local NO_CONDITION = -1
+
+-- Namespaces ---------------------------------------------------------------------------
+
+-- The stored namespace a request names: `shared`, `me`, or a login in any letter case
+-- (logins are ASCII letters and digits, so lower() is their case folding).
+local function namespace_of(caller, name)
+    if name == 'shared' then
+        return M.SHARED
+    elseif name == 'me' then
+        return caller:lower()
+    end
+    return name:lower()
+end
+
+-- Whether `caller` may use namespace `ns` at all. A user's own namespace is theirs alone
+-- until grants exist (the next schema users: the `grants` space).
+local function may_use(caller, ns)
+    return ns == M.SHARED or ns == caller:lower()
+end
+
+-- Revision and usage -------------------------------------------------------------------
+
+function M.revision()
+    local row = box.space.counters:get('revision')
+    return row ~= nil and row.value or 0
+end
+
+local function next_revision()
+    local revision = M.revision() + 1
+    box.space.counters:replace({'revision', revision})
+    return revision
+end
+
+local function usage_of(owner)
+    local row = box.space.usage:get(owner)
+    if row == nil then
+        return 0, 0
+    end
+    return row.pairs, row.bytes
+end
+
+-- Owners of pairs from before v2 (and of deleted accounts) are '' and count for nobody.
+local function add_usage(owner, pairs, bytes)
+    if owner == '' or (pairs == 0 and bytes == 0) then
+        return
+    end
+    box.space.usage:upsert({owner, pairs, bytes}, {{'+', 'pairs', pairs}, {'+', 'bytes', bytes}})
+end
+
+-- Whether Tarantool's memory for data has passed `high_water` (a fraction): pair writes
+-- are refused from then on, so that accounts, logins, revocations and deletes, which need
+-- little memory, always still work.
+local function storage_full(high_water)
+    local slab = box.slab.info()
+    return slab.arena_used >= high_water * slab.quota_size
+end
+
+local function is_live(tuple, now)
+    return tuple ~= nil and (tuple[EXPIRE_TIME] == 0 or tuple[EXPIRE_TIME] > now)
+end
+
+-- One entry of the change log (tkv/schema.lua v6) that Watch reads: `value` is a
+-- blobs.bin field for PUT, box.NULL otherwise; `tuple` holds the pair's metadata.
+local function log_change(revision, position, kind, ns, key, value, tuple, now)
+    blobs.insert(box.space.changes.id, {
+        revision, position, kind, ns, key, value,
+        tuple and tuple[CREATE_VERSION] or 0, tuple and tuple[OWNER] or '', now,
+        tuple and tuple[EXPIRE_TIME] or 0,
+    })
+end
+
+-- Sizes charged to quotas: the bytes of the key and of the stored value.
+local function pair_size(key, blob)
+    return #key + #blob
+end
+
+-- Pending per-owner usage changes of one batch, checked against the quota before writing.
+local function quota_problem(deltas, limits)
+    for owner, delta in pairs(deltas) do
+        if owner ~= '' and (delta.pairs > 0 or delta.bytes > 0) then
+            local used_pairs, used_bytes = usage_of(owner)
+            if delta.pairs > 0 and used_pairs + delta.pairs > limits.max_pairs then
+                return {owner, 'pairs', used_pairs, delta.pairs, limits.max_pairs}
+            end
+            if delta.bytes > 0 and used_bytes + delta.bytes > limits.max_bytes then
+                return {owner, 'bytes', used_bytes, delta.bytes, limits.max_bytes}
+            end
+        end
+    end
+    return nil
+end
+
+local function charge(deltas, owner, pairs_delta, bytes_delta)
+    local delta = deltas[owner]
+    if delta == nil then
+        delta = {pairs = 0, bytes = 0}
+        deltas[owner] = delta
+    end
+    delta.pairs = delta.pairs + pairs_delta
+    delta.bytes = delta.bytes + bytes_delta
+end
+
+-- v1: the shared store -------------------------------------------------------------------
+
+-- The pairs tuples of `keys` in request order, or 'missing' with every absent (or
+-- expired) key, or 'too_large' with the answer's size when it would pass `max_bytes`
+-- (checked before anything is sent, so a service never builds an answer it must refuse).
+function M.v1_read(_, keys, max_bytes)
+    local space, now = box.space.pairs, fiber.time()
+    local found, missing, size = {}, {}, 0
+    for i, key in ipairs(keys) do
+        local tuple = space:get({M.SHARED, key})
+        if is_live(tuple, now) then
+            found[i] = tuple
+            size = size + tuple:bsize()
+        else
+            table.insert(missing, key)
+        end
+    end
+    if #missing > 0 then
+        return 'missing', missing
+    end
+    if size > max_bytes then
+        return 'too_large', size, max_bytes
+    end
+    return 'ok', found
+end
+
+-- Inserts every {key, value} whose key is absent (or expired) in `shared`, owned by the
+-- caller, all in one transaction; returns the keys that already existed, in request
+-- order. Memtx runs this without yielding, so of two concurrent writers of one new key
+-- exactly one inserts it.
+function M.v1_write(caller, items, limits)
+    for i, item in ipairs(items) do
+        if type(item[1]) ~= 'string' or type(item[2]) ~= 'string' then
+            box.error(box.error.PROC_LUA, ('pair %d is not {key, encoded value}'):format(i))
+        end
+    end
+    if storage_full(limits.high_water) then
+        return 'full'
+    end
+    local space, now = box.space.pairs, fiber.time()
+    local skipped, writes, deltas = {}, {}, {}
+    for _, item in ipairs(items) do
+        local key, blob = item[1], item[2]
+        local old = space:get({M.SHARED, key})
+        if is_live(old, now) then
+            table.insert(skipped, key)
+        else
+            if old ~= nil then
+                charge(deltas, old[OWNER], -1, -old[SIZE])
+            end
+            charge(deltas, caller, 1, pair_size(key, blob))
+            table.insert(writes, {key, blob, old})
+        end
+    end
+    if #writes == 0 then
+        return 'ok', skipped
+    end
+    local problem = quota_problem(deltas, limits)
+    if problem ~= nil then
+        return 'quota', problem
+    end
+    box.atomic(function()
+        local revision = next_revision()
+        for position, write in ipairs(writes) do
+            local key, blob = write[1], write[2]
+            local fields = {M.SHARED, key, blobs.bin(blob), revision, revision, caller, now, 0, pair_size(key, blob)}
+            blobs.replace(space.id, fields)
+            log_change(revision, position, 'PUT', M.SHARED, key, blobs.bin(blob), {[CREATE_VERSION] = revision,
+                [OWNER] = caller, [EXPIRE_TIME] = 0}, now)
+        end
+        for owner, delta in pairs(deltas) do
+            add_usage(owner, delta.pairs, delta.bytes)
+        end
+    end)
+    return 'ok', skipped
+end
+
+-- v2 ---------------------------------------------------------------------------------
+
+-- The live pairs of `keys` in request order and the absent ones, with the revision they
+-- were read at; 'denied' for a namespace the caller may not use; 'too_large' as v1_read.
+function M.get(caller, ns_name, keys, max_bytes)
+    local ns = namespace_of(caller, ns_name)
+    if not may_use(caller, ns) then
+        return 'denied', ns_name
+    end
+    local space, now = box.space.pairs, fiber.time()
+    local found, missing, size = {}, {}, 0
+    for _, key in ipairs(keys) do
+        local tuple = space:get({ns, key})
+        if is_live(tuple, now) then
+            table.insert(found, tuple)
+            size = size + tuple:bsize()
+        else
+            table.insert(missing, key)
+        end
+    end
+    if size > max_bytes then
+        return 'too_large', size, max_bytes
+    end
+    return 'ok', found, missing, M.revision()
+end
+
+-- Creates or replaces every item {key, value, expected_version, ttl_seconds} (-1: no
+-- condition; 0: no expiry) in one transaction, or nothing:
+--   'denied'              the namespace is not the caller's to use
+--   'full'                storage is past its high-water mark
+--   'not_owner', keys     pairs in `shared` that someone else owns
+--   'mismatch', {{key, current version (0 = absent)}, ...}
+--   'quota', {owner, 'pairs'|'bytes', used, adding, limit}
+-- Otherwise 'ok', the new revision and the time written.
+function M.put(caller, ns_name, items, limits)
+    local ns = namespace_of(caller, ns_name)
+    if not may_use(caller, ns) then
+        return 'denied', ns_name
+    end
+    if storage_full(limits.high_water) then
+        return 'full'
+    end
+    local space, now = box.space.pairs, fiber.time()
+    local olds, not_owned, mismatches, deltas = {}, {}, {}, {}
+    for i, item in ipairs(items) do
+        local key, blob, expected = item[1], item[2], item[3]
+        local old = space:get({ns, key})
+        local live = is_live(old, now)
+        if live and ns == M.SHARED and old[OWNER] ~= caller then
+            table.insert(not_owned, key)
+        end
+        local current = live and old[VERSION] or 0
+        if expected ~= NO_CONDITION and expected ~= current then
+            table.insert(mismatches, {key, current})
+        end
+        local size = pair_size(key, blob)
+        if live then
+            charge(deltas, old[OWNER], 0, size - old[SIZE])
+        else
+            if old ~= nil then
+                charge(deltas, old[OWNER], -1, -old[SIZE])
+            end
+            charge(deltas, caller, 1, size)
+        end
+        olds[i] = live and old or false
+    end
+    if #not_owned > 0 then
+        return 'not_owner', not_owned
+    end
+    if #mismatches > 0 then
+        return 'mismatch', mismatches
+    end
+    local problem = quota_problem(deltas, limits)
+    if problem ~= nil then
+        return 'quota', problem
+    end
+    local revision
+    box.atomic(function()
+        revision = next_revision()
+        for i, item in ipairs(items) do
+            local key, blob, ttl = item[1], item[2], item[4]
+            local old = olds[i]
+            local create_version = old and old[CREATE_VERSION] or revision
+            local owner = old and old[OWNER] or caller
+            local expire_time = ttl > 0 and now + ttl or 0
+            blobs.replace(space.id, {ns, key, blobs.bin(blob), revision, create_version, owner, now, expire_time,
+                pair_size(key, blob)})
+            log_change(revision, i, 'PUT', ns, key, blobs.bin(blob),
+                {[CREATE_VERSION] = create_version, [OWNER] = owner, [EXPIRE_TIME] = expire_time}, now)
+        end
+        for owner, delta in pairs(deltas) do
+            add_usage(owner, delta.pairs, delta.bytes)
+        end
+    end)
+    return 'ok', revision, now
+end
+
+-- Deletes every item {key, expected_version} (-1: no condition) that exists, in one
+-- transaction, or nothing: 'denied', 'not_owner' and 'mismatch' as put. Otherwise 'ok',
+-- the revision (unchanged when nothing was deleted) and the absent keys.
+function M.delete(caller, ns_name, items)
+    local ns = namespace_of(caller, ns_name)
+    if not may_use(caller, ns) then
+        return 'denied', ns_name
+    end
+    local space, now = box.space.pairs, fiber.time()
+    local doomed, missing, not_owned, mismatches = {}, {}, {}, {}
+    for _, item in ipairs(items) do
+        local key, expected = item[1], item[2]
+        local old = space:get({ns, key})
+        local live = is_live(old, now)
+        local current = live and old[VERSION] or 0
+        if expected ~= NO_CONDITION and expected ~= current then
+            table.insert(mismatches, {key, current})
+        elseif not live then
+            table.insert(missing, key)
+        elseif ns == M.SHARED and old[OWNER] ~= caller then
+            table.insert(not_owned, key)
+        else
+            table.insert(doomed, old)
+        end
+    end
+    if #not_owned > 0 then
+        return 'not_owner', not_owned
+    end
+    if #mismatches > 0 then
+        return 'mismatch', mismatches
+    end
+    if #doomed == 0 then
+        return 'ok', M.revision(), missing
+    end
+    local revision
+    box.atomic(function()
+        revision = next_revision()
+        for position, old in ipairs(doomed) do
+            space:delete({ns, old[2]})
+            add_usage(old[OWNER], -1, -old[SIZE])
+            log_change(revision, position, 'DELETE', ns, old[2], box.NULL, old, now)
+        end
+    end)
+    return 'ok', revision, missing
+end
+
+-- One page of live pairs of namespace `ns_name` whose keys start with `prefix`, in key
+-- order, after key `after` ('' and `first` = true: from the prefix on): at most `limit`,
+-- fewer when their size would pass `max_bytes` (never none while any remain). Returns
+-- 'ok', the pairs, whether more follow, and the revision. With `keys_only` the value
+-- field is nil.
+function M.list(caller, ns_name, prefix, after, first, limit, keys_only, max_bytes)
+    local ns = namespace_of(caller, ns_name)
+    if not may_use(caller, ns) then
+        return 'denied', ns_name
+    end
+    local now = fiber.time()
+    local found, size, more = {}, 0, false
+    local from, iterator = {ns, after}, 'GT'
+    if first then
+        from, iterator = {ns, prefix}, 'GE'
+    end
+    for _, tuple in box.space.pairs.index.primary:pairs(from, {iterator = iterator}) do
+        local key = tuple[2]
+        if tuple[1] ~= ns or key:sub(1, #prefix) ~= prefix then
+            break
+        end
+        if is_live(tuple, now) then
+            local item = tuple
+            if keys_only then
+                item = {ns, key, box.NULL, tuple[VERSION], tuple[CREATE_VERSION], tuple[OWNER], tuple[UPDATE_TIME],
+                        tuple[EXPIRE_TIME], tuple[SIZE]}
+            end
+            local item_size = keys_only and #key + 64 or tuple:bsize()
+            if #found >= limit or (#found > 0 and size + item_size > max_bytes) then
+                more = true
+                break
+            end
+            table.insert(found, item)
+            size = size + item_size
+        end
+    end
+    return 'ok', found, more, M.revision()
+end
+
+-- Expiry --------------------------------------------------------------------------------
+
+-- Deletes up to `batch` pairs whose expiry has passed, as one write batch (one revision,
+-- EXPIRE changes); returns how many.
+function M.sweep_expired(batch)
+    local now = fiber.time()
+    local index = box.space.pairs.index.expire_time
+    local expired = {}
+    for _, tuple in index:pairs({0}, {iterator = 'GT'}) do
+        if tuple[EXPIRE_TIME] > now or #expired >= batch then
+            break
+        end
+        table.insert(expired, tuple)
+    end
+    if #expired == 0 then
+        return 0
+    end
+    box.atomic(function()
+        local revision = next_revision()
+        for position, old in ipairs(expired) do
+            box.space.pairs:delete({old[1], old[2]})
+            add_usage(old[OWNER], -1, -old[SIZE])
+            log_change(revision, position, 'EXPIRE', old[1], old[2], box.NULL, old, now)
+        end
+    end)
+    return #expired
+end
+
+-- Deletes changes older than `max_age` seconds or beyond the newest `max_count`, a batch
+-- at a time; returns how many.
+function M.trim_changes(max_age, max_count)
+    local changes = box.space.changes
+    local cutoff = fiber.time() - max_age
+    local purged = 0
+    while true do
+        local excess = changes:len() - max_count
+        local doomed = {}
+        for _, change in changes:pairs() do
+            if #doomed >= 1000 or (#doomed >= excess and change[9] >= cutoff) then
+                break
+            end
+            table.insert(doomed, {change[1], change[2]})
+        end
+        if #doomed == 0 then
+            return purged
+        end
+        box.atomic(function()
+            for _, key in ipairs(doomed) do
+                changes:delete(key)
+            end
+        end)
+        purged = purged + #doomed
+    end
+end
+
+return M

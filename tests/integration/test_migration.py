@@ -1,0 +1,91 @@
+"""A data dir written by the release before v2 (schema v5) is upgraded in place by today's
+tarantool/init.lua, with nothing lost: its pairs move to the shared namespace, owner
+unknown, readable through v1 and v2."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import json_format, struct_pb2
+
+from tests.inprocess import register_and_login, start_services, stop_services
+from tests.stack import ROOT, Process, Stack, require_binary, tarantool
+from tests.tokens_for_tests import bearer
+from tkv.kv.v1 import kv_pb2 as v1
+from tkv.kv.v2 import kv_pb2 as v2
+
+SCHEMA_V5 = ROOT / "tests" / "fixtures" / "schema_v5" / "init.lua"
+
+# What the v5 kv_svc stored: encoded google.protobuf.Value bytes as MP_BIN (its
+# tkv.blobs), and, from versions before that, native MessagePack and bare {key} nulls.
+BLOB_PAIRS = {"blob/obj": {"a": [1, "ü", None]}, "blob/str": "text", "blob with space": 2.5}
+NATIVE_PAIRS = {"native/map": "{n = 1, s = 'x'}", "native/str": "'plain'"}
+
+
+def value_hex(native) -> str:
+    return json_format.ParseDict(native, struct_pb2.Value()).SerializeToString().hex()
+
+
+@pytest.fixture
+def old_data_dir(tmp_path_factory):
+    stack = Stack(tmp_path_factory.mktemp("migration"))
+    old = Process("tarantool", [require_binary("tarantool"), str(SCHEMA_V5)], stack, stack.tarantool_port).start()
+    try:
+        for key, native in BLOB_PAIRS.items():
+            stack.console(
+                f"require('tkv.blobs').insert(box.space.kv.id, '{key}', "
+                f"(string.gsub('{value_hex(native)}', '..', function(h) return string.char(tonumber(h, 16)) end)))"
+            )
+        for key, lua in NATIVE_PAIRS.items():
+            stack.console(f"box.space.kv:insert({{'{key}', {lua}}})")
+        stack.console("box.space.kv:insert({'native/null'})")
+        assert stack.console("box.space.kv:len()") == "6"
+        assert stack.console("box.space._schema:get('oncetkv:schema:v6') == nil") == "true"
+    finally:
+        old.stop()
+    return stack
+
+
+async def test_a_v5_data_dir_is_upgraded_in_place_with_every_pair_readable(old_data_dir):
+    stack = old_data_dir
+    new = tarantool(stack).start()
+    try:
+        assert stack.console("box.space.kv == nil") == "true"
+        assert stack.console("box.space.pairs:len()") == "6"
+        services = await start_services(stack)
+        try:
+            _, token = await register_and_login(services)
+            md = bearer(token)
+            expected = {
+                **BLOB_PAIRS,
+                "native/map": {"n": 1, "s": "x"},
+                "native/str": "plain",
+                "native/null": None,
+            }
+            read = await services.kv.Read(v1.ReadRequest(keys=list(expected)), metadata=md)
+            assert json_format.MessageToDict(read.data) == expected
+            found = await services.kv2.BatchGetPairs(
+                v2.BatchGetPairsRequest(namespace="shared", keys=list(expected)), metadata=md
+            )
+            assert {p.key: json_format.MessageToDict(p.value) for p in found.pairs} == expected
+            # Moved as one write batch: revision 1, owner unknown; nobody may change them.
+            assert {(p.version, p.create_version, p.owner) for p in found.pairs} == {(1, 1, "")}
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await services.kv2.DeletePair(v2.DeletePairRequest(namespace="shared", key="blob/str"), metadata=md)
+            assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            # The store goes on from there: the next write is revision 2.
+            written = await services.kv2.PutPair(
+                v2.PutPairRequest(namespace="me", key="new", value=struct_pb2.Value(bool_value=True)), metadata=md
+            )
+            assert written.revision == 2
+        finally:
+            await stop_services(services)
+    finally:
+        new.stop()
+    # A second start of the upgraded dir changes nothing.
+    again = tarantool(stack).start()
+    try:
+        assert stack.console("box.space.pairs:len()") == "7"
+        assert stack.console("box.space.counters:get('revision').value") == "2"
+    finally:
+        again.stop()
