@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -54,9 +55,9 @@ def _package_proto_root(module: str) -> Path:
     return Path(spec.origin).parents[2]
 
 
-def _protoc(args: list[str]) -> None:
+def _protoc(args: list[str], proto_dir: Path = PROTO_DIR) -> None:
     include = [
-        f"-I{PROTO_DIR}",
+        f"-I{proto_dir}",
         f"-I{_package_proto_root('google.api.annotations_pb2')}",
         f"-I{Path(protoc.__file__).parent / '_proto'}",
     ]
@@ -70,11 +71,20 @@ def openapi(out_dir: Path) -> Path:
     if plugin is None:
         sys.exit("gen_protos: protoc-gen-swagger is missing (apt-get install golang-grpc-gateway)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    # This protoc-gen-swagger (1.6) cannot merge files of different Go packages: one
-    # description per API, merged here.
+    # This protoc-gen-swagger (1.6) predates proto3 `optional`, and protoc refuses to run
+    # it on files that use it. Presence changes nothing in the JSON (a field is a field,
+    # sent or not), so the plugin reads copies without the keyword.
+    plain = out_dir / "protos-without-optional"
+    shutil.rmtree(plain, ignore_errors=True)
+    for source in PROTO_DIR.rglob("*.proto"):
+        copy = plain / source.relative_to(PROTO_DIR)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(re.sub(r"^(\s*)optional\s+", r"\1", source.read_text(), flags=re.MULTILINE))
+    # It cannot merge files of different Go packages either: one description per API,
+    # merged here.
     merged: dict = {}
     for proto in API_PROTOS:
-        _protoc([f"--plugin=protoc-gen-swagger={plugin}", f"--swagger_out=logtostderr=true:{out_dir}", proto])
+        _protoc([f"--plugin=protoc-gen-swagger={plugin}", f"--swagger_out=logtostderr=true:{out_dir}", proto], plain)
         part_path = out_dir / proto.replace(".proto", ".swagger.json")
         part = json.loads(part_path.read_text())
         if not merged:

@@ -23,10 +23,11 @@ def test_a_copy_of_the_snapshot_and_wal_files_restores_every_pair(tmp_path):
     source = Stack(tmp_path / "source")
     process = tarantool(source).start()
     try:
-        source.console("for i = 1, 100 do box.space.kv:insert({'before-' .. i, 'v'}) end")
+        pair = "'v', 1, 1, '', 0, 0, 1"  # value, version, create_version, owner, times, size
+        source.console(f"for i = 1, 100 do box.space.pairs:insert({{'', 'before-' .. i, {pair}}}) end")
         source.console("box.snapshot()")
         # Written after the snapshot: only in the WAL, which the copy takes along.
-        source.console("for i = 1, 50 do box.space.kv:insert({'after-' .. i, 'v'}) end")
+        source.console(f"for i = 1, 50 do box.space.pairs:insert({{'', 'after-' .. i, {pair}}}) end")
         restored = Stack(tmp_path / "restored")
         shutil.copytree(source.data_dir / "secrets", restored.data_dir / "secrets", dirs_exist_ok=True)
         shutil.copytree(source.data_dir / "tarantool", restored.data_dir / "tarantool")
@@ -34,8 +35,8 @@ def test_a_copy_of_the_snapshot_and_wal_files_restores_every_pair(tmp_path):
         process.stop()
     copy = tarantool(restored).start()
     try:
-        assert restored.console("box.space.kv:len()") == "150"
-        assert restored.console("box.space.kv:get('after-50') ~= nil") == "true"
+        assert restored.console("box.space.pairs:len()") == "150"
+        assert restored.console("box.space.pairs:get({'', 'after-50'}) ~= nil") == "true"
     finally:
         copy.stop()
 
@@ -84,7 +85,7 @@ async def test_the_backup_command_under_load_restores_exactly_what_was_acknowled
         found = set(
             console.json(
                 "(function(keys) local found = {} for _, key in ipairs(keys) do "
-                "if box.space.kv:get(key) ~= nil then table.insert(found, key) end end return found end)"
+                "if box.space.pairs:get({'', key}) ~= nil then table.insert(found, key) end end return found end)"
                 f"(require('json').decode([==[{json.dumps([a.key for a in attempts])}]==]))"
             )
         )
