@@ -52,3 +52,40 @@ def test_readme_curl_session_works_as_written(processes):
         '{"message":"You are not authorized! Please, sign in or sign up (access token has been revoked)"}',
     ):
         assert expected in output, f"{expected!r} missing from:\n{output}"
+
+
+def test_readme_v2_curl_session_works_as_written(processes):
+    script = readme_block("readme-v2-session").replace("127.0.0.1:8080", processes.gateway)
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    lines = output.splitlines()
+    assert '"expire_time":' in lines[1] and '"revision":' in lines[1], output
+    assert '{"key":"session/42","value":{"user":"carol"},' in output
+    assert '"next_page_token":' in lines[4] and '"key":"session/42"' in lines[4], output
+    assert '"key":"settings"' in lines[5] and "next_page_token" not in lines[5], output
+    assert '"value"' not in lines[4] + lines[5]  # keys_only
+    assert lines[6].startswith(
+        '{"code":10,"message":"These pairs do not have the expected version: settings","details":'
+    ), output
+    assert '"reason":"VERSION_MISMATCH"' in lines[6] and "google.rpc.PreconditionFailure" in lines[6]
+    assert lines[7].startswith('{"revision":'), output
+    assert lines[-1].startswith('{"code":7,"message":"You may not use the namespace carol"'), output
+
+
+def test_readme_v2_grpcurl_session_works_as_written(processes):
+    script = (
+        readme_block("readme-v2-grpc-session")
+        .replace("127.0.0.1:50051", processes.auth)
+        .replace("127.0.0.1:50052", processes.kv)
+    )
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    for expected in (
+        '"revision": "',
+        '"missing_keys": [\n    "c"\n  ]',
+        '"expire_time": "',
+        "Code: Aborted",
+        "Message: These pairs do not have the expected version: a",
+    ):
+        assert expected in output, f"{expected!r} missing from:\n{output}"
+    assert output.count("ERROR:") == 1, output
