@@ -27,7 +27,7 @@ KEYS = [f"read-10-{i}" for i in range(1, 11)]
 
 
 def serve(port: int) -> None:
-    answer = values.read_response([(key, loadgen.value_bytes()) for key in KEYS])
+    answer = values.read_response([("", key, loadgen.value_bytes()) for key in KEYS])
 
     async def read(request: bytes, context) -> bytes:
         return answer

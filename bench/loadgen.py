@@ -22,6 +22,7 @@ from google.protobuf import struct_pb2
 
 from kv_svc import values
 from tkv.kv.v1 import kv_pb2
+from tkv.kv.v2 import kv_pb2 as kv2_pb2
 
 # Concurrency -> (connections, streams per connection) for h2load.
 H2_SHAPE = {1: (1, 1), 16: (4, 4), 64: (8, 8)}
@@ -101,7 +102,7 @@ init = function(args)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer " .. token
-  if mode == "read" then
+  if mode == "read" or mode == "v2read" then
     local keys = {}
     for i = 1, batch do keys[i] = '"' .. prefix .. i .. '"' end
     read_body = '{"keys": [' .. table.concat(keys, ",") .. ']}'
@@ -109,10 +110,22 @@ init = function(args)
 end
 request = function()
   if mode == "read" then return wrk.format(nil, "/api/read/", nil, read_body) end
+  if mode == "v2read" then return wrk.format(nil, "/v2/namespaces/shared/pairs:batchGet", nil, read_body) end
+  if mode == "v2list" then
+    return wrk.format("GET", "/v2/namespaces/shared/pairs?page_size=" .. batch .. "&prefix=" .. prefix, nil, nil)
+  end
   counter = counter + 1
   local pairs = {}
   for i = 1, batch do
-    pairs[i] = '"w' .. thread_id .. '-' .. counter .. '-' .. i .. '": ' .. value
+    local key = 'w' .. thread_id .. '-' .. counter .. '-' .. i
+    if mode == "v2write" then
+      pairs[i] = '{"key": "' .. key .. '", "value": ' .. value .. '}'
+    else
+      pairs[i] = '"' .. key .. '": ' .. value
+    end
+  end
+  if mode == "v2write" then
+    return wrk.format(nil, "/v2/namespaces/me/pairs:batchPut", nil, '{"pairs": [' .. table.concat(pairs, ",") .. ']}')
   end
   return wrk.format(nil, "/api/write/", nil, '{"data": {' .. table.concat(pairs, ",") .. '}}')
 end
@@ -124,7 +137,9 @@ end
 
 
 def wrk(port: int, token: str, mode: str, batch: int, prefix: str, concurrency: int, seconds: float) -> dict:
-    """HTTP/1.1 keep-alive through Envoy; non-2xx answers count as errors."""
+    """HTTP/1.1 keep-alive through Envoy; non-2xx answers count as errors. `mode`: read,
+    write (v1), v2read (BatchGetPairs), v2write (BatchPutPairs), v2list (ListPairs of
+    `batch` keys under `prefix`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             WRK_SCRIPT % {"token": token, "batch": batch, "mode": mode, "prefix": prefix, "value": json.dumps(VALUE)}
@@ -176,15 +191,39 @@ def value_bytes() -> bytes:
     return value.SerializeToString()
 
 
-def write_requests(batch: int):
-    """Endless encoded WriteRequests of `batch` keys never used before, ~65 µs per 100 keys.
+def batch_keys(prefix: str, batch: int):
+    """Endless lists of `batch` keys never used before; the same sequence for the same
+    prefix (the delete case deletes what a prefill wrote)."""
+    for n in itertools.count():
+        yield [f"{prefix}-{n}-{i}" for i in range(batch)]
+
+
+def write_requests(batch: int, api: str = "v1", prefix: str | None = None):
+    """Endless encoded WriteRequests (v1) or BatchPutPairsRequests (v2, namespace `me`) of
+    `batch` new keys, ~65 µs per 100 keys.
 
     Spliced from bytes: building messages field by field cost the client more CPU than
     the server spent on them. A WriteRequest has a ReadResponse's wire shape (data = 1, a
     Struct of map entries), so kv_svc's own encoder serves."""
-    raw, prefix = value_bytes(), uuid.uuid4().hex[:10]
-    for n in itertools.count():
-        yield values.read_response([(f"{prefix}-{n}-{i}", raw) for i in range(batch)])
+    raw = value_bytes()
+    for keys in batch_keys(prefix or uuid.uuid4().hex[:10], batch):
+        if api == "v1":
+            yield values.read_response([("", key, raw) for key in keys])
+        else:
+            yield b"\x0a\x02me" + b"".join(
+                _field(b"\x12", _field(b"\x0a", key.encode()) + _field(b"\x12", raw)) for key in keys
+            )
+
+
+def delete_requests(batch: int, prefix: str):
+    """Encoded BatchDeletePairsRequests (namespace `me`) of the keys write_requests(batch,
+    "v2", prefix) wrote, in the same order."""
+    for keys in batch_keys(prefix, batch):
+        yield b"\x0a\x02me" + b"".join(_field(b"\x12", key.encode()) for key in keys)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return tag + values.varint(len(payload)) + payload
 
 
 async def _timed_clients(concurrency: int, seconds: float, start_at: float, next_call, succeeded=lambda result: True):
@@ -219,20 +258,30 @@ async def _timed_clients(concurrency: int, seconds: float, start_at: float, next
     return latencies, errors, cpu
 
 
-async def _grpc_writes(address, token, batch, concurrency, seconds, start_at, connections=4):
-    """Writes over `connections` HTTP/2 connections, like h2load's reads: the kernel
-    spreads connections, not calls, over the workers sharing the port."""
-    requests = write_requests(batch)
+# (gRPC method, response type, success check) of each write-like case.
+WRITE_CALLS = {
+    "v1": ("/tkv.kv.v1.KeyValueService/Write", kv_pb2.WriteResponse, lambda r: not r.skipped_keys),
+    "v2": ("/tkv.kv.v2.KeyValueService/BatchPutPairs", kv2_pb2.BatchPutPairsResponse, lambda r: r.revision > 0),
+    "v2delete": (
+        "/tkv.kv.v2.KeyValueService/BatchDeletePairs",
+        kv2_pb2.BatchDeletePairsResponse,
+        # Every key was written by the prefill: one missing would mean the prefill ran out.
+        lambda r: not r.missing_keys,
+    ),
+}
+
+
+async def _grpc_writes(address, token, batch, concurrency, seconds, start_at, api="v1", prefix=None, connections=4):
+    """Writes (or v2 deletes) over `connections` HTTP/2 connections, like h2load's reads:
+    the kernel spreads connections, not calls, over the workers sharing the port."""
+    method, response_type, succeeded = WRITE_CALLS[api]
+    requests = delete_requests(batch, prefix) if api == "v2delete" else write_requests(batch, api, prefix)
     # A local subchannel pool: channels to one address would otherwise share one connection.
     channels = [
         grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(connections)
     ]
     calls = itertools.cycle(
-        channel.unary_unary(
-            "/tkv.kv.v1.KeyValueService/Write",
-            request_serializer=None,
-            response_deserializer=kv_pb2.WriteResponse.FromString,
-        )
+        channel.unary_unary(method, request_serializer=None, response_deserializer=response_type.FromString)
         for channel in channels
     )
     metadata = (("authorization", f"Bearer {token}"),)
@@ -242,12 +291,37 @@ async def _grpc_writes(address, token, batch, concurrency, seconds, start_at, co
             seconds,
             start_at,
             lambda: next(calls)(next(requests), metadata=metadata, timeout=30),
-            # A skipped key would mean the key was not new: never expected here.
-            lambda response: not response.skipped_keys,
+            # v1: a skipped key would mean the key was not new: never expected here.
+            succeeded,
         )
     finally:
         for channel in channels:
             await channel.close()
+
+
+# What kv_svc passes its stored functions besides the request (kv_svc/storage.py), with
+# the bench stack's settings (bench/run.py): the response limit and the write limits.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+WRITE_LIMITS = {"max_pairs": 10**9, "max_bytes": 10**12, "high_water": 0.9}
+
+
+async def prefill(host, port, user, password, jti, subject, batch, batches, prefix) -> None:
+    """Writes `batches` v2 batches of write_requests' keys for `prefix` into the caller's
+    namespace, straight through the stored function: the delete case's victims."""
+    import asynctnt
+
+    conn = asynctnt.Connection(
+        host=host, port=port, username=user, password=password, fetch_schema=False, auto_refetch_schema=False
+    )
+    await conn.connect()
+    raw = value_bytes()
+    try:
+        for keys in itertools.islice(batch_keys(prefix, batch), batches):
+            items = [[key, raw, -1, 0] for key in keys]
+            answer = await conn.call("tkv.kv_put", [jti, subject, "me", items, WRITE_LIMITS], timeout=30)
+            assert answer.body[0] == "ok", answer.body
+    finally:
+        await conn.disconnect()
 
 
 async def _limit(host, port, user, password, function, jti, subject, batch, concurrency, seconds, start_at, read_keys):
@@ -262,10 +336,10 @@ async def _limit(host, port, user, password, function, jti, subject, batch, conc
     def next_call():
         nonlocal counter
         if function == "tkv.kv_read":
-            return conn.call(function, [jti, subject, read_keys], timeout=30)
+            return conn.call(function, [jti, subject, read_keys, MAX_RESPONSE_BYTES], timeout=30)
         counter += 1
         pairs = [[f"{prefix}-{counter}-{i}", raw] for i in range(batch)]
-        return conn.call(function, [jti, subject, pairs], timeout=30)
+        return conn.call(function, [jti, subject, pairs, WRITE_LIMITS], timeout=30)
 
     try:
         # Both answer 'ok' first; kv_write then lists skipped keys (none expected: every key is new).
@@ -294,6 +368,10 @@ def run_python_clients(kind: str, processes: int, concurrency: int, seconds: flo
     # Every process starts its clock at the same moment, after all have started up.
     start_at = time.time() + 1.5
     jobs = [dict(kwargs, concurrency=share, seconds=seconds, start_at=start_at) for share in shares]
+    if kwargs.get("prefix"):
+        # One key sequence per process (delete_requests): `prefix`-0, `prefix`-1, ...
+        for index, job in enumerate(jobs):
+            job["prefix"] = f"{kwargs['prefix']}-{index}"
     # spawn, not fork: this process has used gRPC, whose native state must not be forked
     # (a forked client crashed now and then).
     with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from functools import partial
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from bench.cpu import children_cpu, cpu_in, cpu_seconds, process_tree
 from tests.reliability.workload import Target, new_token
 from tests.stack import Stack, start_all, stop_all
 from tkv.kv.v1 import kv_pb2, kv_pb2_grpc
+from tkv.kv.v2 import kv_pb2 as kv2_pb2
 
 CORES = os.cpu_count() or 1
 BATCHES = (1, 10, 100, 1000)
@@ -46,6 +48,12 @@ CONCURRENCY = (1, 16, 64)
 # (batch, clients) of the issue's targets: measured `--repeat` times, medians reported.
 TARGET_CELLS = {(10, 64), (100, 64)}
 OWASP = {"memory_cost": 19456, "rounds": 2, "parallelism": 1}
+# Operations whose gRPC cases run h2load, which cannot see gRPC status codes.
+H2LOAD_OPERATIONS = {"read", "batch-get v2", "list v2"}
+# API v2 beside v1, at the target cells' concurrency: (v2 operation, batch, v1 operation it
+# is held against) for the ratios of issue 11.
+V2_CONCURRENCY = 64
+V2_PAIRS = (("batch-get v2", 10, "read"), ("batch-put v2", 10, "write"))
 
 
 class Bench:
@@ -99,7 +107,7 @@ class Bench:
                 "p99_ms": raw["p99_ms"],
                 "errors": raw["errors"],
             }
-        if case in ("grpc-direct", "grpc-envoy") and operation == "read":
+        if case in ("grpc-direct", "grpc-envoy") and operation in H2LOAD_OPERATIONS:
             figures["errors"] += self.grpc_errors_since(log_offset)  # h2load cannot see gRPC status
         figures.update(
             case=case,
@@ -138,10 +146,10 @@ async def prepare(stack: Stack) -> tuple[str, str, str]:
     return token, claims["jti"], claims["sub"]
 
 
-def run_matrix(bench: Bench, token: str, jti: str, subject: str, batches, levels) -> None:
-    stack, seconds = bench.stack, bench.seconds
+def tarantool_access(stack: Stack, jti: str, subject: str) -> dict:
+    """How the limit cases reach the stored functions: as kv_svc does, with its user."""
     password = (stack.data_dir / "secrets" / "tarantool-tkv_kv.password").read_text().strip()
-    limit = {
+    return {
         "host": "127.0.0.1",
         "port": stack.tarantool_port,
         "user": "tkv_kv",
@@ -149,6 +157,11 @@ def run_matrix(bench: Bench, token: str, jti: str, subject: str, batches, levels
         "jti": jti,
         "subject": subject,
     }
+
+
+def run_matrix(bench: Bench, token: str, jti: str, subject: str, batches, levels) -> None:
+    stack, seconds = bench.stack, bench.seconds
+    limit = tarantool_access(stack, jti, subject)
     grpc_ports = (("grpc-direct", stack.kv_port), ("grpc-envoy", stack.gateway_port))
     for batch in batches:
         keys = [f"read-{batch}-{i}" for i in range(1, batch + 1)]
@@ -208,6 +221,54 @@ def run_matrix(bench: Bench, token: str, jti: str, subject: str, batches, levels
             for _ in range(bench.repeat if (batch, concurrency) in TARGET_CELLS else 1):
                 for case, operation, run in cases:
                     bench.measure(case, operation, batch, concurrency, run)
+
+
+def run_v2(bench: Bench, token: str, limit: dict) -> None:
+    """API v2 (issue 11), the same way as v1: BatchGetPairs and BatchPutPairs of 10 keys,
+    ListPairs of 1000-key pages against a 1000-key BatchGetPairs, and BatchDeletePairs of
+    10 keys, each at 64 clients over gRPC and (but delete) HTTP through Envoy, `repeat`
+    times interleaved. Reads use v1's preloaded keys, which live in `shared`."""
+    stack, seconds, concurrency = bench.stack, bench.seconds, V2_CONCURRENCY
+    processes = min(CORES, concurrency)
+    clients = partial(loadgen.run_python_clients, processes=processes, concurrency=concurrency, seconds=seconds)
+    kv, gateway = stack.kv_port, stack.gateway_port
+
+    def h2(method: str, message) -> partial:
+        path = f"/tkv.kv.v2.KeyValueService/{method}"
+        return partial(loadgen.h2load, kv, path, message.SerializeToString(), token, concurrency, seconds)
+
+    def keys(batch: int) -> list[str]:
+        return [f"read-{batch}-{i}" for i in range(1, batch + 1)]
+
+    get10 = kv2_pb2.BatchGetPairsRequest(namespace="shared", keys=keys(10))
+    get1000 = kv2_pb2.BatchGetPairsRequest(namespace="shared", keys=keys(1000))
+    list1000 = kv2_pb2.ListPairsRequest(namespace="shared", prefix="read-1000-", page_size=1000)
+    grpc_write = partial(clients, "grpc_write", address=f"127.0.0.1:{kv}", token=token, batch=10)
+    wrk = partial(loadgen.wrk, gateway, token)
+    cases = [
+        ("grpc-direct", "batch-get v2", 10, h2("BatchGetPairs", get10)),
+        ("http-envoy", "batch-get v2", 10, partial(wrk, "v2read", 10, "read-10-", concurrency, seconds)),
+        ("grpc-direct", "batch-put v2", 10, partial(grpc_write, api="v2")),
+        ("http-envoy", "batch-put v2", 10, partial(wrk, "v2write", 10, "", concurrency, seconds)),
+        ("grpc-direct", "batch-get v2", 1000, h2("BatchGetPairs", get1000)),
+        ("grpc-direct", "list v2", 1000, h2("ListPairs", list1000)),
+        ("http-envoy", "list v2", 1000, partial(wrk, "v2list", 1000, "read-1000-", concurrency, seconds)),
+    ]
+    for _ in range(bench.repeat):
+        for case, operation, batch, run in cases:
+            bench.measure(case, operation, batch, concurrency, run)
+    # Deletes need pairs to delete: written beforehand through the stored function (twice
+    # what the put case managed in the same time, so the deleters never run out).
+    put_rps = max(r["rps"] for r in bench.results if (r["operation"], r["case"]) == ("batch-put v2", "grpc-direct"))
+    per_process = int(2 * put_rps * seconds / processes) + 100
+    for _ in range(bench.repeat):
+        prefix = uuid.uuid4().hex[:8]
+        for index in range(processes):
+            asyncio.run(loadgen.prefill(**limit, batch=10, batches=per_process, prefix=f"{prefix}-{index}"))
+        run = partial(
+            clients, "grpc_write", address=f"127.0.0.1:{kv}", token=token, batch=10, api="v2delete", prefix=prefix
+        )
+        bench.measure("grpc-direct", "batch-delete v2", 10, concurrency, run)
 
 
 def run_auth(bench: Bench, seconds: float) -> dict:
@@ -288,6 +349,7 @@ def markdown(results: list[dict], auth: dict, grpc_floor: dict, machine: dict) -
             f"{r['keys_per_s']:.0f} | {r['p50_ms']} | {r['p99_ms']} | {r.get('ratio_to_limit', '')} | "
             f"{r['server_cpu_cores']} | {by_process} | {r['client_cpu_cores']} |"
         )
+    lines += ["", *v2_lines(results)]
     lines += [
         "",
         f"Login: raw argon2 (m=19 MiB, t=2, p=1) on {machine['cores']} cores: "
@@ -306,6 +368,33 @@ def markdown(results: list[dict], auth: dict, grpc_floor: dict, machine: dict) -
         "",
     ]
     return "\n".join(lines)
+
+
+def v2_lines(results: list[dict]) -> list[str]:
+    """API v2 held against v1 (issue 11's targets), from the medians above."""
+    rps = {(r["operation"], r["batch"], r["case"]): r for r in results if r["concurrency"] == V2_CONCURRENCY}
+    lines = ["API v2 against v1 (64 clients, medians):", ""]
+    for operation, batch, v1_operation in V2_PAIRS:
+        for case in ("grpc-direct", "http-envoy"):
+            v2, v1 = rps.get((operation, batch, case)), rps.get((v1_operation, batch, case))
+            if v2 and v1 and v1["rps"]:
+                lines.append(
+                    f"- {operation} of {batch} keys, {case}: {v2['rps']:.0f} req/s, "
+                    f"{v2['rps'] / v1['rps']:.0%} of v1 {v1_operation} ({v1['rps']:.0f})"
+                )
+    batch_get = rps.get(("batch-get v2", 1000, "grpc-direct"))
+    for case in ("grpc-direct", "http-envoy"):
+        listed = rps.get(("list v2", 1000, case))
+        if listed and batch_get and batch_get["keys_per_s"]:
+            lines.append(
+                f"- list v2 of 1000-key pages, {case}: {listed['keys_per_s']:.0f} keys/s, "
+                f"{listed['keys_per_s'] / batch_get['keys_per_s']:.0%} of a 1000-key batch-get v2 over gRPC "
+                f"({batch_get['keys_per_s']:.0f})"
+            )
+    deleted = rps.get(("batch-delete v2", 10, "grpc-direct"))
+    if deleted:
+        lines.append(f"- batch-delete v2 of 10 keys, grpc-direct: {deleted['rps']:.0f} req/s")
+    return lines
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -381,6 +470,9 @@ def main() -> int:
                 "TKV_ARGON2_TIME_COST": "2",
                 # The write cases add millions of pairs: far more than the tests' 128 MiB arena.
                 "TKV_TARANTOOL_MEMORY_BYTES": str(6 * 1024**3),
+                # ...all owned by the one benchmark user: no quota may bind.
+                "TKV_KV_QUOTA_PAIRS": str(loadgen.WRITE_LIMITS["max_pairs"]),
+                "TKV_KV_QUOTA_BYTES": str(loadgen.WRITE_LIMITS["max_bytes"]),
             },
         )
         stack.processes = start_all(stack)
@@ -388,6 +480,7 @@ def main() -> int:
             token, jti, subject = asyncio.run(prepare(stack))
             bench = Bench(stack, args.seconds, args.repeat)
             run_matrix(bench, token, jti, subject, batches, levels)
+            run_v2(bench, token, tarantool_access(stack, jti, subject))
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))

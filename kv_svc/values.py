@@ -10,6 +10,7 @@ earlier versions of kv_svc, or by other tools) are still read, converted by `fil
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -72,9 +73,17 @@ _SMALL_SIZES = [bytes((n,)) for n in range(0x80)]
 
 
 def varint(n: int) -> bytes:
-    """A protobuf varint of a non-negative integer (a length, a version)."""
+    """A protobuf varint of a non-negative integer (a length, a version, a time)."""
     if n < 0x80:
         return _SMALL_SIZES[n]
+    return _large_varint(n)
+
+
+# Versions and the seconds of times repeat across the pairs of an answer (one write batch
+# gives its pairs one version, written within the same second): a cached encoding costs a
+# lookup instead of a loop.
+@functools.lru_cache(maxsize=16384)
+def _large_varint(n: int) -> bytes:
     out = bytearray()
     while n >= 0x80:
         out.append(n & 0x7F | 0x80)

@@ -8,7 +8,6 @@ messages.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from .storage import CREATE_VERSION, EXPIRE_TIME, KEY, OWNER, UPDATE_TIME, VALUE, VERSION, Row
@@ -23,8 +22,11 @@ def _field(tag: bytes, payload: bytes) -> bytes:
 def timestamp_parts(seconds_since_epoch: float) -> tuple[int, int]:
     """A stored time (Unix seconds, a double) as google.protobuf.Timestamp's seconds and
     nanos: the one conversion, so that every answer shows a time the same way."""
-    seconds = math.floor(seconds_since_epoch)
-    return seconds, min(round((seconds_since_epoch - seconds) * 1e9), 999_999_999)
+    # Stored times are after 1970: int() is floor, and +0.5 rounds (cheaper than both
+    # math.floor and round on this hot path).
+    seconds = int(seconds_since_epoch)
+    nanos = int((seconds_since_epoch - seconds) * 1e9 + 0.5)
+    return seconds, nanos if nanos < 1_000_000_000 else 999_999_999
 
 
 def _timestamp(seconds_since_epoch: float) -> bytes:
@@ -35,20 +37,26 @@ def _timestamp(seconds_since_epoch: float) -> bytes:
 
 
 def pair(row: Row) -> bytes:
-    """An encoded tkv.kv.v2.Pair; without `value` when the row has none (keys only)."""
-    out = _field(b"\x0a", row[KEY].encode())
+    """An encoded tkv.kv.v2.Pair; without `value` when the row has none (keys only).
+    Parts joined once: the hot path of every read (~3.5 µs a pair)."""
+    key = row[KEY].encode()
+    parts = [b"\x0a", varint(len(key)), key]
     value = row[VALUE]
     if value is not None:
         if type(value) is not bytes:
             value = native_to_bytes(value)
-        out += _field(b"\x12", value)
-    out += b"\x18" + varint(row[VERSION]) + b"\x20" + varint(row[CREATE_VERSION])
-    if row[OWNER]:
-        out += _field(b"\x2a", row[OWNER].encode())
-    out += _field(b"\x32", _timestamp(row[UPDATE_TIME]))
+        parts += (b"\x12", varint(len(value)), value)
+    parts += (b"\x18", varint(row[VERSION]), b"\x20", varint(row[CREATE_VERSION]))
+    owner = row[OWNER]
+    if owner:
+        owner = owner.encode()
+        parts += (b"\x2a", varint(len(owner)), owner)
+    update_time = _timestamp(row[UPDATE_TIME])
+    parts += (b"\x32", varint(len(update_time)), update_time)
     if row[EXPIRE_TIME]:
-        out += _field(b"\x3a", _timestamp(row[EXPIRE_TIME]))
-    return out
+        expire_time = _timestamp(row[EXPIRE_TIME])
+        parts += (b"\x3a", varint(len(expire_time)), expire_time)
+    return b"".join(parts)
 
 
 def pairs_and_keys(rows: Iterable[Row], keys: Iterable[str]) -> bytes:

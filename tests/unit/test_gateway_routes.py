@@ -1,0 +1,78 @@
+"""The gateway's route knowledge agrees with the proto annotations, the one source of the
+HTTP API: v1 paths are those http_api.lua shapes, every v2 path lives under /v2/ (which
+http_api.lua passes through and Envoy's /v2/ route transcodes), and every service is
+transcoded and routed. With two API versions, drift here is the main risk."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from google.api import annotations_pb2
+
+from scripts import render_envoy
+from tests.stack import ROOT
+from tkv.auth.v1 import auth_pb2
+from tkv.kv.v1 import kv_pb2 as kv1_pb2
+from tkv.kv.v2 import kv_pb2 as kv2_pb2
+from tkv_common.settings import Env
+
+V1_SERVICES = [
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
+    kv1_pb2.DESCRIPTOR.services_by_name["KeyValueService"],
+]
+V2_SERVICES = [kv2_pb2.DESCRIPTOR.services_by_name["KeyValueService"]]
+
+
+def http_rules(service) -> dict[str, tuple[str, str]]:
+    """Method name -> (HTTP method, path template) from its google.api.http option."""
+    rules = {}
+    for method in service.methods:
+        rule = method.GetOptions().Extensions[annotations_pb2.http]
+        verb = rule.WhichOneof("pattern")
+        rules[method.name] = (verb.upper(), getattr(rule, verb))
+    return rules
+
+
+def lua_routes() -> dict[str, str]:
+    text = (ROOT / "envoy" / "http_api.template.lua").read_text()
+    table = text[text.index("local ROUTES = {") : text.index("\n}\n", text.index("local ROUTES = {"))]
+    return dict(re.findall(r'\["([^"]+)"\] = \{method = "([A-Z]+)"', table))
+
+
+def test_every_v1_route_of_the_protos_is_shaped_by_http_api_lua_and_no_other():
+    annotated = {path: verb for service in V1_SERVICES for verb, path in http_rules(service).values()}
+    assert lua_routes() == annotated
+
+
+def test_every_v2_route_lives_under_v2():
+    for service in V2_SERVICES:
+        for name, (_, path) in http_rules(service).items():
+            assert path.startswith("/v2/"), (name, path)
+    # ...and nothing of v1 does, so that http_api.lua's pass-through never catches a v1 path.
+    for service in V1_SERVICES:
+        assert not any(path.startswith("/v2/") for _, path in http_rules(service).values())
+
+
+@pytest.fixture(scope="module")
+def envoy_config(tmp_path_factory):
+    out = tmp_path_factory.mktemp("envoy")
+    return yaml.safe_load(render_envoy.render(out, Env({})).read_text())
+
+
+def test_envoy_transcodes_and_routes_every_service(envoy_config):
+    manager = envoy_config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    [transcoder] = [f for f in manager["http_filters"] if f["name"] == "envoy.filters.http.grpc_json_transcoder"]
+    routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+    [v2_route] = [r for r in routes if r["match"].get("prefix") == "/v2/"]
+    v2_transcoder = v2_route["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]
+    assert set(transcoder["typed_config"]["services"]) == {s.full_name for s in V1_SERVICES}
+    assert set(v2_transcoder["services"]) == {s.full_name for s in V2_SERVICES}
+    assert v2_transcoder["convert_grpc_status"] is True
+    # The same printing and validation for both versions.
+    for option in ("print_options", "request_validation_options", "max_request_body_size"):
+        assert v2_transcoder[option] == transcoder["typed_config"][option]
+    grpc_prefixes = {r["match"].get("prefix") for r in routes}
+    for service in V1_SERVICES + V2_SERVICES:
+        assert f"/{service.full_name}/" in grpc_prefixes
