@@ -303,6 +303,16 @@ async def test_invalid_requests_name_every_field_and_change_nothing(svc, user):
     assert "Incorrect keys: a key cannot be empty (pairs[0].key)" in texts
     assert any(t.startswith(f"Incorrect expected_version of the key {key}") for t in texts)
     assert any(t.startswith(f"Incorrect ttl of the key {key}: it should be from 1 to") for t in texts)
+    # One bad pair in a batch of good ones: nothing is written.
+    good, bad = unique(), unique()
+    request = v2.BatchPutPairsRequest(
+        namespace="me",
+        pairs=[v2.PairToPut(key=good, value=value(1)), v2.PairToPut(key=bad, value=struct_pb2.Value())],
+    )
+    error = await expect_error(svc.kv2.BatchPutPairs(request, metadata=md), grpc.StatusCode.INVALID_ARGUMENT)
+    assert error.details().startswith(f"Incorrect value of the key {bad} (it has no kind set")
+    found = await svc.kv2.BatchGetPairs(v2.BatchGetPairsRequest(namespace="me", keys=[good, bad]), metadata=md)
+    assert list(found.missing_keys) == [good, bad]
 
 
 async def test_quotas_count_exactly_and_deleting_frees_them(stack):
@@ -322,6 +332,15 @@ async def test_quotas_count_exactly_and_deleting_frees_them(stack):
         failure = detail_of(error, error_details_pb2.QuotaFailure)
         assert failure.violations[0].subject == f"user:{login}"
         assert failure.violations[0].description == "3 pairs stored, 1 more would pass the limit of 3"
+        # A batch that would pass the quota writes none of its pairs.
+        over = v2.BatchPutPairsRequest(
+            namespace="me", pairs=[v2.PairToPut(key=k, value=value(1)) for k in ("q0", "new1", "new2")]
+        )
+        await expect_error(small.kv2.BatchPutPairs(over, metadata=md), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        found = await small.kv2.BatchGetPairs(
+            v2.BatchGetPairsRequest(namespace="me", keys=["q0", "new1", "new2"]), metadata=md
+        )
+        assert [native(p) for p in found.pairs] == [1] and list(found.missing_keys) == ["new1", "new2"]
         # Pairs in `shared` count too, through v1 as well.
         error = await expect_error(
             small.kv.Write(json_format.ParseDict({"data": {unique(): 1}}, v1.WriteRequest()), metadata=md),
