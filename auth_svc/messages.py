@@ -33,3 +33,9 @@ WRONG_CREDENTIALS = "You have entered an incorrect login or password"
 LOGGED_OUT = "You have been successfully logout from your account! The token has been revoked."
 # Said before the reason whenever a token is refused by auth_svc (Logout, and the account calls).
 NOT_AUTHORIZED = "You have not been authorized!"
+
+# Account calls (SPEC-v2 "Accounts"): the product's own texts, in the same style.
+PASSWORD_CHANGED = "Your password has been changed. Every earlier token has been revoked: log in again."
+LOGGED_OUT_EVERYWHERE = "You have been logged out everywhere! Every token of your account has been revoked."
+ACCOUNT_DELETED = "Your account has been deleted, with your namespace and its {pairs} pairs."
+WRONG_PASSWORD = "You have entered an incorrect password"

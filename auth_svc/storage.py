@@ -45,6 +45,8 @@ def raise_for_status(status: str, *payload) -> None:
 class Credentials:
     login: str  # as registered
     password_hash: str
+    account_id: str
+    token_epoch: int
 
 
 class AuthStorage:
@@ -73,4 +75,27 @@ class AuthStorage:
         # Kept until no verifier can accept the token any more: its exp plus the largest
         # leeway a service may be configured with (not this one's: they may differ).
         keep_until = claims.expires_at + MAX_LEEWAY_SECONDS
-        raise_for_status(*await self.client.call("tkv.auth_logout", claims.token_id, claims.subject, keep_until))
+        raise_for_status(*await self.client.call("tkv.auth_logout", *claims.storage_args(), keep_until))
+
+    async def password_check(self, claims: Claims, client: str, throttle: LoginThrottle) -> str:
+        """The hash of the caller's account, the attempt counted as a failure first (as
+        login_check); LOGIN_THROTTLED while this client is locked out of the login."""
+        status, *payload = await self.client.call(
+            "tkv.auth_password_check", *claims.storage_args(), client, time.time(), throttle.as_limits()
+        )
+        raise_for_status(status, *payload)
+        return payload[0]
+
+    async def change_password(self, claims: Claims, client: str, password_hash: str) -> None:
+        raise_for_status(
+            *await self.client.call("tkv.auth_change_password", *claims.storage_args(), client, password_hash)
+        )
+
+    async def logout_all(self, claims: Claims) -> None:
+        raise_for_status(*await self.client.call("tkv.auth_logout_all", *claims.storage_args()))
+
+    async def delete_account(self, claims: Claims, client: str) -> int:
+        """Deletes the account, its namespace and grants; returns the pairs deleted."""
+        status, *payload = await self.client.call("tkv.auth_delete_account", *claims.storage_args(), client)
+        raise_for_status(status, *payload)
+        return payload[0]

@@ -44,11 +44,14 @@ class TokenIssuer:
             log.info("signing key changed", extra={"kid": kid})
             self._key, self._kid = key, kid
 
-    def issue(self, subject: str) -> IssuedToken:
+    def issue(self, subject: str, account_id: str, token_epoch: int) -> IssuedToken:
+        """A token for login `subject` of the account `account_id` at its `token_epoch`."""
         now = int(time.time())
         expires_at = now + self._ttl
         claims = {
             "sub": subject,
+            "account_id": account_id,
+            "token_epoch": token_epoch,
             "iat": now,
             "exp": expires_at,
             # Names this token alone, so Logout can revoke it and nothing else.

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from tkv_common.errors import FieldViolation, InvalidArgument, Unauthenticated, with_detail
+from tkv_common.errors import FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated, with_detail
 from tkv_common.tokens import Claims
 
 from . import messages
@@ -138,7 +138,34 @@ class Accounts:
         if self._hasher.needs_update(account.password_hash):
             # OWASP: upgrade a hash made with outdated parameters while the password is at hand.
             await self._storage.set_password_hash(account.login, await self._hasher.hash(password))
-        return self._issuer.issue(account.login)
+        return self._issuer.issue(account.login, account.account_id, account.token_epoch)
 
     async def logout(self, claims: Claims) -> None:
         await self._storage.revoke(claims)
+
+    async def _confirm_password(self, claims: Claims, password: str, client: str) -> None:
+        """The caller's own password, checked as Login checks one: counted toward the lock
+        of this client address first, so a stolen token guesses no faster than Login."""
+        self._hasher.ensure_capacity()
+        password_hash = await self._storage.password_check(claims, client, self._throttle)
+        plausible = len(password) <= PASSWORD_LENGTH[1]
+        if not await self._hasher.verify(password if plausible else "", password_hash if plausible else None):
+            # PERMISSION_DENIED, not UNAUTHENTICATED: the token is fine, and clients take a
+            # 401 to mean "log in again".
+            raise PermissionDenied(messages.WRONG_PASSWORD, reason="WRONG_PASSWORD")
+
+    async def change_password(self, claims: Claims, old_password: str, new_password: str, client: str) -> None:
+        """Every token issued before, the presented one included, is refused afterwards."""
+        violations = [FieldViolation("new_password", v.description) for v in password_violations(new_password)]
+        if violations:
+            raise InvalidArgument.from_violations(violations, reason="INVALID_PASSWORD")
+        await self._confirm_password(claims, old_password, client)
+        await self._storage.change_password(claims, client, await self._hasher.hash(new_password))
+
+    async def logout_all(self, claims: Claims) -> None:
+        await self._storage.logout_all(claims)
+
+    async def delete_account(self, claims: Claims, password: str, client: str) -> int:
+        """Returns the number of pairs deleted with the account's namespace."""
+        await self._confirm_password(claims, password, client)
+        return await self._storage.delete_account(claims, client)

@@ -132,7 +132,8 @@ class Bench:
         return sum(1 for line in lines if line.get("msg") == "rpc" and line.get("code") != "OK")
 
 
-async def prepare(stack: Stack) -> tuple[str, str, str]:
+async def prepare(stack: Stack) -> tuple[str, list]:
+    """A token, and what the stored functions take first for it (Claims.storage_args)."""
     target = Target.of(stack)
     token = await new_token(target)
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -143,10 +144,10 @@ async def prepare(stack: Stack) -> tuple[str, str, str]:
             for i in range(1, batch + 1):
                 request.data.fields[f"read-{batch}-{i}"].struct_value.update(loadgen.VALUE)
             await stub.Write(request, metadata=[("authorization", f"Bearer {token}")])
-    return token, claims["jti"], claims["sub"]
+    return token, [claims["jti"], claims["sub"], claims["account_id"], claims["token_epoch"]]
 
 
-def tarantool_access(stack: Stack, jti: str, subject: str) -> dict:
+def tarantool_access(stack: Stack, token_args: list) -> dict:
     """How the limit cases reach the stored functions: as kv_svc does, with its user."""
     password = (stack.data_dir / "secrets" / "tarantool-tkv_kv.password").read_text().strip()
     return {
@@ -154,14 +155,13 @@ def tarantool_access(stack: Stack, jti: str, subject: str) -> dict:
         "port": stack.tarantool_port,
         "user": "tkv_kv",
         "password": password,
-        "jti": jti,
-        "subject": subject,
+        "token_args": token_args,
     }
 
 
-def run_matrix(bench: Bench, token: str, jti: str, subject: str, batches, levels) -> None:
+def run_matrix(bench: Bench, token: str, token_args: list, batches, levels) -> None:
     stack, seconds = bench.stack, bench.seconds
-    limit = tarantool_access(stack, jti, subject)
+    limit = tarantool_access(stack, token_args)
     grpc_ports = (("grpc-direct", stack.kv_port), ("grpc-envoy", stack.gateway_port))
     for batch in batches:
         keys = [f"read-{batch}-{i}" for i in range(1, batch + 1)]
@@ -477,10 +477,10 @@ def main() -> int:
         )
         stack.processes = start_all(stack)
         try:
-            token, jti, subject = asyncio.run(prepare(stack))
+            token, token_args = asyncio.run(prepare(stack))
             bench = Bench(stack, args.seconds, args.repeat)
-            run_matrix(bench, token, jti, subject, batches, levels)
-            run_v2(bench, token, tarantool_access(stack, jti, subject))
+            run_matrix(bench, token, token_args, batches, levels)
+            run_v2(bench, token, tarantool_access(stack, token_args))
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))

@@ -1,8 +1,8 @@
 """kv_svc's storage: one stored-function call per request (tarantool/tkv/api.lua and
 tkv/kv.lua), and the one table that turns their outcomes into errors.
 
-Each call carries the caller's token id and subject; the stored function checks that the
-token is not revoked and its user still exists, in the same round trip
+Each call carries the caller's token (Claims.storage_args); the stored function checks that
+the token is not revoked and its account still exists, in the same round trip
 (see docs/token-revocation.md). Rows of pairs come back as stored (`Row`), so that values
 travel as the encoded bytes they are (kv_svc/wire.py).
 """
@@ -121,7 +121,7 @@ class KvStorage:
         self._max_response_bytes = max_response_bytes
 
     async def _call(self, function: str, claims: Claims, *args: Any) -> list[Any]:
-        return _result(*await self.client.call(function, claims.token_id, claims.subject, *args))
+        return _result(*await self.client.call(function, *claims.storage_args(), *args))
 
     # v1: the shared store.
 

@@ -16,7 +16,16 @@ def sign(data_dir: Path, *, headers: dict | None = None, key=None, **overrides) 
     `headers` change the JOSE header (None drops one), `key` signs with another Ed25519 key.
     Dropped or not, the token is validly signed over the header it carries."""
     now = int(time.time())
-    claims = {"sub": "tester", "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, "iss": "tkv-auth", "aud": "tkv"}
+    claims = {
+        "sub": "tester",
+        "iat": now,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+        "iss": "tkv-auth",
+        "aud": "tkv",
+        "account_id": "00000000-0000-0000-0000-000000000000",
+        "token_epoch": 0,
+    }
     claims.update(overrides)
     key = key or load_signing_key(data_dir / "keys" / "signing.pem")
     header = {"typ": "at+jwt", "kid": key_id(key.public_key()), **(headers or {})}

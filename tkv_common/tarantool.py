@@ -49,7 +49,11 @@ DB_ERRORS: dict[int, Callable[[], TkvError]] = {
 # used (tarantool/tkv/api.lua token_problem), for every service's storage table.
 TOKEN_PROBLEMS: dict[str, Callable[[], TkvError]] = {
     "revoked": lambda: TokenRejected("access token has been revoked", reason="TOKEN_REVOKED"),
-    "no_user": lambda: TokenRejected("the access token's user no longer exists", reason="TOKEN_INVALID"),
+    "no_user": lambda: TokenRejected("the access token's account no longer exists", reason="TOKEN_INVALID"),
+    "superseded": lambda: TokenRejected(
+        "access token has been revoked: the account's password changed or it logged out everywhere",
+        reason="TOKEN_REVOKED",
+    ),
 }
 
 # Lost connection, refused connection, or no answer within call_timeout.

@@ -23,7 +23,10 @@ from .settings import ConfigError, Env
 
 ALGORITHMS = ["EdDSA"]
 TOKEN_TYPE = "at+jwt"
-REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti", "iss", "aud"]
+# `account_id` and `token_epoch` name the account the token was issued for and its token
+# generation (tarantool/tkv/api.lua token_problem): a deleted account's tokens never work
+# for a new account of the same login, and ChangePassword/LogoutAll refuse older tokens.
+REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti", "iss", "aud", "account_id", "token_epoch"]
 # Headers that would let the token choose its own key or processing rules.
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 MAX_LEEWAY_SECONDS = 30
@@ -67,6 +70,12 @@ class Claims:
     token_id: str
     issued_at: int
     expires_at: int
+    account_id: str
+    token_epoch: int
+
+    def storage_args(self) -> tuple[str, str, str, int]:
+        """What every authenticated stored function takes first (tarantool/tkv/api.lua)."""
+        return self.token_id, self.subject, self.account_id, self.token_epoch
 
 
 # Set by the auth interceptor for the duration of one authenticated call.
@@ -138,9 +147,15 @@ class TokenVerifier:
             raise TokenRejected("access token has expired", reason="TOKEN_EXPIRED") from None
         except jwt.InvalidTokenError:
             raise _invalid() from None
-        if not all(isinstance(claims[name], str) and claims[name] for name in ("sub", "jti")):
+        if not all(isinstance(claims[name], str) and claims[name] for name in ("sub", "jti", "account_id")):
             raise _invalid()
-        return Claims(claims["sub"], claims["jti"], int(claims["iat"]), int(claims["exp"])), header["kid"]
+        epoch = claims["token_epoch"]
+        if type(epoch) is not int or epoch < 0:
+            raise _invalid()
+        verified = Claims(
+            claims["sub"], claims["jti"], int(claims["iat"]), int(claims["exp"]), claims["account_id"], epoch
+        )
+        return verified, header["kid"]
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -8,18 +8,20 @@ local fiber = require('fiber')
 local kv = require('tkv.kv')
 local logins = require('tkv.logins')
 local revocations = require('tkv.revocations')
+local uuid = require('uuid')
 
 local M = {}
 
 -- auth_svc ------------------------------------------------------------------------------
 
--- Creates an account; 'exists' when the login is taken in any letter case.
+-- Creates an account with a new account id and token epoch 0 (schema v7); 'exists' when
+-- the login is taken in any letter case.
 function M.auth_register(login, password_hash, name, surname)
     local users = box.space.users
     if users:get(login) ~= nil then
         return 'exists'
     end
-    users:insert({login, password_hash, name, surname, math.floor(fiber.time())})
+    users:insert({login, password_hash, name, surname, math.floor(fiber.time()), uuid.str(), 0})
     return 'ok'
 end
 
@@ -39,7 +41,7 @@ function M.auth_login_check(login, client, now, limits)
     if user == nil then
         return 'ok'
     end
-    return 'ok', user.login, user.password_hash
+    return 'ok', user.login, user.password_hash, user.account_id, user.token_epoch
 end
 
 function M.auth_login_succeeded(login, client)
@@ -53,21 +55,41 @@ function M.auth_set_password_hash(login, password_hash)
     return 'ok'
 end
 
--- Why the caller's token cannot be used any more, or nil: revoked (logged out), or its
--- user no longer exists. Every authenticated function asks this first, in the same call.
-local function token_problem(jti, subject)
+-- Why the caller's token cannot be used any more, or nil: revoked (logged out), its
+-- account no longer exists (deleted, perhaps registered again under the same login: a new
+-- account id), or the account's tokens were all revoked since it was issued (password
+-- changed, logged out everywhere: a newer token epoch). Every authenticated function asks
+-- this first, in the same call, with the token's jti, sub, account_id and token_epoch.
+-- Returns the problem, or nil and the token's user.
+local function token_problem(jti, subject, account_id, epoch)
     if revocations.is_revoked(jti) then
         return 'revoked'
     end
-    if box.space.users:get(subject) == nil then
+    local user = box.space.users:get(subject)
+    if user == nil or user.account_id ~= account_id then
         return 'no_user'
     end
-    return nil
+    if user.token_epoch ~= epoch then
+        return 'superseded'
+    end
+    return nil, user
 end
 
--- Revokes one token; 'revoked' when it already was (the caller's token is not valid).
-function M.auth_logout(jti, subject, expires_at)
-    local problem = token_problem(jti, subject)
+-- A stored function of the caller's token (jti, subject, account_id, token_epoch), then
+-- its own arguments: `fn(user, ...)` runs only for a token that may still be used.
+local function authenticated(fn)
+    return function(jti, subject, account_id, epoch, ...)
+        local problem, user = token_problem(jti, subject, account_id, epoch)
+        if problem ~= nil then
+            return problem
+        end
+        return fn(user, ...)
+    end
+end
+
+-- Revokes the presented token; 'revoked' when it already was (then it is not valid).
+function M.auth_logout(jti, subject, account_id, epoch, expires_at)
+    local problem = token_problem(jti, subject, account_id, epoch)
     if problem ~= nil then
         return problem
     end
@@ -75,28 +97,63 @@ function M.auth_logout(jti, subject, expires_at)
     return 'ok'
 end
 
--- kv_svc --------------------------------------------------------------------------------
--- Each takes the caller's token id and subject first: the revocation check happens in the
--- same call as the data access, so it costs no extra round trip and a Logout that returned
--- before the call started is always seen. The rest is tkv/kv.lua's, called with the
--- subject (the login as registered) as the caller.
-local function authenticated(fn)
-    return function(jti, subject, ...)
-        local problem = token_problem(jti, subject)
-        if problem ~= nil then
-            return problem
-        end
-        return fn(subject, ...)
+-- First step of a password-confirmed change by `client` (ChangePassword, DeleteAccount):
+-- like auth_login_check, the attempt is counted as a failure before the password is
+-- verified, under the same per-address lock as logins, so a stolen token cannot be used to
+-- guess the password faster than Login allows. 'ok' with the account's hash.
+M.auth_password_check = authenticated(function(user, client, now, limits)
+    local wait = logins.wait(user.login, client, now, limits)
+    if wait ~= nil then
+        return 'locked', wait
     end
+    logins.count_failure(user.login, client, now, limits)
+    return 'ok', user.password_hash
+end)
+
+-- Sets the new hash and advances the token epoch: every token issued before is refused
+-- from now on, the presented one included. Takes back the failure counted by the check.
+M.auth_change_password = authenticated(function(user, client, password_hash)
+    logins.succeeded(user.login, client)
+    box.space.users:update(user.login, {{'=', 'password_hash', password_hash}, {'+', 'token_epoch', 1}})
+    return 'ok'
+end)
+
+-- Advances the token epoch: every token of the account is refused from now on.
+M.auth_logout_all = authenticated(function(user)
+    box.space.users:update(user.login, {{'+', 'token_epoch', 1}})
+    return 'ok'
+end)
+
+-- Deletes the account, its namespace and grants (tkv/kv.lua delete_account), in one
+-- transaction; 'ok' with the number of pairs deleted.
+M.auth_delete_account = authenticated(function(user, client)
+    logins.succeeded(user.login, client)
+    local deleted
+    box.atomic(function()
+        deleted = kv.delete_account(user.login)
+        box.space.users:delete(user.login)
+    end)
+    return 'ok', deleted
+end)
+
+-- kv_svc --------------------------------------------------------------------------------
+-- Each takes the caller's token first (see authenticated): the revocation check happens in
+-- the same call as the data access, so it costs no extra round trip and a Logout that
+-- returned before the call started is always seen. The rest is tkv/kv.lua's, called with
+-- the login as registered as the caller.
+local function as_caller(fn)
+    return authenticated(function(user, ...)
+        return fn(user.login, ...)
+    end)
 end
 
 -- v1 (the shared store): kv_read(keys, max_response_bytes), kv_write(pairs, limits).
-M.kv_read = authenticated(kv.v1_read)
-M.kv_write = authenticated(kv.v1_write)
+M.kv_read = as_caller(kv.v1_read)
+M.kv_write = as_caller(kv.v1_write)
 -- v2: namespaces, versions, conditions, expiry, pages.
-M.kv_get = authenticated(kv.get)
-M.kv_put = authenticated(kv.put)
-M.kv_delete = authenticated(kv.delete)
-M.kv_list = authenticated(kv.list)
+M.kv_get = as_caller(kv.get)
+M.kv_put = as_caller(kv.put)
+M.kv_delete = as_caller(kv.delete)
+M.kv_list = as_caller(kv.list)
 
 return M

@@ -379,6 +379,39 @@ function M.list(caller, ns_name, prefix, after, first, limit, keys_only, max_byt
     return 'ok', found, more, M.revision()
 end
 
+-- Accounts ------------------------------------------------------------------------------
+
+-- What goes with an account (SPEC-v2 "Accounts"), inside the caller's transaction: the
+-- pairs of its namespace (deleted as one write batch, so watchers see DELETE events),
+-- the grants of and to it, and its usage; the pairs it created in `shared` stay, owner
+-- unknown. Returns how many pairs were deleted.
+function M.delete_account(login)
+    local ns = login:lower()
+    local space, now = box.space.pairs, fiber.time()
+    local doomed = space:select({ns})
+    if #doomed > 0 then
+        local revision = next_revision()
+        for position, old in ipairs(doomed) do
+            space:delete({ns, old[2]})
+            if old[OWNER] ~= login then  -- written by a grantee: it counted for them
+                add_usage(old[OWNER], -1, -old[SIZE])
+            end
+            log_change(revision, position, 'DELETE', ns, old[2], box.NULL, old, now)
+        end
+    end
+    for _, pair in ipairs(space.index.owner:select({login})) do
+        space:update({pair[1], pair[2]}, {{'=', OWNER, ''}})
+    end
+    for _, grant in ipairs(box.space.grants:select({ns})) do
+        box.space.grants:delete({grant[1], grant[2], grant[3]})
+    end
+    for _, grant in ipairs(box.space.grants.index.grantee:select({login})) do
+        box.space.grants:delete({grant[1], grant[2], grant[3]})
+    end
+    box.space.usage:delete(login)
+    return #doomed
+end
+
 -- Expiry --------------------------------------------------------------------------------
 
 -- Deletes up to `batch` pairs whose expiry has passed, as one write batch (one revision,

@@ -22,6 +22,10 @@ local V2_FUNCTIONS = {
                 'tkv.auth_set_password_hash'},
 }
 
+local V7_FUNCTIONS = {
+    tkv_auth = {'tkv.auth_password_check', 'tkv.auth_change_password', 'tkv.auth_logout_all',
+                'tkv.auth_delete_account'},
+}
 local V6_FUNCTIONS = {
     tkv_kv = {'tkv.kv_get', 'tkv.kv_put', 'tkv.kv_delete', 'tkv.kv_list'},
 }
@@ -338,6 +342,28 @@ local function move_v1_pairs()
     log.info('tkv: moved %d pairs of the v1 store to the shared namespace', moved)
 end
 
+-- Accounts that tokens name (SPEC-v2 "Accounts"): an id that is never reused, so that a
+-- deleted login registered again is a new account no old token works for, and a token
+-- epoch that ChangePassword and LogoutAll advance to refuse every earlier token at once.
+-- Existing users get theirs here; tokens issued before carry neither and are refused
+-- (they lasted 30 minutes at most: users log in again once).
+local function v7()
+    local users = box.space.users
+    local format = users:format()
+    if #format == 5 then
+        table.insert(format, {name = 'account_id', type = 'string', is_nullable = true})
+        table.insert(format, {name = 'token_epoch', type = 'unsigned', is_nullable = true})
+        users:format(format)
+    end
+    local uuid = require('uuid')
+    for _, user in ipairs(users:select()) do
+        if user[6] == nil then
+            users:update(user[1], {{'=', 6, uuid.str()}, {'=', 7, 0}})
+        end
+    end
+    grant_functions(V7_FUNCTIONS)
+end
+
 function M.migrate()
     box.once('tkv:schema:v1', v1)
     box.once('tkv:schema:v2', v2)
@@ -346,6 +372,7 @@ function M.migrate()
     box.once('tkv:schema:v5', v5)
     box.once('tkv:schema:v6', v6)
     move_v1_pairs()
+    box.once('tkv:schema:v7', v7)
 end
 
 -- Synchronous or asynchronous replication of every data space, per the configuration.

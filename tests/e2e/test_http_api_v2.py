@@ -220,3 +220,31 @@ def test_a_put_body_may_be_any_json_value(processes, users, body):
     assert put.status == 200, put.raw
     got = call(processes.gateway, "GET", pairs_path("me", key), token=token)
     assert got.body["value"] == json.loads(body)
+
+
+def test_the_account_calls_over_http(processes):
+    gateway = processes.gateway
+    login, token = sign_in(gateway)
+    wrong = call(
+        gateway, "POST", "/v2/account:changePassword", {"old_password": "x", "new_password": "N3w-Secret!"}, token=token
+    )
+    assert wrong.status == 403 and wrong.body["details"][0]["reason"] == "WRONG_PASSWORD", wrong.raw
+    changed = call(
+        gateway,
+        "POST",
+        "/v2/account:changePassword",
+        {"old_password": PASSWORD, "new_password": "N3w-Secret!"},
+        token=token,
+    )
+    assert changed.status == 200 and set(changed.body) == {"message"}, changed.raw
+    refused = call(gateway, "GET", pairs_path("me", "k"), token=token)
+    assert refused.status == 401 and refused.body["details"][0]["reason"] == "TOKEN_REVOKED"
+    token = call(gateway, "POST", "/api/login", {"login": login, "password": "N3w-Secret!"}).body["token"]
+    everywhere = call(gateway, "POST", "/v2/account:logoutAll", {}, token=token)
+    assert everywhere.status == 200 and everywhere.body["message"].startswith("You have been logged out everywhere!")
+    assert call(gateway, "POST", "/api/read", {"keys": ["k"]}, token=token).status == 401  # v1 routes too
+    token = call(gateway, "POST", "/api/login", {"login": login, "password": "N3w-Secret!"}).body["token"]
+    assert call(gateway, "PUT", pairs_path("me", "k"), 1, token=token).status == 200
+    deleted = call(gateway, "POST", "/v2/account:delete", {"password": "N3w-Secret!"}, token=token)
+    assert deleted.status == 200 and deleted.body["deleted_pairs"] == "1", deleted.raw
+    assert call(gateway, "POST", "/api/login", {"login": login, "password": "N3w-Secret!"}).status == 404

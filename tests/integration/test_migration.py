@@ -5,16 +5,20 @@ unknown, readable through v1 and v2."""
 from __future__ import annotations
 
 import grpc
+import jwt
 import pytest
 from google.protobuf import json_format, struct_pb2
+from passlib.hash import argon2 as PasswordHash
 
-from tests.inprocess import register_and_login, start_services, stop_services
+from tests.inprocess import PASSWORD, register_and_login, start_services, stop_services
 from tests.stack import ROOT, Process, Stack, require_binary, tarantool
 from tests.tokens_for_tests import bearer
+from tkv.auth.v1 import auth_pb2
 from tkv.kv.v1 import kv_pb2 as v1
 from tkv.kv.v2 import kv_pb2 as v2
 
 SCHEMA_V5 = ROOT / "tests" / "fixtures" / "schema_v5" / "init.lua"
+OLD_HASH = PasswordHash.using(memory_cost=1024, rounds=1, parallelism=1).hash(PASSWORD)
 
 # What the v5 kv_svc stored: encoded google.protobuf.Value bytes as MP_BIN (its
 # tkv.blobs), and, from versions before that, native MessagePack and bare {key} nulls.
@@ -39,6 +43,8 @@ def old_data_dir(tmp_path_factory):
         for key, lua in NATIVE_PAIRS.items():
             stack.console(f"box.space.kv:insert({{'{key}', {lua}}})")
         stack.console("box.space.kv:insert({'native/null'})")
+        # A user registered before: a real argon2 hash of tests.inprocess.PASSWORD.
+        stack.console(f"box.space.users:insert({{'OldUser', '{OLD_HASH}', 'Anna', 'Smith', 0}})")
         assert stack.console("box.space.kv:len()") == "6"
         assert stack.console("box.space._schema:get('oncetkv:schema:v6') == nil") == "true"
     finally:
@@ -78,6 +84,13 @@ async def test_a_v5_data_dir_is_upgraded_in_place_with_every_pair_readable(old_d
                 v2.PutPairRequest(namespace="me", key="new", value=struct_pb2.Value(bool_value=True)), metadata=md
             )
             assert written.revision == 2
+            # The user from before has an account id now (schema v7), logs in as before, and
+            # the token names that account.
+            old = await services.auth.Login(auth_pb2.LoginRequest(login="olduser", password=PASSWORD))
+            account_id = stack.console("box.space.users:get('OldUser').account_id")
+            claims = jwt.decode(old.token, options={"verify_signature": False})
+            assert (claims["sub"], claims["account_id"], claims["token_epoch"]) == ("OldUser", account_id, 0)
+            await services.kv.Read(v1.ReadRequest(keys=["blob/str"]), metadata=bearer(old.token))
         finally:
             await stop_services(services)
     finally:

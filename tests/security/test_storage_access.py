@@ -155,7 +155,8 @@ async def test_the_listener_opens_only_once_the_schema_and_functions_exist(tmp_p
                 assert time.monotonic() < deadline, "Tarantool never listened"
                 await asyncio.sleep(0.002)
         try:
-            assert (await conn.call("tkv.kv_read", ["no-such-jti", "nobody", ["k"]]))[0] == "no_user"
+            token = ["no-such-jti", "nobody", "no-account", 0]
+            assert (await conn.call("tkv.kv_read", [*token, ["k"], 1024]))[0] == "no_user"
         finally:
             await conn.disconnect()
     finally:

@@ -51,33 +51,51 @@ async def rejections(svc, metadata) -> dict[str, tuple[str, str | None]]:
     return outcome
 
 
-def forged_tokens(data_dir, subject):
+def account_of(svc, login: str) -> dict:
+    """The claims that name a real user's account, for tokens minted by the tests."""
+    return {"account_id": svc.stack.console(f"box.space.users:get('{login}').account_id"), "token_epoch": 0}
+
+
+def forged_tokens(data_dir, subject, account_id="forged"):
     key = load_signing_key(data_dir / "keys" / "signing.pem")
     kid = key_id(key.public_key())
     now = int(time.time())
-    claims = {"sub": subject, "iat": now, "exp": now + 600, "jti": "j" + str(now), "iss": "tkv-auth", "aud": "tkv"}
+    claims = {
+        "sub": subject,
+        "iat": now,
+        "exp": now + 600,
+        "jti": "j" + str(now),
+        "iss": "tkv-auth",
+        "aud": "tkv",
+        "account_id": account_id,
+        "token_epoch": 0,
+    }
     body = b64(json.dumps(claims).encode())
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     hs_header = b64(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": kid}).encode())
-    header, _, signature = sign(data_dir, sub=subject).split(".")
+    header, _, signature = sign(data_dir, sub=subject, account_id=account_id).split(".")
     return {
         "alg none": f"{b64(json.dumps({'alg': 'none', 'typ': 'at+jwt', 'kid': kid}).encode())}.{body}.",
         "HS256 keyed with the public key": f"{hs_header}.{body}."
         + b64(hmac.new(public_pem, f"{hs_header}.{body}".encode(), hashlib.sha256).digest()),
         "tampered payload": f"{header}.{b64(json.dumps({**claims, 'sub': 'admin'}).encode())}.{signature}",
-        "another key, our kid": sign(data_dir, sub=subject, key=Ed25519PrivateKey.generate(), headers={"kid": kid}),
-        "unknown kid": sign(data_dir, sub=subject, key=Ed25519PrivateKey.generate()),
-        "wrong audience": sign(data_dir, sub=subject, aud="another-api"),
-        "wrong issuer": sign(data_dir, sub=subject, iss="someone-else"),
-        "expired": sign(data_dir, sub=subject, iat=now - 4000, exp=now - 600),
-        "not yet valid": sign(data_dir, sub=subject, nbf=now + 600),
-        "issued in the future": sign(data_dir, sub=subject, iat=now + 600),
-        "jku header": sign(data_dir, sub=subject, headers={"jku": "http://127.0.0.1:9/jwks"}),
-        "embedded jwk": sign(data_dir, sub=subject, headers={"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "AA"}}),
-        "crit header": sign(data_dir, sub=subject, headers={"crit": ["exp"]}),
-        "untyped": sign(data_dir, sub=subject, headers={"typ": "JWT"}),
+        "another key, our kid": sign(
+            data_dir, sub=subject, account_id=account_id, key=Ed25519PrivateKey.generate(), headers={"kid": kid}
+        ),
+        "unknown kid": sign(data_dir, sub=subject, account_id=account_id, key=Ed25519PrivateKey.generate()),
+        "wrong audience": sign(data_dir, sub=subject, account_id=account_id, aud="another-api"),
+        "wrong issuer": sign(data_dir, sub=subject, account_id=account_id, iss="someone-else"),
+        "expired": sign(data_dir, sub=subject, account_id=account_id, iat=now - 4000, exp=now - 600),
+        "not yet valid": sign(data_dir, sub=subject, account_id=account_id, nbf=now + 600),
+        "issued in the future": sign(data_dir, sub=subject, account_id=account_id, iat=now + 600),
+        "jku header": sign(data_dir, sub=subject, account_id=account_id, headers={"jku": "http://127.0.0.1:9/jwks"}),
+        "embedded jwk": sign(
+            data_dir, sub=subject, account_id=account_id, headers={"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "AA"}}
+        ),
+        "crit header": sign(data_dir, sub=subject, account_id=account_id, headers={"crit": ["exp"]}),
+        "untyped": sign(data_dir, sub=subject, account_id=account_id, headers={"typ": "JWT"}),
     }
 
 
@@ -127,7 +145,7 @@ def test_each_forged_token_carries_its_attack(tmp_path):
 @pytest.mark.parametrize("attack", ATTACKS)
 async def test_forged_or_stale_tokens_are_rejected_by_every_rpc(svc, attack):
     login, _ = await register_and_login(svc)
-    token = forged_tokens(svc.stack.data_dir, login)[attack]
+    token = forged_tokens(svc.stack.data_dir, login, account_of(svc, login)["account_id"])[attack]
     outcome = await rejections(svc, (("authorization", f"Bearer {token}"),))
     expected = "TOKEN_EXPIRED" if attack == "expired" else "TOKEN_INVALID"
     assert outcome == {name: ("UNAUTHENTICATED", expected) for name in calls(svc)}
@@ -135,7 +153,7 @@ async def test_forged_or_stale_tokens_are_rejected_by_every_rpc(svc, attack):
 
 async def test_a_genuine_token_passes_the_same_checks(svc):
     login, _ = await register_and_login(svc)
-    token = sign(svc.stack.data_dir, sub=login)
+    token = sign(svc.stack.data_dir, sub=login, **account_of(svc, login))
     outcome = await rejections(svc, (("authorization", f"Bearer {token}"),))
     assert outcome["Read"][0] == "NOT_FOUND" and outcome["Write"][0] == "OK" and outcome["Logout"][0] == "OK"
 

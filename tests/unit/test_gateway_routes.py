@@ -18,11 +18,9 @@ from tkv.kv.v1 import kv_pb2 as kv1_pb2
 from tkv.kv.v2 import kv_pb2 as kv2_pb2
 from tkv_common.settings import Env
 
-V1_SERVICES = [
-    auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
-    kv1_pb2.DESCRIPTOR.services_by_name["KeyValueService"],
-]
-V2_SERVICES = [kv2_pb2.DESCRIPTOR.services_by_name["KeyValueService"]]
+AUTH = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
+KV1 = kv1_pb2.DESCRIPTOR.services_by_name["KeyValueService"]
+KV2 = kv2_pb2.DESCRIPTOR.services_by_name["KeyValueService"]
 
 
 def http_rules(service) -> dict[str, tuple[str, str]]:
@@ -41,18 +39,23 @@ def lua_routes() -> dict[str, str]:
     return dict(re.findall(r'\["([^"]+)"\] = \{method = "([A-Z]+)"', table))
 
 
-def test_every_v1_route_of_the_protos_is_shaped_by_http_api_lua_and_no_other():
-    annotated = {path: verb for service in V1_SERVICES for verb, path in http_rules(service).values()}
-    assert lua_routes() == annotated
+def routes(services) -> list[tuple[str, str]]:
+    return [rule for service in services for rule in http_rules(service).values()]
 
 
-def test_every_v2_route_lives_under_v2():
-    for service in V2_SERVICES:
-        for name, (_, path) in http_rules(service).items():
-            assert path.startswith("/v2/"), (name, path)
-    # ...and nothing of v1 does, so that http_api.lua's pass-through never catches a v1 path.
-    for service in V1_SERVICES:
-        assert not any(path.startswith("/v2/") for _, path in http_rules(service).values())
+def test_every_original_route_of_the_protos_is_shaped_by_http_api_lua_and_no_other():
+    original = {path: verb for verb, path in routes([AUTH, KV1]) if not path.startswith("/v2/")}
+    assert lua_routes() == original
+
+
+def test_every_other_route_lives_under_v2():
+    # http_api.lua passes /v2/ through, and Envoy's /v2/ route transcodes it.
+    assert all(path.startswith("/v2/") for _, path in routes([KV2]))
+    assert {path for _, path in routes([AUTH]) if path.startswith("/v2/")} == {
+        "/v2/account:changePassword",
+        "/v2/account:logoutAll",
+        "/v2/account:delete",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +70,12 @@ def test_envoy_transcodes_and_routes_every_service(envoy_config):
     routes = manager["route_config"]["virtual_hosts"][0]["routes"]
     [v2_route] = [r for r in routes if r["match"].get("prefix") == "/v2/"]
     v2_transcoder = v2_route["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]
-    assert set(transcoder["typed_config"]["services"]) == {s.full_name for s in V1_SERVICES}
-    assert set(v2_transcoder["services"]) == {s.full_name for s in V2_SERVICES}
+    assert set(transcoder["typed_config"]["services"]) == {AUTH.full_name, KV1.full_name}
+    assert set(v2_transcoder["services"]) == {KV2.full_name, AUTH.full_name}
     assert v2_transcoder["convert_grpc_status"] is True
     # The same printing and validation for both versions.
     for option in ("print_options", "request_validation_options", "max_request_body_size"):
         assert v2_transcoder[option] == transcoder["typed_config"][option]
     grpc_prefixes = {r["match"].get("prefix") for r in routes}
-    for service in V1_SERVICES + V2_SERVICES:
+    for service in (AUTH, KV1, KV2):
         assert f"/{service.full_name}/" in grpc_prefixes

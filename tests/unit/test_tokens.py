@@ -44,7 +44,16 @@ def key(data_dir):
     return load_signing_key(data_dir / "keys" / "signing.pem")
 
 
-VALID_CLAIMS = {"sub": "x", "iat": 1, "exp": 4_000_000_000, "jti": "j", "iss": "tkv-auth", "aud": "tkv"}
+VALID_CLAIMS = {
+    "sub": "x",
+    "iat": 1,
+    "exp": 4_000_000_000,
+    "jti": "j",
+    "iss": "tkv-auth",
+    "aud": "tkv",
+    "account_id": "a",
+    "token_epoch": 0,
+}
 
 
 def b64(data: bytes) -> str:
@@ -58,18 +67,20 @@ def reject_reason(verifier, token: str) -> str:
 
 
 def test_issued_token_carries_every_required_claim_and_header_and_verifies(settings, verifier, key):
-    issued = TokenIssuer(settings, ttl_seconds=1800).issue("Alice")
+    issued = TokenIssuer(settings, ttl_seconds=1800).issue("Alice", "account-1", 3)
     payload = jwt.decode(issued.token, options={"verify_signature": False})
-    assert set(payload) >= {"sub", "iat", "exp", "jti", "iss", "aud"}
+    assert set(payload) >= {"sub", "iat", "exp", "jti", "iss", "aud", "account_id", "token_epoch"}
+    assert (payload["account_id"], payload["token_epoch"]) == ("account-1", 3)
     assert payload["exp"] - payload["iat"] == 1800
     assert jwt.get_unverified_header(issued.token) == {"alg": "EdDSA", "typ": "at+jwt", "kid": key_id(key.public_key())}
     verified = verifier.verify(issued.token)
     assert (verified.subject, verified.expires_at) == ("Alice", issued.expires_at)
+    assert verified.storage_args() == (verified.token_id, "Alice", "account-1", 3)
 
 
 def test_every_token_has_its_own_id(settings, verifier):
     issuer = TokenIssuer(settings, ttl_seconds=1800)
-    assert len({verifier.verify(issuer.issue("Alice").token).token_id for _ in range(20)}) == 20
+    assert len({verifier.verify(issuer.issue("Alice", "account-1", 0).token).token_id for _ in range(20)}) == 20
 
 
 def test_kid_is_the_rfc7638_thumbprint():
@@ -94,9 +105,7 @@ def test_token_from_the_future_is_rejected(data_dir, verifier, claim):
 
 def test_alg_none_is_rejected(verifier, key):
     header = b64(json.dumps({"alg": "none", "typ": "at+jwt", "kid": key_id(key.public_key())}).encode())
-    body = b64(
-        json.dumps({"sub": "x", "iat": 1, "exp": 4_000_000_000, "jti": "j", "iss": "tkv-auth", "aud": "tkv"}).encode()
-    )
+    body = b64(json.dumps(VALID_CLAIMS).encode())
     assert reject_reason(verifier, f"{header}.{body}.") == "TOKEN_INVALID"
 
 
@@ -105,9 +114,7 @@ def test_hmac_signed_with_the_public_key_is_rejected(verifier, key):
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     header = b64(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": key_id(key.public_key())}).encode())
-    body = b64(
-        json.dumps({"sub": "x", "iat": 1, "exp": 4_000_000_000, "jti": "j", "iss": "tkv-auth", "aud": "tkv"}).encode()
-    )
+    body = b64(json.dumps(VALID_CLAIMS).encode())
     signature = b64(hmac.new(public_pem, f"{header}.{body}".encode(), hashlib.sha256).digest())
     assert reject_reason(verifier, f"{header}.{body}.{signature}") == "TOKEN_INVALID"
 
@@ -129,20 +136,30 @@ def test_rs256_token_is_rejected(verifier, key):
 
 def test_tampered_payload_is_rejected(data_dir, verifier):
     header, _, signature = sign(data_dir).split(".")
-    forged = b64(
-        json.dumps(
-            {"sub": "Mallory", "iat": 1, "exp": 4_000_000_000, "jti": "j", "iss": "tkv-auth", "aud": "tkv"}
-        ).encode()
-    )
+    forged = b64(json.dumps({**VALID_CLAIMS, "sub": "Mallory"}).encode())
     assert reject_reason(verifier, f"{header}.{forged}.{signature}") == "TOKEN_INVALID"
 
 
-@pytest.mark.parametrize("missing", ["sub", "iat", "exp", "jti", "iss", "aud"])
+@pytest.mark.parametrize("missing", ["sub", "iat", "exp", "jti", "iss", "aud", "account_id", "token_epoch"])
 def test_token_without_a_required_claim_is_rejected(data_dir, verifier, missing):
     assert reject_reason(verifier, sign(data_dir, **{missing: None})) == "TOKEN_INVALID"
 
 
-@pytest.mark.parametrize("override", [{"iss": "someone-else"}, {"aud": "other-api"}, {"sub": ""}, {"jti": 7}])
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"iss": "someone-else"},
+        {"aud": "other-api"},
+        {"sub": ""},
+        {"jti": 7},
+        {"account_id": ""},
+        {"account_id": 5},
+        {"token_epoch": -1},
+        {"token_epoch": "0"},
+        {"token_epoch": 1.5},
+        {"token_epoch": True},
+    ],
+)
 def test_wrong_issuer_audience_or_claim_types_are_rejected(data_dir, verifier, override):
     assert reject_reason(verifier, sign(data_dir, **override)) == "TOKEN_INVALID"
 
@@ -240,7 +257,7 @@ def test_a_cached_token_is_rejected_once_its_key_is_retired(tmp_path):
     settings = TokenSettings(keys=keys, issuer="tkv-auth", audience="tkv", leeway_seconds=10)
     key_set = KeySet(keys)
     verifier = TokenVerifier(key_set, settings)
-    token = TokenIssuer(settings, ttl_seconds=600).issue("Alice").token
+    token = TokenIssuer(settings, ttl_seconds=600).issue("Alice", "account-1", 0).token
     assert verifier.verify(token).subject == "Alice"  # now cached
     from tkv_common.keys import activate, prepare, retire
 
