@@ -96,7 +96,10 @@ local token, batch, mode, prefix = "%(token)s", %(batch)d, "%(mode)s", "%(prefix
 local value = [[%(value)s]]
 local counter, thread_id = 0, 0
 local read_body
-setup = function(thread) thread:set("id", tostring(math.random(1, 1e9))) end
+-- Written keys start with a run id from Python: wrk's math.random is not seeded, so ids
+-- drawn here repeat from run to run, and a repeated v1 write is a cheap skip, not a write.
+local threads = 0
+setup = function(thread) threads = threads + 1; thread:set("id", "%(run)s-" .. threads) end
 init = function(args)
   thread_id = id
   wrk.method = "POST"
@@ -142,7 +145,15 @@ def wrk(port: int, token: str, mode: str, batch: int, prefix: str, concurrency: 
     `batch` keys under `prefix`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
-            WRK_SCRIPT % {"token": token, "batch": batch, "mode": mode, "prefix": prefix, "value": json.dumps(VALUE)}
+            WRK_SCRIPT
+            % {
+                "token": token,
+                "batch": batch,
+                "mode": mode,
+                "prefix": prefix,
+                "value": json.dumps(VALUE),
+                "run": uuid.uuid4().hex[:12],
+            }
         )
     try:
         result = subprocess.run(
@@ -305,7 +316,7 @@ MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 WRITE_LIMITS = {"max_pairs": 10**9, "max_bytes": 10**12, "high_water": 0.9}
 
 
-async def prefill(host, port, user, password, jti, subject, batch, batches, prefix) -> None:
+async def prefill(host, port, user, password, token_args, batch, batches, prefix) -> None:
     """Writes `batches` v2 batches of write_requests' keys for `prefix` into the caller's
     namespace, straight through the stored function: the delete case's victims."""
     import asynctnt
@@ -318,13 +329,13 @@ async def prefill(host, port, user, password, jti, subject, batch, batches, pref
     try:
         for keys in itertools.islice(batch_keys(prefix, batch), batches):
             items = [[key, raw, -1, 0] for key in keys]
-            answer = await conn.call("tkv.kv_put", [jti, subject, "me", items, WRITE_LIMITS], timeout=30)
+            answer = await conn.call("tkv.kv_put", [*token_args, "me", items, WRITE_LIMITS], timeout=30)
             assert answer.body[0] == "ok", answer.body
     finally:
         await conn.disconnect()
 
 
-async def _limit(host, port, user, password, function, jti, subject, batch, concurrency, seconds, start_at, read_keys):
+async def _limit(host, port, user, password, function, token_args, batch, concurrency, seconds, start_at, read_keys):
     import asynctnt
 
     conn = asynctnt.Connection(
@@ -336,10 +347,10 @@ async def _limit(host, port, user, password, function, jti, subject, batch, conc
     def next_call():
         nonlocal counter
         if function == "tkv.kv_read":
-            return conn.call(function, [jti, subject, read_keys, MAX_RESPONSE_BYTES], timeout=30)
+            return conn.call(function, [*token_args, read_keys, MAX_RESPONSE_BYTES], timeout=30)
         counter += 1
         pairs = [[f"{prefix}-{counter}-{i}", raw] for i in range(batch)]
-        return conn.call(function, [jti, subject, pairs, WRITE_LIMITS], timeout=30)
+        return conn.call(function, [*token_args, pairs, WRITE_LIMITS], timeout=30)
 
     try:
         # Both answer 'ok' first; kv_write then lists skipped keys (none expected: every key is new).
