@@ -49,7 +49,7 @@ end
 -- The MessagePack of `fields`. Runs of plain fields are encoded in one msgpack.encode
 -- call each (as an array whose header is cut off): one call per field made a pair write
 -- measurably slower.
-local function encode(fields)
+function M.encode(fields)
     local n = #fields
     -- Tuples here have fewer than 16 fields: a fixarray header, and so is every run's.
     assert(n < 16, 'blobs: tuples of 16 fields or more are not supported')
@@ -74,11 +74,28 @@ local function encode(fields)
 end
 
 local function write(fn, space_id, fields)
-    local data = encode(fields)
+    local data = M.encode(fields)
     local start = ffi.cast('const char *', data)
     if fn(space_id, start, start + #data, nil) ~= 0 then
         box.error()  -- re-raises the error the C API set
     end
+end
+
+-- A field holding an array of `items`, each the MessagePack bytes of one element (from
+-- M.encode): how the change log nests a batch's events, MP_BIN values included.
+function M.array(items)
+    local n = #items
+    local header
+    if n < 16 then
+        header = string.char(0x90 + n)
+    elseif n < 0x10000 then
+        header = '\xdc' .. string.char(bit.rshift(n, 8), bit.band(n, 0xff))
+    else
+        header = '\xdd' .. string.char(
+            bit.band(bit.rshift(n, 24), 0xff), bit.band(bit.rshift(n, 16), 0xff),
+            bit.band(bit.rshift(n, 8), 0xff), bit.band(n, 0xff))
+    end
+    return M.encoded(header .. table.concat(items))
 end
 
 -- Inserts `fields` (plain Lua values and M.bin / M.encoded fields); fails like

@@ -79,14 +79,17 @@ local function is_live(tuple, now)
     return tuple ~= nil and (tuple[EXPIRE_TIME] == 0 or tuple[EXPIRE_TIME] > now)
 end
 
--- One entry of the change log (tkv/schema.lua v6) that Watch reads: `value` is a
--- blobs.bin field for PUT, box.NULL otherwise; `tuple` holds the pair's metadata.
-local function log_change(revision, position, kind, ns, key, value, tuple, now)
-    blobs.insert(box.space.changes.id, {
-        revision, position, kind, ns, key, value,
-        tuple and tuple[CREATE_VERSION] or 0, tuple and tuple[OWNER] or '', now,
-        tuple and tuple[EXPIRE_TIME] or 0,
-    })
+-- The change log Watch reads (tkv/schema.lua v6): one row per write batch, {revision,
+-- time, count, events}, each event [type, namespace, key, value, create_version, owner,
+-- expire_time] with the value as MP_BIN for PUT and nil otherwise. A row per batch, not per
+-- pair: a row per pair made every pair write cost half again as much (docs/benchmarks).
+local function log_event(events, kind, ns, key, value, create_version, owner, expire_time)
+    table.insert(events, blobs.encode({kind, ns, key, value, create_version, owner, expire_time}))
+end
+
+local function write_log(revision, events, now)
+    blobs.insert(box.space.changes.id, {revision, now, #events, blobs.array(events)})
+    box.space.counters:upsert({'changes', #events}, {{'+', 'value', #events}})
 end
 
 -- Sizes charged to quotas: the bytes of the key and of the stored value.
@@ -182,14 +185,14 @@ function M.v1_write(caller, items, limits)
         return 'quota', problem
     end
     box.atomic(function()
-        local revision = next_revision()
-        for position, write in ipairs(writes) do
+        local revision, events = next_revision(), {}
+        for _, write in ipairs(writes) do
             local key, blob = write[1], write[2]
-            local fields = {M.SHARED, key, blobs.bin(blob), revision, revision, caller, now, 0, pair_size(key, blob)}
-            blobs.replace(space.id, fields)
-            log_change(revision, position, 'PUT', M.SHARED, key, blobs.bin(blob), {[CREATE_VERSION] = revision,
-                [OWNER] = caller, [EXPIRE_TIME] = 0}, now)
+            local value = blobs.bin(blob)
+            blobs.replace(space.id, {M.SHARED, key, value, revision, revision, caller, now, 0, pair_size(key, blob)})
+            log_event(events, 'PUT', M.SHARED, key, value, revision, caller, 0)
         end
+        write_log(revision, events, now)
         for owner, delta in pairs(deltas) do
             add_usage(owner, delta.pairs, delta.bytes)
         end
@@ -276,17 +279,19 @@ function M.put(caller, ns_name, items, limits)
     local revision
     box.atomic(function()
         revision = next_revision()
+        local events = {}
         for i, item in ipairs(items) do
             local key, blob, ttl = item[1], item[2], item[4]
             local old = olds[i]
             local create_version = old and old[CREATE_VERSION] or revision
             local owner = old and old[OWNER] or caller
             local expire_time = ttl > 0 and now + ttl or 0
-            blobs.replace(space.id, {ns, key, blobs.bin(blob), revision, create_version, owner, now, expire_time,
+            local value = blobs.bin(blob)
+            blobs.replace(space.id, {ns, key, value, revision, create_version, owner, now, expire_time,
                 pair_size(key, blob)})
-            log_change(revision, i, 'PUT', ns, key, blobs.bin(blob),
-                {[CREATE_VERSION] = create_version, [OWNER] = owner, [EXPIRE_TIME] = expire_time}, now)
+            log_event(events, 'PUT', ns, key, value, create_version, owner, expire_time)
         end
+        write_log(revision, events, now)
         for owner, delta in pairs(deltas) do
             add_usage(owner, delta.pairs, delta.bytes)
         end
@@ -331,11 +336,13 @@ function M.delete(caller, ns_name, items)
     local revision
     box.atomic(function()
         revision = next_revision()
-        for position, old in ipairs(doomed) do
+        local events = {}
+        for _, old in ipairs(doomed) do
             space:delete({ns, old[2]})
             add_usage(old[OWNER], -1, -old[SIZE])
-            log_change(revision, position, 'DELETE', ns, old[2], box.NULL, old, now)
+            log_event(events, 'DELETE', ns, old[2], box.NULL, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
         end
+        write_log(revision, events, now)
     end)
     return 'ok', revision, missing
 end
@@ -390,17 +397,27 @@ function M.delete_account(login)
     local space, now = box.space.pairs, fiber.time()
     local doomed = space:select({ns})
     if #doomed > 0 then
-        local revision = next_revision()
-        for position, old in ipairs(doomed) do
+        local revision, events = next_revision(), {}
+        for _, old in ipairs(doomed) do
             space:delete({ns, old[2]})
             if old[OWNER] ~= login then  -- written by a grantee: it counted for them
                 add_usage(old[OWNER], -1, -old[SIZE])
             end
-            log_change(revision, position, 'DELETE', ns, old[2], box.NULL, old, now)
+            log_event(events, 'DELETE', ns, old[2], box.NULL, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
+        end
+        write_log(revision, events, now)
+    end
+    -- A scan of `shared`, not an index on owner: such an index cost every pair write ~3 µs
+    -- (docs/benchmarks) for the sake of this rare call. Pairs a user creates in others'
+    -- namespaces (by grant) are found the same way once grants exist.
+    local owned = {}
+    for _, pair in space:pairs({M.SHARED}, {iterator = 'EQ'}) do
+        if pair[OWNER] == login then
+            table.insert(owned, pair[2])
         end
     end
-    for _, pair in ipairs(space.index.owner:select({login})) do
-        space:update({pair[1], pair[2]}, {{'=', OWNER, ''}})
+    for _, key in ipairs(owned) do
+        space:update({M.SHARED, key}, {{'=', OWNER, ''}})
     end
     for _, grant in ipairs(box.space.grants:select({ns})) do
         box.space.grants:delete({grant[1], grant[2], grant[3]})
@@ -430,38 +447,43 @@ function M.sweep_expired(batch)
         return 0
     end
     box.atomic(function()
-        local revision = next_revision()
-        for position, old in ipairs(expired) do
+        local revision, events = next_revision(), {}
+        for _, old in ipairs(expired) do
             box.space.pairs:delete({old[1], old[2]})
             add_usage(old[OWNER], -1, -old[SIZE])
-            log_change(revision, position, 'EXPIRE', old[1], old[2], box.NULL, old, now)
+            log_event(events, 'EXPIRE', old[1], old[2], box.NULL, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
         end
+        write_log(revision, events, now)
     end)
     return #expired
 end
 
--- Deletes changes older than `max_age` seconds or beyond the newest `max_count`, a batch
--- at a time; returns how many.
+-- Deletes the oldest batches of the change log while it holds more than `max_count`
+-- changes or they are older than `max_age` seconds, a transaction per 1000 batches;
+-- returns how many batches.
 function M.trim_changes(max_age, max_count)
     local changes = box.space.changes
     local cutoff = fiber.time() - max_age
     local purged = 0
     while true do
-        local excess = changes:len() - max_count
-        local doomed = {}
-        for _, change in changes:pairs() do
-            if #doomed >= 1000 or (#doomed >= excess and change[9] >= cutoff) then
+        local row = box.space.counters:get('changes')
+        local held = row ~= nil and row.value or 0
+        local doomed, dropped = {}, 0
+        for _, batch in changes:pairs() do
+            if #doomed >= 1000 or (held - dropped <= max_count and batch[2] >= cutoff) then
                 break
             end
-            table.insert(doomed, {change[1], change[2]})
+            table.insert(doomed, batch[1])
+            dropped = dropped + batch[3]
         end
         if #doomed == 0 then
             return purged
         end
         box.atomic(function()
-            for _, key in ipairs(doomed) do
-                changes:delete(key)
+            for _, revision in ipairs(doomed) do
+                changes:delete(revision)
             end
+            box.space.counters:update('changes', {{'-', 'value', dropped}})
         end)
         purged = purged + #doomed
     end

@@ -231,12 +231,6 @@ local function v6()
         unique = false,
         parts = {{field = 'expire_time', type = 'number'}},
     })
-    -- Account deletion finds a user's pairs in `shared` without a scan.
-    pairs_space:create_index('owner', {
-        if_not_exists = true,
-        unique = false,
-        parts = {{field = 'owner', type = 'string', collation = 'unicode_ci'}},
-    })
 
     local counters = box.schema.space.create('counters', {
         if_not_exists = true,
@@ -257,26 +251,22 @@ local function v6()
         parts = {{field = 'login', type = 'string', collation = 'unicode_ci'}},
     })
 
-    -- What each write batch changed, in revision order; trimmed by age and count
-    -- (tkv/housekeeping.lua).
+    -- What each write batch changed, one row per batch in revision order: `events` holds
+    -- [type (PUT, DELETE or EXPIRE), namespace, key, value (PUT only, MP_BIN),
+    -- create_version, owner, expire_time] per changed pair (tkv/kv.lua). Trimmed by age and
+    -- by the number of changes, which `counters` keeps as 'changes' (tkv/housekeeping.lua).
     local changes = box.schema.space.create('changes', {
         if_not_exists = true,
         format = {
             {name = 'revision', type = 'unsigned'},
-            {name = 'position', type = 'unsigned'},
-            {name = 'type', type = 'string'},  -- PUT, DELETE or EXPIRE
-            {name = 'namespace', type = 'string'},
-            {name = 'key', type = 'string'},
-            {name = 'value', type = 'any', is_nullable = true},  -- PUT only
-            {name = 'create_version', type = 'unsigned'},
-            {name = 'owner', type = 'string'},
             {name = 'time', type = 'number'},
-            {name = 'expire_time', type = 'number'},
+            {name = 'count', type = 'unsigned'},
+            {name = 'events', type = 'array'},
         },
     })
     changes:create_index('primary', {
         if_not_exists = true,
-        parts = {{field = 'revision', type = 'unsigned'}, {field = 'position', type = 'unsigned'}},
+        parts = {{field = 'revision', type = 'unsigned'}},
     })
 
     -- Sharing (SPEC-v2 "Namespaces"): one grant per (namespace, grantee, prefix).

@@ -207,9 +207,10 @@ async def test_an_expired_pair_is_absent_at_once_and_swept_within_2_s_advancing_
     while svc.stack.console(f"box.space.pairs:get({{'', '{key}'}}) ~= nil") == "true":
         assert time.monotonic() < deadline, "not swept within 2 s"
         await asyncio.sleep(0.05)
+    # The change log: one row per batch, each event [type, namespace, key, ...].
     change = svc.stack.console(
         f"(function() for _, c in box.space.changes:pairs({{}}, {{iterator = 'REQ'}}) do "
-        f"if c.key == '{key}' then return c.type .. ' ' .. c.revision end end end)()"
+        f"for _, e in ipairs(c.events) do if e[3] == '{key}' then return e[1] .. ' ' .. c.revision end end end end)()"
     )
     kind, revision = change.split()
     assert kind == "EXPIRE" and int(revision) > written.revision
@@ -400,3 +401,23 @@ async def test_a_full_store_refuses_pair_writes_but_accounts_logins_and_deletes_
         await svc.kv2.BatchDeletePairs(
             v2.BatchDeletePairsRequest(namespace="me", keys=[f"fill{i}" for i in range(30)]), metadata=md
         )
+
+
+async def test_the_change_log_is_one_row_per_batch_and_trimmed_by_count(svc, user):
+    _, md = user
+    before = int(svc.stack.console("box.space.changes:len()"))
+    for _ in range(3):
+        await svc.kv2.BatchPutPairs(
+            v2.BatchPutPairsRequest(
+                namespace="me", pairs=[v2.PairToPut(key=unique(), value=value(1)) for _ in range(5)]
+            ),
+            metadata=md,
+        )
+    assert int(svc.stack.console("box.space.changes:len()")) == before + 3
+    counted = "(function() local n = 0 for _, c in box.space.changes:pairs() do n = n + c.count end return n end)()"
+    held = int(svc.stack.console("box.space.counters:get('changes').value"))
+    assert held == int(svc.stack.console(counted))
+    # Trimmed to at most 7 changes: whole batches go, oldest first, and the count follows.
+    svc.stack.console("require('tkv.kv').trim_changes(3600, 7)")
+    held = int(svc.stack.console("box.space.counters:get('changes').value"))
+    assert held == int(svc.stack.console(counted)) and 5 <= held <= 7
