@@ -11,12 +11,14 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf import struct_pb2
 
-from tests.inprocess import register_and_login, start_services, stop_services, unique
+from tests.inprocess import PASSWORD, register_and_login, start_services, stop_services, unique
 from tests.status_details import reason
 from tests.tokens_for_tests import sign
 from tkv.auth.v1 import auth_pb2
 from tkv.kv.v1 import kv_pb2
+from tkv.kv.v2 import kv_pb2 as v2
 from tkv_common.keys import key_id, load_signing_key
 
 
@@ -31,18 +33,44 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+WRONG = "Wr0ng!pass"
+
+
 def calls(svc):
-    """Every authenticated RPC, as a function of the metadata to send."""
+    """Every authenticated RPC of both services, as a function of the metadata to send. The
+    account calls that check a password get a wrong one (a valid token: PERMISSION_DENIED);
+    LogoutAll and Logout come last, since they end the token."""
+    one = struct_pb2.Value(number_value=1)
     return {
         "Read": lambda md: svc.kv.Read(kv_pb2.ReadRequest(keys=["a"]), metadata=md),
         "Write": lambda md: svc.kv.Write(kv_pb2.WriteRequest(data={unique(): 1}), metadata=md),
+        "GetPair": lambda md: svc.kv2.GetPair(v2.GetPairRequest(namespace="me", key="a"), metadata=md),
+        "BatchGetPairs": lambda md: svc.kv2.BatchGetPairs(
+            v2.BatchGetPairsRequest(namespace="me", keys=["a"]), metadata=md
+        ),
+        "PutPair": lambda md: svc.kv2.PutPair(v2.PutPairRequest(namespace="me", key=unique(), value=one), metadata=md),
+        "BatchPutPairs": lambda md: svc.kv2.BatchPutPairs(
+            v2.BatchPutPairsRequest(namespace="me", pairs=[v2.PairToPut(key=unique(), value=one)]), metadata=md
+        ),
+        "DeletePair": lambda md: svc.kv2.DeletePair(v2.DeletePairRequest(namespace="me", key="a"), metadata=md),
+        "BatchDeletePairs": lambda md: svc.kv2.BatchDeletePairs(
+            v2.BatchDeletePairsRequest(namespace="me", keys=["a"]), metadata=md
+        ),
+        "ListPairs": lambda md: svc.kv2.ListPairs(v2.ListPairsRequest(namespace="me"), metadata=md),
+        "ChangePassword": lambda md: svc.auth.ChangePassword(
+            auth_pb2.ChangePasswordRequest(old_password=WRONG, new_password="N3w-Secret!"), metadata=md
+        ),
+        "DeleteAccount": lambda md: svc.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(password=WRONG), metadata=md),
+        "LogoutAll": lambda md: svc.auth.LogoutAll(auth_pb2.LogoutAllRequest(), metadata=md),
         "Logout": lambda md: svc.auth.Logout(auth_pb2.LogoutRequest(), metadata=md),
     }
 
 
-async def rejections(svc, metadata) -> dict[str, tuple[str, str | None]]:
+async def rejections(svc, metadata, names=None) -> dict[str, tuple[str, str | None]]:
     outcome = {}
     for name, call in calls(svc).items():
+        if names is not None and name not in names:
+            continue
         try:
             await call(metadata)
             outcome[name] = ("OK", None)
@@ -154,8 +182,22 @@ async def test_forged_or_stale_tokens_are_rejected_by_every_rpc(svc, attack):
 async def test_a_genuine_token_passes_the_same_checks(svc):
     login, _ = await register_and_login(svc)
     token = sign(svc.stack.data_dir, sub=login, **account_of(svc, login))
-    outcome = await rejections(svc, (("authorization", f"Bearer {token}"),))
-    assert outcome["Read"][0] == "NOT_FOUND" and outcome["Write"][0] == "OK" and outcome["Logout"][0] == "OK"
+    md = (("authorization", f"Bearer {token}"),)
+    outcome = await rejections(svc, md, names=set(calls(svc)) - {"LogoutAll", "Logout"})
+    assert outcome == {
+        "Read": ("NOT_FOUND", "KEYS_NOT_FOUND"),
+        "Write": ("OK", None),
+        "GetPair": ("NOT_FOUND", "KEYS_NOT_FOUND"),
+        "BatchGetPairs": ("OK", None),
+        "PutPair": ("OK", None),
+        "BatchPutPairs": ("OK", None),
+        "DeletePair": ("NOT_FOUND", "KEYS_NOT_FOUND"),
+        "BatchDeletePairs": ("OK", None),
+        "ListPairs": ("OK", None),
+        "ChangePassword": ("PERMISSION_DENIED", "WRONG_PASSWORD"),
+        "DeleteAccount": ("PERMISSION_DENIED", "WRONG_PASSWORD"),
+    }
+    assert (await rejections(svc, md, names={"LogoutAll"})) == {"LogoutAll": ("OK", None)}
 
 
 async def test_a_revoked_token_is_rejected_by_every_rpc(svc):
@@ -176,3 +218,29 @@ async def test_the_token_of_a_user_who_no_longer_exists_is_rejected(svc):
 async def test_garbled_or_oversized_authorization_is_rejected(svc, value):
     outcome = await rejections(svc, (("authorization", value),))
     assert all(code == "UNAUTHENTICATED" for code, _ in outcome.values()), outcome
+
+
+async def second_token(svc, login: str) -> str:
+    return (await svc.auth.Login(auth_pb2.LoginRequest(login=login, password=PASSWORD))).token
+
+
+@pytest.mark.parametrize("operation", ["ChangePassword", "LogoutAll", "DeleteAccount"])
+async def test_every_token_of_the_account_is_refused_by_every_rpc_right_after(svc, operation):
+    login, first = await register_and_login(svc)
+    second = await second_token(svc, login)
+    md = (("authorization", f"Bearer {first}"),)
+    if operation == "ChangePassword":
+        request = auth_pb2.ChangePasswordRequest(old_password=PASSWORD, new_password="N3w-Secret!")
+        await svc.auth.ChangePassword(request, metadata=md)
+        expected = "TOKEN_REVOKED"
+    elif operation == "LogoutAll":
+        await svc.auth.LogoutAll(auth_pb2.LogoutAllRequest(), metadata=md)
+        expected = "TOKEN_REVOKED"
+    else:
+        await svc.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(password=PASSWORD), metadata=md)
+        # A new account of the same login accepts no token of the old one.
+        await svc.auth.Register(auth_pb2.RegisterRequest(login=login, password=PASSWORD, name="Anna", surname="Smith"))
+        expected = "TOKEN_INVALID"
+    for token in (first, second):
+        outcome = await rejections(svc, (("authorization", f"Bearer {token}"),))
+        assert outcome == {name: ("UNAUTHENTICATED", expected) for name in calls(svc)}
