@@ -125,7 +125,7 @@ end
 
 -- v1: the shared store -------------------------------------------------------------------
 
--- The pairs tuples of `keys` in request order, or 'missing' with every absent (or
+-- {namespace, key, value} of `keys` in request order, or 'missing' with every absent (or
 -- expired) key, or 'too_large' with the answer's size when it would pass `max_bytes`
 -- (checked before anything is sent, so a service never builds an answer it must refuse).
 function M.v1_read(_, keys, max_bytes)
@@ -134,7 +134,9 @@ function M.v1_read(_, keys, max_bytes)
     for i, key in ipairs(keys) do
         local tuple = space:get({M.SHARED, key})
         if is_live(tuple, now) then
-            found[i] = tuple
+            -- {namespace, key, value}: v1 answers nothing else, and the metadata would only
+            -- be sent and decoded for nothing (transform keeps the value MP_BIN).
+            found[i] = tuple:transform(VERSION, SIZE - VERSION + 1)
             size = size + tuple:bsize()
         else
             table.insert(missing, key)
