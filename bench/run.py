@@ -159,7 +159,8 @@ def tarantool_access(stack: Stack, token_args: list) -> dict:
     }
 
 
-def run_matrix(bench: Bench, token: str, token_args: list, batches, levels) -> None:
+def run_matrix(bench: Bench, token: str, token_args: list, batches, levels, extra=None) -> None:
+    """`extra`: more cases by (batch, clients), run interleaved with these (run_v2)."""
     stack, seconds = bench.stack, bench.seconds
     limit = tarantool_access(stack, token_args)
     grpc_ports = (("grpc-direct", stack.kv_port), ("grpc-envoy", stack.gateway_port))
@@ -218,16 +219,19 @@ def run_matrix(bench: Bench, token: str, token_args: list, batches, levels) -> N
                 ),
             ]
             # The cells the targets name run `repeat` times, interleaved; medians are reported.
+            cases += (extra or {}).get((batch, concurrency), [])
             for _ in range(bench.repeat if (batch, concurrency) in TARGET_CELLS else 1):
                 for case, operation, run in cases:
                     bench.measure(case, operation, batch, concurrency, run)
 
 
-def run_v2(bench: Bench, token: str, limit: dict) -> None:
+def run_v2(bench: Bench, token: str, interleave: dict | None = None) -> None:
     """API v2 (issue 11), the same way as v1: BatchGetPairs and BatchPutPairs of 10 keys,
     ListPairs of 1000-key pages against a 1000-key BatchGetPairs, and BatchDeletePairs of
     10 keys, each at 64 clients over gRPC and (but delete) HTTP through Envoy, `repeat`
-    times interleaved. Reads use v1's preloaded keys, which live in `shared`."""
+    times interleaved. Reads use v1's preloaded keys, which live in `shared`. With
+    `interleave`, the cases are added to it by (batch, clients) for run_matrix to run
+    beside v1's instead."""
     stack, seconds, concurrency = bench.stack, bench.seconds, V2_CONCURRENCY
     processes = min(CORES, concurrency)
     clients = partial(loadgen.run_python_clients, processes=processes, concurrency=concurrency, seconds=seconds)
@@ -255,9 +259,23 @@ def run_v2(bench: Bench, token: str, limit: dict) -> None:
         ("grpc-direct", "list v2", 1000, h2("ListPairs", list1000)),
         ("http-envoy", "list v2", 1000, partial(wrk, "v2list", 1000, "read-1000-", concurrency, seconds)),
     ]
+    # Interleaved with v1's cases of the same batch (run_matrix): the machine's speed drifts
+    # between minutes more than the two APIs differ, so v2 must be measured beside v1.
+    if interleave:
+        for case, operation, batch, run in cases:
+            interleave.setdefault((batch, concurrency), []).append((case, operation, run))
+        return
     for _ in range(bench.repeat):
         for case, operation, batch, run in cases:
             bench.measure(case, operation, batch, concurrency, run)
+
+
+def run_v2_deletes(bench: Bench, token: str, limit: dict) -> None:
+    """BatchDeletePairs of 10 keys at 64 clients over gRPC, `repeat` times."""
+    stack, seconds, concurrency = bench.stack, bench.seconds, V2_CONCURRENCY
+    processes = min(CORES, concurrency)
+    clients = partial(loadgen.run_python_clients, processes=processes, concurrency=concurrency, seconds=seconds)
+    grpc_write = partial(clients, "grpc_write", address=f"127.0.0.1:{stack.kv_port}", token=token, batch=10)
     # Deletes need pairs to delete: written beforehand through the stored function (twice
     # what the put case managed in the same time, so the deleters never run out).
     put_rps = max(r["rps"] for r in bench.results if (r["operation"], r["case"]) == ("batch-put v2", "grpc-direct"))
@@ -266,10 +284,9 @@ def run_v2(bench: Bench, token: str, limit: dict) -> None:
         prefix = uuid.uuid4().hex[:8]
         for index in range(processes):
             asyncio.run(loadgen.prefill(**limit, batch=10, batches=per_process, prefix=f"{prefix}-{index}"))
-        run = partial(
-            clients, "grpc_write", address=f"127.0.0.1:{kv}", token=token, batch=10, api="v2delete", prefix=prefix
+        bench.measure(
+            "grpc-direct", "batch-delete v2", 10, concurrency, partial(grpc_write, api="v2delete", prefix=prefix)
         )
-        bench.measure("grpc-direct", "batch-delete v2", 10, concurrency, run)
 
 
 def run_auth(bench: Bench, seconds: float) -> dict:
@@ -479,8 +496,16 @@ def main() -> int:
         try:
             token, token_args = asyncio.run(prepare(stack))
             bench = Bench(stack, args.seconds, args.repeat)
-            run_matrix(bench, token, token_args, batches, levels)
-            run_v2(bench, token, tarantool_access(stack, token_args))
+            v2_cases: dict = {}
+            run_v2(bench, token, v2_cases)
+            run_matrix(bench, token, token_args, batches, levels, v2_cases)
+            # v2 cases of cells the matrix did not run (other --batches/--concurrency).
+            for (batch, concurrency), cases in v2_cases.items():
+                if batch not in batches or concurrency not in levels:
+                    for _ in range(bench.repeat):
+                        for case, operation, run in cases:
+                            bench.measure(case, operation, batch, concurrency, run)
+            run_v2_deletes(bench, token, tarantool_access(stack, token_args))
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))
