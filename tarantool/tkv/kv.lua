@@ -18,6 +18,10 @@ M.SHARED = ''
 local VALUE, VERSION, CREATE_VERSION, OWNER, UPDATE_TIME, EXPIRE_TIME, SIZE = 3, 4, 5, 6, 7, 8, 9
 -- `expected` when a request gives no condition (msgpack arrays cannot hold nil).
 local NO_CONDITION = -1
+-- What an answer holds per pair besides its key and value (field tags, lengths, versions,
+-- owner, times): an upper bound, so that summing `size` + this never underestimates an
+-- answer. Cheaper than tuple:bsize() (measured 0.3 us a call against 0.03 for a field).
+local PAIR_OVERHEAD = 96
 
 -- Namespaces ---------------------------------------------------------------------------
 
@@ -125,7 +129,7 @@ end
 
 -- v1: the shared store -------------------------------------------------------------------
 
--- {namespace, key, value} of `keys` in request order, or 'missing' with every absent (or
+-- The pairs tuples of `keys` in request order, or 'missing' with every absent (or
 -- expired) key, or 'too_large' with the answer's size when it would pass `max_bytes`
 -- (checked before anything is sent, so a service never builds an answer it must refuse).
 function M.v1_read(_, keys, max_bytes)
@@ -134,10 +138,11 @@ function M.v1_read(_, keys, max_bytes)
     for i, key in ipairs(keys) do
         local tuple = space:get({M.SHARED, key})
         if is_live(tuple, now) then
-            -- {namespace, key, value}: v1 answers nothing else, and the metadata would only
-            -- be sent and decoded for nothing (transform keeps the value MP_BIN).
-            found[i] = tuple:transform(VERSION, SIZE - VERSION + 1)
-            size = size + tuple:bsize()
+            -- The whole tuple, as it is: cutting it to {namespace, key, value}
+            -- (tuple:transform) measured 1.4 us a pair in Tarantool, more than decoding
+            -- the extra fields costs kv_svc.
+            found[i] = tuple
+            size = size + tuple[SIZE] + PAIR_OVERHEAD
         else
             table.insert(missing, key)
         end
@@ -217,7 +222,7 @@ function M.get(caller, ns_name, keys, max_bytes)
         local tuple = space:get({ns, key})
         if is_live(tuple, now) then
             table.insert(found, tuple)
-            size = size + tuple:bsize()
+            size = size + tuple[SIZE] + PAIR_OVERHEAD
         else
             table.insert(missing, key)
         end
@@ -376,7 +381,7 @@ function M.list(caller, ns_name, prefix, after, first, limit, keys_only, max_byt
                 item = {ns, key, box.NULL, tuple[VERSION], tuple[CREATE_VERSION], tuple[OWNER], tuple[UPDATE_TIME],
                         tuple[EXPIRE_TIME], tuple[SIZE]}
             end
-            local item_size = keys_only and #key + 64 or tuple:bsize()
+            local item_size = keys_only and #key + PAIR_OVERHEAD or tuple[SIZE] + PAIR_OVERHEAD
             if #found >= limit or (#found > 0 and size + item_size > max_bytes) then
                 more = true
                 break
