@@ -77,19 +77,21 @@ class NamespacedStore:
             violations += self._rules.duplicates(field, keys)
         return violations
 
-    def _version_violations(self, field: str, key: str, expected: int | None) -> list[FieldViolation]:
+    # `prefix`: the field path up to the field's own name, with its dot ("pairs[2]."), or
+    # "" for the request's own fields (PutPair, DeletePair).
+    def _version_violations(self, prefix: str, key: str, expected: int | None) -> list[FieldViolation]:
         if expected is None or expected >= 0:
             return []
         text = messages.INVALID_EXPECTED_VERSION.format(key=key_excerpt(key), value=expected)
-        return [FieldViolation(f"{field}.expected_version", text)]
+        return [FieldViolation(f"{prefix}expected_version", text)]
 
-    def _ttl_violations(self, field: str, key: str, ttl: float | None) -> list[FieldViolation]:
+    def _ttl_violations(self, prefix: str, key: str, ttl: float | None) -> list[FieldViolation]:
         if ttl is None or self._v2.min_ttl_seconds <= ttl <= self._v2.max_ttl_seconds:
             return []
         text = messages.INVALID_TTL.format(
             key=key_excerpt(key), minimum=self._v2.min_ttl_seconds, maximum=self._v2.max_ttl_seconds
         )
-        return [FieldViolation(f"{field}.ttl", with_detail(text, f"got {ttl:g}"))]
+        return [FieldViolation(f"{prefix}ttl", with_detail(text, f"got {ttl:g}"))]
 
     @staticmethod
     def _refuse(violations: list[FieldViolation], reason: str) -> None:
@@ -119,8 +121,8 @@ class NamespacedStore:
                 field = "" if single else f"pairs[{i}]"
                 prefix = f"{field}." if field else ""
                 problems = self._key_violations(f"{prefix}key", item.key)
-                problems += self._version_violations(field or "put", item.key, item.expected_version)
-                problems += self._ttl_violations(field or "put", item.key, item.ttl_seconds)
+                problems += self._version_violations(prefix, item.key, item.expected_version)
+                problems += self._ttl_violations(prefix, item.key, item.ttl_seconds)
                 try:
                     blob = values.check(item.value, self._limits.max_value_depth)
                 except values.InvalidValue as exc:
@@ -137,10 +139,15 @@ class NamespacedStore:
         self, claims: Claims, namespace: str, items: Sequence[DeleteItem], *, single: bool = False
     ) -> Deleted:
         """All named pairs that exist, or none. `single`: DeletePair, NOT_FOUND if absent."""
-        field = "pairs"
-        violations = self._namespace_violations(namespace) + self._batch_violations(field, [item.key for item in items])
-        for i, item in enumerate(items):
-            violations += self._version_violations(f"{field}[{i}]", item.key, item.expected_version)
+        violations = self._namespace_violations(namespace)
+        if single:
+            [item] = items
+            violations += self._key_violations("key", item.key)
+            violations += self._version_violations("", item.key, item.expected_version)
+        else:
+            violations += self._batch_violations("pairs", [item.key for item in items])
+            for i, item in enumerate(items):
+                violations += self._version_violations(f"pairs[{i}].", item.key, item.expected_version)
         self._refuse(violations, "INVALID_KEYS")
         stored = [[item.key, _condition(item.expected_version)] for item in items]
         deleted = await self._storage.delete(claims, namespace, stored)

@@ -12,7 +12,7 @@ from google.protobuf import duration_pb2, json_format, struct_pb2
 from google.rpc import error_details_pb2
 
 from tests.inprocess import register_and_login, start_services, stop_services, unique
-from tests.status_details import detail_of, reason
+from tests.status_details import detail_of, details, reason
 from tests.tokens_for_tests import bearer
 from tkv.kv.v1 import kv_pb2 as v1
 from tkv.kv.v2 import kv_pb2 as v2
@@ -421,3 +421,19 @@ async def test_the_change_log_is_one_row_per_batch_and_trimmed_by_count(svc, use
     svc.stack.console("require('tkv.kv').trim_changes(3600, 7)")
     held = int(svc.stack.console("box.space.counters:get('changes').value"))
     assert held == int(svc.stack.console(counted)) and 5 <= held <= 7
+
+
+async def test_single_pair_calls_name_their_own_fields(svc, user):
+    _, md = user
+    request = put("me", "", 1, expected=-1, ttl=0.5)
+    error = await expect_error(svc.kv2.PutPair(request, metadata=md), grpc.StatusCode.INVALID_ARGUMENT)
+    fields = [field for field, _ in details(error)[1]]
+    assert fields == ["key", "expected_version", "ttl"]
+    error = await expect_error(
+        svc.kv2.DeletePair(v2.DeletePairRequest(namespace="me", key="", expected_version=-1), metadata=md),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert [field for field, _ in details(error)[1]] == [
+        "key",
+        "expected_version",
+    ]
