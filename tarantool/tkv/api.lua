@@ -1,9 +1,11 @@
 -- Stored functions called by the services: one call, one round trip, and (for writes)
 -- one transaction per request, whatever the batch size.
 --
--- Outcomes the caller must handle are returned as a status string first ('ok',
--- 'exists', 'locked', 'revoked', 'no_user', 'missing'), so the services translate them through one table
--- instead of parsing error messages. Errors (box.error) mean something unexpected.
+-- Outcomes the caller must handle are returned as a status string first ('ok', 'exists',
+-- 'locked', the token problems 'revoked', 'no_user' and 'superseded', and tkv/kv.lua's
+-- 'missing', 'denied', 'not_owner', 'mismatch', 'quota', 'full', 'too_large'), so the
+-- services translate them through one table each instead of parsing error messages.
+-- Errors (box.error) mean something unexpected.
 local fiber = require('fiber')
 local kv = require('tkv.kv')
 local logins = require('tkv.logins')
