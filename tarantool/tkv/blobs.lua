@@ -60,12 +60,15 @@ function M.encode(fields)
     return table.concat(parts)
 end
 
-local function write(fn, space_id, fields)
-    local data = M.encode(fields)
+local function write_bytes(fn, space_id, data)
     local start = ffi.cast('const char *', data)
     if fn(space_id, start, start + #data, nil) ~= 0 then
         box.error()  -- re-raises the error the C API set
     end
+end
+
+local function write(fn, space_id, fields)
+    write_bytes(fn, space_id, M.encode(fields))
 end
 
 -- A field holding an array of `items`, each the MessagePack bytes of one element (from
@@ -83,6 +86,12 @@ function M.array(items)
             bit.band(bit.rshift(n, 8), 0xff), bit.band(n, 0xff))
     end
     return M.encoded(header .. table.concat(items))
+end
+
+-- Replaces by a tuple given as its MessagePack bytes (a caller that encodes its own tuples
+-- on a hot path, tkv/kv.lua).
+function M.replace_encoded(space_id, data)
+    write_bytes(ffi.C.box_replace, space_id, data)
 end
 
 -- Inserts `fields` (plain Lua values and M.bin / M.encoded fields); fails like

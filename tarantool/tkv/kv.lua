@@ -8,6 +8,7 @@
 -- from before blobs, native MessagePack; readers get whole tuples and decode in Python.
 local blobs = require('tkv.blobs')
 local fiber = require('fiber')
+local encode = require('msgpack').encode
 
 local M = {}
 
@@ -88,7 +89,16 @@ end
 -- expire_time] with the value as MP_BIN for PUT and nil otherwise. A row per batch, not per
 -- pair: a row per pair made every pair write cost half again as much (docs/benchmarks).
 local function log_event(events, kind, ns, key, value, create_version, owner, expire_time)
-    table.insert(events, blobs.encode({kind, ns, key, value, create_version, owner, expire_time}))
+    -- A fixarray of 7; the value is a blobs.bin field for PUT, nil (0xc0) otherwise.
+    table.insert(events, '\x97' .. encode(kind) .. encode(ns) .. encode(key) .. (value and value.bytes or '\xc0')
+        .. encode(create_version) .. encode(owner) .. encode(expire_time))
+end
+
+-- Writes a pair tuple encoded in one concatenation: every pair write's hot path (the
+-- generic blobs.encode of the same fields measured 2.1 us, this ~1.2).
+local function write_pair(ns, key, value, version, create_version, owner, update_time, expire_time, size)
+    blobs.replace_encoded(box.space.pairs.id, '\x99' .. encode(ns) .. encode(key) .. value.bytes .. encode(version)
+        .. encode(create_version) .. encode(owner) .. encode(update_time) .. encode(expire_time) .. encode(size))
 end
 
 local function write_log(revision, events, now)
@@ -196,7 +206,7 @@ function M.v1_write(caller, items, limits)
         for _, write in ipairs(writes) do
             local key, blob = write[1], write[2]
             local value = blobs.bin(blob)
-            blobs.replace(space.id, {M.SHARED, key, value, revision, revision, caller, now, 0, pair_size(key, blob)})
+            write_pair(M.SHARED, key, value, revision, revision, caller, now, 0, pair_size(key, blob))
             log_event(events, 'PUT', M.SHARED, key, value, revision, caller, 0)
         end
         write_log(revision, events, now)
@@ -294,8 +304,7 @@ function M.put(caller, ns_name, items, limits)
             local owner = old and old[OWNER] or caller
             local expire_time = ttl > 0 and now + ttl or 0
             local value = blobs.bin(blob)
-            blobs.replace(space.id, {ns, key, value, revision, create_version, owner, now, expire_time,
-                pair_size(key, blob)})
+            write_pair(ns, key, value, revision, create_version, owner, now, expire_time, pair_size(key, blob))
             log_event(events, 'PUT', ns, key, value, create_version, owner, expire_time)
         end
         write_log(revision, events, now)
@@ -347,7 +356,7 @@ function M.delete(caller, ns_name, items)
         for _, old in ipairs(doomed) do
             space:delete({ns, old[2]})
             add_usage(old[OWNER], -1, -old[SIZE])
-            log_event(events, 'DELETE', ns, old[2], box.NULL, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
+            log_event(events, 'DELETE', ns, old[2], nil, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
         end
         write_log(revision, events, now)
     end)
@@ -410,7 +419,7 @@ function M.delete_account(login)
             if old[OWNER] ~= login then  -- written by a grantee: it counted for them
                 add_usage(old[OWNER], -1, -old[SIZE])
             end
-            log_event(events, 'DELETE', ns, old[2], box.NULL, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
+            log_event(events, 'DELETE', ns, old[2], nil, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
         end
         write_log(revision, events, now)
     end
@@ -458,7 +467,7 @@ function M.sweep_expired(batch)
         for _, old in ipairs(expired) do
             box.space.pairs:delete({old[1], old[2]})
             add_usage(old[OWNER], -1, -old[SIZE])
-            log_event(events, 'EXPIRE', old[1], old[2], box.NULL, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
+            log_event(events, 'EXPIRE', old[1], old[2], nil, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
         end
         write_log(revision, events, now)
     end)
