@@ -98,8 +98,19 @@ local counter, thread_id = 0, 0
 local read_body
 -- Written keys start with a run id from Python: wrk's math.random is not seeded, so ids
 -- drawn here repeat from run to run, and a repeated v1 write is a cheap skip, not a write.
-local threads = 0
-setup = function(thread) threads = threads + 1; thread:set("id", "%(run)s-" .. threads) end
+local threads, all_threads = 0, {}
+setup = function(thread)
+  threads = threads + 1
+  thread:set("id", "%(run)s-" .. threads)
+  table.insert(all_threads, thread)
+end
+-- A delete that found a key missing means the prefill ran out: counted as an error.
+misses = 0
+if mode == "v2delete" then
+  response = function(status, headers, body)
+    if body:find('"missing_keys"', 1, true) then misses = misses + 1 end
+  end
+end
 init = function(args)
   thread_id = id
   wrk.method = "POST"
@@ -118,6 +129,12 @@ request = function()
     return wrk.format("GET", "/v2/namespaces/shared/pairs?page_size=" .. batch .. "&prefix=" .. prefix, nil, nil)
   end
   counter = counter + 1
+  if mode == "v2delete" then
+    -- The keys loadgen.prefill wrote for prefix `thread_id`: batch_keys' sequence, from 0.
+    local keys = {}
+    for i = 1, batch do keys[i] = '"' .. thread_id .. '-' .. (counter - 1) .. '-' .. (i - 1) .. '"' end
+    return wrk.format(nil, "/v2/namespaces/me/pairs:batchDelete", nil, '{"keys": [' .. table.concat(keys, ",") .. ']}')
+  end
   local pairs = {}
   for i = 1, batch do
     local key = 'w' .. thread_id .. '-' .. counter .. '-' .. i
@@ -133,16 +150,25 @@ request = function()
   return wrk.format(nil, "/api/write/", nil, '{"data": {' .. table.concat(pairs, ",") .. '}}')
 end
 done = function(summary, latency, requests)
-  print(string.format("RESULT %%d %%d %%d %%d %%d", summary.requests, summary.errors.status,
+  local missed = 0
+  for _, thread in ipairs(all_threads) do missed = missed + (thread:get("misses") or 0) end
+  print(string.format("RESULT %%d %%d %%d %%d %%d", summary.requests, summary.errors.status + missed,
     latency:percentile(50), latency:percentile(99), summary.duration))
 end
 """
 
 
-def wrk(port: int, token: str, mode: str, batch: int, prefix: str, concurrency: int, seconds: float) -> dict:
+def wrk_threads(concurrency: int) -> int:
+    return min(2, concurrency)
+
+
+def wrk(
+    port: int, token: str, mode: str, batch: int, prefix: str, concurrency: int, seconds: float, run: str = ""
+) -> dict:
     """HTTP/1.1 keep-alive through Envoy; non-2xx answers count as errors. `mode`: read,
     write (v1), v2read (BatchGetPairs), v2write (BatchPutPairs), v2list (ListPairs of
-    `batch` keys under `prefix`)."""
+    `batch` keys under `prefix`), v2delete (BatchDeletePairs of the keys prefill wrote for
+    prefixes `run`-1 ... `run`-threads). `run`: the id written keys start with (random)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             WRK_SCRIPT
@@ -152,7 +178,7 @@ def wrk(port: int, token: str, mode: str, batch: int, prefix: str, concurrency: 
                 "mode": mode,
                 "prefix": prefix,
                 "value": json.dumps(VALUE),
-                "run": uuid.uuid4().hex[:12],
+                "run": run or uuid.uuid4().hex[:12],
             }
         )
     try:
@@ -160,7 +186,7 @@ def wrk(port: int, token: str, mode: str, batch: int, prefix: str, concurrency: 
             [
                 "wrk",
                 "-t",
-                str(min(2, concurrency)),
+                str(wrk_threads(concurrency)),
                 "-c",
                 str(concurrency),
                 "-d",

@@ -271,7 +271,7 @@ def run_v2(bench: Bench, token: str, interleave: dict | None = None) -> None:
 
 
 def run_v2_deletes(bench: Bench, token: str, limit: dict) -> None:
-    """BatchDeletePairs of 10 keys at 64 clients over gRPC, `repeat` times."""
+    """BatchDeletePairs of 10 keys at 64 clients over gRPC and HTTP, `repeat` times."""
     stack, seconds, concurrency = bench.stack, bench.seconds, V2_CONCURRENCY
     processes = min(CORES, concurrency)
     clients = partial(loadgen.run_python_clients, processes=processes, concurrency=concurrency, seconds=seconds)
@@ -287,6 +287,15 @@ def run_v2_deletes(bench: Bench, token: str, limit: dict) -> None:
         bench.measure(
             "grpc-direct", "batch-delete v2", 10, concurrency, partial(grpc_write, api="v2delete", prefix=prefix)
         )
+        # Over HTTP: one key sequence per wrk thread (`prefix`-1, `prefix`-2, ...).
+        put_http = max(r["rps"] for r in bench.results if (r["operation"], r["case"]) == ("batch-put v2", "http-envoy"))
+        threads = loadgen.wrk_threads(concurrency)
+        prefix = uuid.uuid4().hex[:8]
+        for index in range(1, threads + 1):
+            batches = int(2 * put_http * seconds / threads) + 100
+            asyncio.run(loadgen.prefill(**limit, batch=10, batches=batches, prefix=f"{prefix}-{index}"))
+        run = partial(loadgen.wrk, stack.gateway_port, token, "v2delete", 10, "", concurrency, seconds, run=prefix)
+        bench.measure("http-envoy", "batch-delete v2", 10, concurrency, run)
 
 
 def run_auth(bench: Bench, seconds: float) -> dict:
@@ -408,9 +417,10 @@ def v2_lines(results: list[dict]) -> list[str]:
                 f"{listed['keys_per_s'] / batch_get['keys_per_s']:.0%} of a 1000-key batch-get v2 "
                 f"({batch_get['keys_per_s']:.0f})"
             )
-    deleted = rps.get(("batch-delete v2", 10, "grpc-direct"))
-    if deleted:
-        lines.append(f"- batch-delete v2 of 10 keys, grpc-direct: {deleted['rps']:.0f} req/s")
+    for case in ("grpc-direct", "http-envoy"):
+        deleted = rps.get(("batch-delete v2", 10, case))
+        if deleted:
+            lines.append(f"- batch-delete v2 of 10 keys, {case}: {deleted['rps']:.0f} req/s")
     return lines
 
 
