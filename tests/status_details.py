@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -36,3 +37,11 @@ def detail_of(error: grpc.aio.AioRpcError, kind):
             detail.Unpack(found)
             return found
     return None
+
+
+async def expect_error(call, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    """Awaits `call`, which must fail with `code`; returns the error for more assertions."""
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    assert error.value.code() == code, error.value.details()
+    return error.value

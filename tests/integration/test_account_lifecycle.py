@@ -4,24 +4,16 @@ what each revokes, at once, for both services."""
 from __future__ import annotations
 
 import grpc
-import pytest
 from google.protobuf import json_format, struct_pb2
 
 from tests.inprocess import PASSWORD, register_and_login, unique
-from tests.status_details import reason
+from tests.status_details import expect_error, reason
 from tests.tokens_for_tests import bearer
 from tkv.auth.v1 import auth_pb2
 from tkv.kv.v1 import kv_pb2 as v1
 from tkv.kv.v2 import kv_pb2 as v2
 
 NEW_PASSWORD = "N3w-Secret!"
-
-
-async def expect_error(call, code) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call
-    assert error.value.code() == code, error.value.details()
-    return error.value
 
 
 async def token_works(svc, token: str) -> bool:

@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 
 from tests.inprocess import register_and_login, start_services, stop_services, unique
-from tests.status_details import details, reason
+from tests.status_details import details, expect_error, reason
 from tests.tokens_for_tests import bearer
 from tkv.kv.v1 import kv_pb2
 
@@ -26,13 +26,6 @@ def nested(depth: int, kind: str):
     for _ in range(depth):
         value = [value] if kind == "list" else {"k": value}
     return value
-
-
-async def expect_error(call, code):
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call
-    assert error.value.code() == code, error.value.details()
-    return error.value
 
 
 def stored_count(svc, keys) -> int:

@@ -12,7 +12,7 @@ from google.protobuf import duration_pb2, json_format, struct_pb2
 from google.rpc import error_details_pb2
 
 from tests.inprocess import register_and_login, start_services, stop_services, unique
-from tests.status_details import detail_of, details, reason
+from tests.status_details import detail_of, details, expect_error, reason
 from tests.tokens_for_tests import bearer
 from tkv.kv.v1 import kv_pb2 as v1
 from tkv.kv.v2 import kv_pb2 as v2
@@ -33,13 +33,6 @@ def put(namespace: str, key: str, data, expected: int | None = None, ttl: float 
     if ttl is not None:
         request.ttl.CopyFrom(duration_pb2.Duration(seconds=int(ttl), nanos=int(ttl % 1 * 1e9)))
     return request
-
-
-async def expect_error(call, code) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call
-    assert error.value.code() == code, error.value.details()
-    return error.value
 
 
 async def sign_in(svc) -> tuple[str, tuple]:
