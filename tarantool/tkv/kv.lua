@@ -16,12 +16,12 @@ local M = {}
 -- (their login in lower case) can ever be it, not even a user called "shared".
 M.SHARED = ''
 -- Tuple field numbers of `pairs`.
-local VALUE, VERSION, CREATE_VERSION, OWNER, UPDATE_TIME, EXPIRE_TIME, SIZE = 3, 4, 5, 6, 7, 8, 9
+local VERSION, CREATE_VERSION, OWNER, UPDATE_TIME, EXPIRE_TIME, SIZE = 4, 5, 6, 7, 8, 9
 -- `expected` when a request gives no condition (msgpack arrays cannot hold nil).
 local NO_CONDITION = -1
 -- What an answer holds per pair besides its key and value (field tags, lengths, versions,
 -- owner, times): an upper bound, so that summing `size` + this never underestimates an
--- answer. Cheaper than tuple:bsize() (measured 0.3 us a call against 0.03 for a field).
+-- answer. Cheaper than tuple:bsize() per pair (docs/benchmarks, "What v2 costs").
 local PAIR_OVERHEAD = 96
 
 -- Namespaces ---------------------------------------------------------------------------
@@ -94,8 +94,8 @@ local function log_event(events, kind, ns, key, value, create_version, owner, ex
         .. encode(create_version) .. encode(owner) .. encode(expire_time))
 end
 
--- Writes a pair tuple encoded in one concatenation: every pair write's hot path (the
--- generic blobs.encode of the same fields measured 2.1 us, this ~1.2).
+-- Writes a pair tuple encoded in one concatenation: every pair write's hot path, and
+-- about half the cost of the generic blobs.encode (docs/benchmarks, "What v2 costs").
 local function write_pair(ns, key, value, version, create_version, owner, update_time, expire_time, size)
     blobs.replace_encoded(box.space.pairs.id, '\x99' .. encode(ns) .. encode(key) .. value.bytes .. encode(version)
         .. encode(create_version) .. encode(owner) .. encode(update_time) .. encode(expire_time) .. encode(size))
@@ -148,9 +148,9 @@ function M.v1_read(_, keys, max_bytes)
     for i, key in ipairs(keys) do
         local tuple = space:get({M.SHARED, key})
         if is_live(tuple, now) then
-            -- The whole tuple, as it is: cutting it to {namespace, key, value}
-            -- (tuple:transform) measured 1.4 us a pair in Tarantool, more than decoding
-            -- the extra fields costs kv_svc.
+            -- The whole tuple, as it is: cutting it to {namespace, key, value} with
+            -- tuple:transform costs the single Tarantool thread more per pair than the
+            -- call itself otherwise does (docs/benchmarks, "What v2 costs").
             found[i] = tuple
             size = size + tuple[SIZE] + PAIR_OVERHEAD
         else
@@ -423,8 +423,8 @@ function M.delete_account(login)
         end
         write_log(revision, events, now)
     end
-    -- A scan of `shared`, not an index on owner: such an index cost every pair write ~3 µs
-    -- (docs/benchmarks) for the sake of this rare call. Pairs a user creates in others'
+    -- A scan of `shared`, not an index on owner: such an index made every pair write
+    -- dearer (docs/benchmarks, "What v2 costs") for the sake of this rare call. Pairs a user creates in others'
     -- namespaces (by grant) are found the same way once grants exist.
     local owned = {}
     for _, pair in space:pairs({M.SHARED}, {iterator = 'EQ'}) do
