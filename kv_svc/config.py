@@ -45,6 +45,17 @@ class V2Limits:
 
 
 @dataclass(frozen=True)
+class WatchSettings:
+    """Watch (SPEC-v2 "Watch", kv_svc/watching.py)."""
+
+    max_per_user: int  # open watches per user, over every kv_svc process
+    buffer_bytes: int  # messages a watch may hold for a slow client before it is ended
+    progress_seconds: float  # an idle watch gets a progress message this often
+    poll_seconds: float  # the longest one long poll waits in Tarantool
+    batch_events: int  # events read per storage call (more follow at once)
+
+
+@dataclass(frozen=True)
 class KvSettings:
     server: ServerSettings
     tarantool: TarantoolSettings
@@ -52,6 +63,7 @@ class KvSettings:
     limits: Limits
     quotas: Quotas
     v2: V2Limits
+    watch: WatchSettings
 
     @classmethod
     def from_env(cls, environ=None) -> KvSettings:
@@ -75,5 +87,12 @@ class KvSettings:
                 max_ttl_seconds=env.int("TKV_KV_MAX_TTL_SECONDS", 10 * 365 * 24 * 3600),
                 default_page_size=env.int("TKV_KV_DEFAULT_PAGE_SIZE", 100),
                 max_page_size=env.int("TKV_KV_MAX_PAGE_SIZE", 1000),
+            ),
+            watch=WatchSettings(
+                max_per_user=env.int("TKV_KV_MAX_WATCHES_PER_USER", 16),
+                buffer_bytes=env.int("TKV_KV_WATCH_BUFFER_BYTES", 4 * MiB),
+                progress_seconds=env.float("TKV_KV_WATCH_PROGRESS_SECONDS", 10.0),
+                poll_seconds=env.float("TKV_KV_WATCH_POLL_SECONDS", 5.0),
+                batch_events=env.int("TKV_KV_WATCH_BATCH_EVENTS", 1000),
             ),
         )

@@ -46,3 +46,23 @@ INVALID_PAGE_TOKEN = (
 )
 INVALID_PAGE_SIZE = "Incorrect page_size: it cannot be negative, got {value}"
 KEYS_AND_PAIRS = "Incorrect request: name the pairs to delete in keys or in pairs, not both"
+
+# Sharing and Watch (SPEC-v2 "Namespaces", "Watch").
+NOT_GRANTED = "Your grants on the namespace {namespace} do not let you {verb} {keys}"
+INVALID_GRANTEE = "Incorrect grantee: use a login (2-64 Latin letters and digits), got {grantee}"
+INVALID_ROLE = "Incorrect role: use READER or WRITER"
+SELF_GRANT = "Incorrect grantee: you cannot share a namespace with yourself"
+NO_SUCH_USER = "There is no user {login}"
+NO_SUCH_GRANT = "There is no grant to {grantee} on the prefix {prefix}"
+INVALID_START_REVISION = "Incorrect start_revision: it should be 0 (from now) or a revision, got {value}"
+REVISION_COMPACTED = (
+    "The changes after revision {revision} are no longer kept; the oldest kept is {oldest}: "
+    "watch from start_revision {resume} or later (after reading the current pairs)"
+)
+TOO_MANY_WATCHES = "You have {limit} watches open, the most allowed; close one first"
+WATCH_FELL_BEHIND = (
+    "The watch was ended because its client read more slowly than changes came; resume with start_revision {revision}"
+)
+WATCH_STORAGE_LOST = "The watch lost the storage; resume with start_revision {revision}"
+WATCH_ACCESS_LOST = "You may no longer read what this watch follows in the namespace {namespace}"
+WATCH_TOKEN_EXPIRED = "access token has expired"

@@ -9,7 +9,7 @@ transaction as the write (tarantool/tkv/kv.lua).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from tkv_common.errors import FieldViolation, InvalidArgument, NotFound, with_detail
@@ -20,9 +20,22 @@ from .config import Limits, V2Limits
 from .keys import KeyRules, key_excerpt, list_keys
 from .paging import InvalidPageToken, Listing, PageTokens
 from .storage import NO_CONDITION, NO_EXPIRY, Deleted, Found, KvStorage, Page, Row, Written
+from .watching import WatchHub
 
-# `me`, `shared`, or a login (SPEC.md: 2-64 Latin letters and digits).
+# A login (SPEC.md: 2-64 Latin letters and digits); a namespace is one, `me` or `shared`.
+LOGIN = re.compile(r"[A-Za-z0-9]{2,64}")
 _NAMESPACE = re.compile(r"me|shared|[A-Za-z0-9]{2,64}")
+
+
+def shown(text: str, limit: int = 64) -> str:
+    """A name from a request in a message: quoted where needed, cut at `limit` characters."""
+    return list_keys([text[:limit] + ("..." if len(text) > limit else "")])
+
+
+def namespace_violations(namespace: str) -> list[FieldViolation]:
+    if _NAMESPACE.fullmatch(namespace):
+        return []
+    return [FieldViolation("namespace", messages.INVALID_NAMESPACE.format(namespace=shown(namespace)))]
 
 
 @dataclass(frozen=True)
@@ -50,20 +63,15 @@ def _condition(expected_version: int | None) -> int:
 
 
 class NamespacedStore:
-    def __init__(self, storage: KvStorage, limits: Limits, v2: V2Limits, page_tokens: PageTokens):
+    def __init__(self, storage: KvStorage, limits: Limits, v2: V2Limits, page_tokens: PageTokens, watches: WatchHub):
         self._storage = storage
+        self._watches = watches
         self._limits = limits
         self._v2 = v2
         self._rules = KeyRules(limits)
         self._page_tokens = page_tokens
 
     # Request checks -------------------------------------------------------------------
-
-    def _namespace_violations(self, namespace: str) -> list[FieldViolation]:
-        if _NAMESPACE.fullmatch(namespace):
-            return []
-        shown = list_keys([namespace[:64] + ("..." if len(namespace) > 64 else "")])
-        return [FieldViolation("namespace", messages.INVALID_NAMESPACE.format(namespace=shown))]
 
     def _key_violations(self, field: str, key: str) -> list[FieldViolation]:
         problem = self._rules.key_violation(key, field)
@@ -101,20 +109,20 @@ class NamespacedStore:
     # Calls ----------------------------------------------------------------------------
 
     async def get(self, claims: Claims, namespace: str, key: str) -> Row:
-        self._refuse(self._namespace_violations(namespace) + self._key_violations("key", key), "INVALID_KEYS")
+        self._refuse(namespace_violations(namespace) + self._key_violations("key", key), "INVALID_KEYS")
         found = await self._storage.get(claims, namespace, [key])
         if not found.rows:
             raise NotFound(messages.ABSENT_KEYS.format(keys=list_keys([key_excerpt(key)])), reason="KEYS_NOT_FOUND")
         return found.rows[0]
 
     async def batch_get(self, claims: Claims, namespace: str, keys: Sequence[str]) -> Found:
-        self._refuse(self._namespace_violations(namespace) + self._batch_violations("keys", keys), "INVALID_KEYS")
+        self._refuse(namespace_violations(namespace) + self._batch_violations("keys", keys), "INVALID_KEYS")
         return await self._storage.get(claims, namespace, list(keys))
 
     async def put(self, claims: Claims, namespace: str, items: Sequence[PutItem], *, single: bool = False) -> Written:
         """All of `items` or none. `single`: field paths of PutPair (no `pairs[i]`)."""
         batch = self._rules.batch_violations("pairs", len(items))
-        violations = self._namespace_violations(namespace) + batch
+        violations = namespace_violations(namespace) + batch
         stored: list[list] = []
         if not batch:
             for i, item in enumerate(items):
@@ -139,7 +147,7 @@ class NamespacedStore:
         self, claims: Claims, namespace: str, items: Sequence[DeleteItem], *, single: bool = False
     ) -> Deleted:
         """All named pairs that exist, or none. `single`: DeletePair, NOT_FOUND if absent."""
-        violations = self._namespace_violations(namespace)
+        violations = namespace_violations(namespace)
         if single:
             [item] = items
             violations += self._key_violations("key", item.key)
@@ -159,7 +167,7 @@ class NamespacedStore:
     async def list(
         self, claims: Claims, namespace: str, prefix: str, page_size: int, page_token: str, keys_only: bool
     ) -> Listed:
-        violations = self._namespace_violations(namespace)
+        violations = namespace_violations(namespace)
         if prefix:
             violations += self._key_violations("prefix", prefix)
         if page_size < 0:
@@ -176,3 +184,18 @@ class NamespacedStore:
         page = await self._storage.list(claims, namespace, prefix, after, limit, keys_only)
         token = self._page_tokens.issue(listing, page.rows[-1][1]) if page.more and page.rows else ""
         return Listed(page, token)
+
+    def watch(
+        self, claims: Claims, namespace: str, prefix: str, key: str | None, start_revision: int, keys_only: bool
+    ) -> AsyncIterator[bytes]:
+        """The encoded messages of a watch on `key`, or else on the keys under `prefix`."""
+        violations = namespace_violations(namespace)
+        if key is not None:
+            violations += self._key_violations("key", key)
+        elif prefix:
+            violations += self._key_violations("prefix", prefix)
+        if start_revision < 0:
+            text = messages.INVALID_START_REVISION.format(value=start_revision)
+            violations.append(FieldViolation("start_revision", text))
+        self._refuse(violations, "INVALID_ARGUMENT")
+        return self._watches.open(claims, namespace, prefix, key, start_revision, keys_only)

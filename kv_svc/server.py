@@ -19,7 +19,9 @@ from .paging import PageTokens
 from .pairs import KeyValueStore
 from .servicer import KeyValueServicer
 from .servicer_v2 import KeyValueServicerV2
+from .sharing import Sharing
 from .storage import KvStorage
+from .watching import WatchHub
 
 SERVICE_NAME = kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"].full_name
 
@@ -52,8 +54,10 @@ def create_service(settings: KvSettings, storage: TarantoolClient | None = None)
     storage = storage or TarantoolClient(settings.tarantool)
     pairs = KvStorage(storage, settings.quotas, settings.server.max_response_bytes)
     servicer = KeyValueServicer(KeyValueStore(pairs, settings.limits), settings.server.max_response_bytes)
-    store_v2 = NamespacedStore(pairs, settings.limits, settings.v2, PageTokens(settings.tarantool.password))
-    handlers = (method_handlers(servicer), servicer_v2.method_handlers(KeyValueServicerV2(store_v2)))
+    watches = WatchHub(pairs, settings.watch)
+    store_v2 = NamespacedStore(pairs, settings.limits, settings.v2, PageTokens(settings.tarantool.password), watches)
+    servicer2 = KeyValueServicerV2(store_v2, Sharing(pairs, settings.limits))
+    handlers = (method_handlers(servicer), servicer_v2.method_handlers(servicer2))
     return GrpcService(
         settings=settings.server,
         # v1 first: its name is the one health checks and the gateway have always used.

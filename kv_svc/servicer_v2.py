@@ -17,6 +17,7 @@ from tkv_common.tokens import current_claims
 
 from . import messages, wire
 from .namespaced import DeleteItem, NamespacedStore, PutItem
+from .sharing import Grant, Sharing
 
 SERVICE_NAME = kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"].full_name
 
@@ -39,11 +40,22 @@ def _put_item(view) -> PutItem:
     )
 
 
+def _grant(grant: Grant) -> kv_pb2.Grant:
+    return kv_pb2.Grant(
+        namespace=grant.namespace,
+        grantee=grant.grantee,
+        prefix=grant.prefix,
+        role=kv_pb2.Role.Value(grant.role),
+        create_time=_timestamp(grant.create_time),
+    )
+
+
 class KeyValueServicerV2:
     """Registered by server.py with its own (de)serializers (method_handlers)."""
 
-    def __init__(self, store: NamespacedStore):
+    def __init__(self, store: NamespacedStore, sharing: Sharing):
         self._store = store
+        self._sharing = sharing
 
     async def GetPair(self, request: kv_pb2.GetPairRequest, context: grpc.aio.ServicerContext) -> bytes:
         row = await self._store.get(current_claims.get(), request.namespace, request.key)
@@ -102,6 +114,42 @@ class KeyValueServicerV2:
         )
         return wire.page(listed.page.rows, listed.next_page_token, listed.page.revision)
 
+    async def Watch(self, request: kv_pb2.WatchRequest, context: grpc.aio.ServicerContext) -> None:
+        key = request.key if request.WhichOneof("target") == "key" else None
+        messages_ = self._store.watch(
+            current_claims.get(), request.namespace, request.prefix, key, request.start_revision, request.keys_only
+        )
+        async for message in messages_:
+            try:
+                await context.write(message)
+            except grpc.aio.InternalError:
+                # The stream is gone: the client hung up or its deadline passed (grpc says
+                # so with ExecuteBatchError, a subclass, before context.cancelled() does).
+                return
+
+    async def CreateGrant(self, request: kv_pb2.CreateGrantRequest, context: grpc.aio.ServicerContext) -> kv_pb2.Grant:
+        role = kv_pb2.Role.Name(request.role) if request.role in kv_pb2.Role.values() else ""
+        grant = await self._sharing.create(
+            current_claims.get(), request.namespace, request.grantee, role, request.prefix
+        )
+        return _grant(grant)
+
+    async def ListGrants(
+        self, request: kv_pb2.ListGrantsRequest, context: grpc.aio.ServicerContext
+    ) -> kv_pb2.ListGrantsResponse:
+        claims = current_claims.get()
+        if request.namespace:
+            grants = await self._sharing.given(claims, request.namespace)
+        else:
+            grants = await self._sharing.received(claims)
+        return kv_pb2.ListGrantsResponse(grants=[_grant(grant) for grant in grants])
+
+    async def DeleteGrant(
+        self, request: kv_pb2.DeleteGrantRequest, context: grpc.aio.ServicerContext
+    ) -> kv_pb2.DeleteGrantResponse:
+        await self._sharing.delete(current_claims.get(), request.namespace, request.grantee, request.prefix)
+        return kv_pb2.DeleteGrantResponse()
+
 
 def method_handlers(servicer: KeyValueServicerV2) -> grpc.GenericRpcHandler:
     """Like the generated add_KeyValueServiceServicer_to_server, except that reads answer
@@ -133,5 +181,18 @@ def method_handlers(servicer: KeyValueServicerV2) -> grpc.GenericRpcHandler:
                 kv_pb2.BatchDeletePairsResponse.SerializeToString,
             ),
             "ListPairs": unary(servicer.ListPairs, kv_pb2.ListPairsRequest.FromString, None),
+            # Messages are encoded by kv_svc/watching.py, once per change for every watcher.
+            "Watch": grpc.unary_stream_rpc_method_handler(servicer.Watch, kv_pb2.WatchRequest.FromString, None),
+            "CreateGrant": unary(
+                servicer.CreateGrant, kv_pb2.CreateGrantRequest.FromString, kv_pb2.Grant.SerializeToString
+            ),
+            "ListGrants": unary(
+                servicer.ListGrants, kv_pb2.ListGrantsRequest.FromString, kv_pb2.ListGrantsResponse.SerializeToString
+            ),
+            "DeleteGrant": unary(
+                servicer.DeleteGrant,
+                kv_pb2.DeleteGrantRequest.FromString,
+                kv_pb2.DeleteGrantResponse.SerializeToString,
+            ),
         },
     )

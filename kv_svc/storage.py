@@ -15,7 +15,16 @@ from typing import Any
 
 from google.rpc import error_details_pb2
 
-from tkv_common.errors import Aborted, NotFound, PermissionDenied, ResourceExhausted, TkvError
+from tkv_common.errors import (
+    Aborted,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    TkvError,
+)
 from tkv_common.tarantool import TOKEN_PROBLEMS, TarantoolClient
 from tkv_common.tokens import Claims
 
@@ -61,6 +70,14 @@ def _quota(owner: str, what: str, used: int, adding: int, limit: int) -> Resourc
     )
 
 
+def _compacted(revision: int, oldest: int) -> OutOfRange:
+    return OutOfRange(
+        messages.REVISION_COMPACTED.format(revision=revision, oldest=oldest, resume=oldest - 1),
+        reason="REVISION_COMPACTED",
+        metadata={"oldest_revision": str(oldest)},
+    )
+
+
 # The one translation of the stored functions' outcomes (tarantool/tkv/kv.lua).
 STATUS_ERRORS: dict[str, Callable[..., TkvError]] = {
     **TOKEN_PROBLEMS,
@@ -71,6 +88,24 @@ STATUS_ERRORS: dict[str, Callable[..., TkvError]] = {
     "not_owner": lambda keys: PermissionDenied(
         messages.NOT_OWNER.format(keys=list_keys(key_excerpt(key) for key in keys)), reason="NOT_OWNER"
     ),
+    "not_granted": lambda namespace, verb, keys: PermissionDenied(
+        messages.NOT_GRANTED.format(
+            namespace=list_keys([namespace]), verb=verb, keys=list_keys(key_excerpt(key) for key in keys)
+        ),
+        reason="NOT_GRANTED",
+    ),
+    "no_grantee": lambda login: NotFound(messages.NO_SUCH_USER.format(login=login), reason="USER_NOT_FOUND"),
+    "self_grant": lambda: InvalidArgument.from_violations(
+        [FieldViolation("grantee", messages.SELF_GRANT)], reason="INVALID_GRANT"
+    ),
+    "no_grant": lambda grantee, prefix: NotFound(
+        messages.NO_SUCH_GRANT.format(grantee=grantee, prefix=list_keys([key_excerpt(prefix)]) if prefix else '""'),
+        reason="GRANT_NOT_FOUND",
+    ),
+    "too_many": lambda limit: ResourceExhausted(
+        messages.TOO_MANY_WATCHES.format(limit=limit), reason="TOO_MANY_WATCHES", metadata={"limit": str(limit)}
+    ),
+    "compacted": _compacted,
     "mismatch": _mismatch,
     "quota": lambda problem: _quota(*problem),
     "full": lambda: ResourceExhausted(messages.STORAGE_FULL, reason="STORAGE_FULL"),
@@ -105,6 +140,23 @@ class Written:
 class Deleted:
     revision: int
     missing_keys: list[str]
+
+
+@dataclass(frozen=True)
+class WatchOpened:
+    id: int
+    namespace: str  # as stored: '' for shared, else a login in lower case
+    start_revision: int  # the watch delivers every change after this one
+    access_epoch: int
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Change-log rows [revision, time, count, events] (tarantool/tkv/watch.lua)."""
+
+    rows: list[Row]
+    committed: int
+    access_epoch: int
 
 
 @dataclass(frozen=True)
@@ -167,3 +219,59 @@ class KvStorage:
             self._max_response_bytes,
         )
         return Page(rows, more, revision)
+
+    # Sharing.
+
+    async def create_grant(self, claims: Claims, namespace: str, grantee: str, role: str, prefix: str) -> Row:
+        """The grant as stored: [namespace, grantee, prefix, role, time]."""
+        (grant,) = await self._call("tkv.kv_create_grant", claims, namespace, grantee, role, prefix)
+        return grant
+
+    async def list_grants(self, claims: Claims, namespace: str) -> list[Row]:
+        (grants,) = await self._call("tkv.kv_list_grants", claims, namespace)
+        return grants
+
+    async def received_grants(self, claims: Claims) -> list[Row]:
+        (grants,) = await self._call("tkv.kv_received_grants", claims)
+        return grants
+
+    async def delete_grant(self, claims: Claims, namespace: str, grantee: str, prefix: str) -> None:
+        await self._call("tkv.kv_delete_grant", claims, namespace, grantee, prefix)
+
+    # Watch: a watcher opens and closes with its token; the process's one follower reads
+    # the change log and re-checks open watches (kv_svc/watching.py).
+
+    async def watch_open(
+        self, claims: Claims, namespace: str, prefix: str, key: str | None, start_revision: int, max_watches: int
+    ) -> WatchOpened:
+        id_, stored_namespace, start, epoch = await self._call(
+            "tkv.kv_watch_open", claims, namespace, prefix, key, start_revision, max_watches
+        )
+        return WatchOpened(id_, stored_namespace, start, epoch)
+
+    async def watch_close(self, ids: list[int]) -> None:
+        await self.client.call("tkv.kv_watch_close", ids)
+
+    async def changes(
+        self, after: int, upto: int | None, max_events: int, wait_seconds: float, access_epoch: int
+    ) -> Changes:
+        """Rows after revision `after` (up to `upto`), waiting up to `wait_seconds` for
+        the first while the access epoch stays the same; OutOfRange once compacted."""
+        status, *payload = await self.client.call(
+            "tkv.kv_changes", after, upto, max_events, wait_seconds, access_epoch, wait=wait_seconds
+        )
+        if status == "compacted":
+            raise _compacted(after, payload[0])
+        rows, committed, epoch = payload
+        return Changes(rows, committed, epoch)
+
+    async def watch_position(self) -> tuple[int, int]:
+        """The committed revision and the access epoch."""
+        _, committed, epoch = await self.client.call("tkv.kv_watch_position")
+        return committed, epoch
+
+    async def watch_check(self, open_watches: list[list[Any]]) -> list[tuple[int, str]]:
+        """`open_watches`: [id, *token storage args, stored namespace, prefix or key] each;
+        returns (id, problem) for each that must end: a TOKEN_PROBLEMS key or 'denied'."""
+        _, ended = await self.client.call("tkv.kv_watch_check", open_watches)
+        return [(id_, problem) for id_, problem in ended]

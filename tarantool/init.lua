@@ -80,6 +80,8 @@ end
 -- The stored functions are resolved by IPROTO as globals: `tkv.kv_read` -> _G.tkv.kv_read.
 rawset(_G, 'tkv', require('tkv.api'))
 require('tkv.housekeeping').start(settings)
+-- Forgets the open watches of a kv_svc connection that goes away (tkv/watch.lua).
+require('tkv.watch').start()
 if settings.console_socket ~= nil then
     -- A unix socket only: file permissions, not a password, guard the admin console.
     require('console').listen(settings.console_socket)

@@ -141,6 +141,13 @@ class Aborted(TkvError):
     default_reason = "ABORTED"
 
 
+class OutOfRange(TkvError):
+    """The request names a position past what is kept (a watch from a revision the change
+    log no longer holds)."""
+
+    default_reason = "OUT_OF_RANGE"
+
+
 class Unavailable(TkvError):
     """Storage cannot be reached right now; the same request may succeed later."""
 
@@ -155,6 +162,7 @@ GRPC_CODES: dict[type[TkvError], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Aborted: grpc.StatusCode.ABORTED,
+    OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }

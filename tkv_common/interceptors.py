@@ -12,12 +12,14 @@ The access log is outermost so it sees the final code of every call, including t
 the inner layers reject. One grpc interceptor applies all three, and composes them once
 per method, not once per call: three pass-through grpc.aio interceptors building closures
 on every call cost a trivial server ~14 % of its calls per second (7,112 -> 6,202;
-docs/benchmarks/README.md). Only unary-unary methods are wrapped: the
+docs/benchmarks/README.md). Unary-unary methods and server-streaming ones whose handler
+writes its messages with `context.write` (kv v2 Watch) are wrapped alike; the other
 streaming methods we serve are grpc's own health Watch and reflection, both public.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -65,16 +67,18 @@ class CallPathInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         public = method in self._public
-        if handler.unary_unary is None:
+        kind = "unary_unary" if handler.unary_unary is not None else "unary_stream"
+        behaviour = getattr(handler, kind)
+        if behaviour is None or (kind == "unary_stream" and inspect.isasyncgenfunction(behaviour)):
             if not public:
-                # Fail closed: a protected streaming method would need its own wrapper.
-                raise RuntimeError(f"{method} is not public and not unary; the call path cannot guard it")
+                # Fail closed: the wrappers below await one coroutine per call; any other
+                # shape of protected method would slip past them.
+                raise RuntimeError(f"{method} is not public and not wrappable; the call path cannot guard it")
             return handler
-        behaviour = (
-            handler.unary_unary if public else authenticated(self._verifier, self._token_refusal, handler.unary_unary)
-        )
+        if not public:
+            behaviour = authenticated(self._verifier, self._token_refusal, behaviour)
         return handler._replace(
-            unary_unary=logged(method, mapped(method, behaviour)),
+            **{kind: logged(method, mapped(method, behaviour))},
             request_deserializer=tolerant(handler.request_deserializer),
         )
 

@@ -110,10 +110,11 @@ class TarantoolClient:
     def is_connected(self) -> bool:
         return self._conn.is_connected
 
-    async def call(self, function: str, *args: Any) -> list[Any]:
-        """Call a stored function; returns its return values as a list."""
+    async def call(self, function: str, *args: Any, wait: float = 0.0) -> list[Any]:
+        """Call a stored function; returns its return values as a list. `wait`: seconds
+        the function may itself wait (a long poll), on top of the call timeout."""
         try:
-            response = await self._conn.call(function, list(args), timeout=self._settings.call_timeout)
+            response = await self._conn.call(function, list(args), timeout=self._settings.call_timeout + wait)
         except TRANSPORT_ERRORS as exc:
             self._log_failure(function, type(exc).__name__)
             raise Unavailable(_RETRY_LATER) from None

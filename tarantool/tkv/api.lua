@@ -11,6 +11,7 @@ local kv = require('tkv.kv')
 local logins = require('tkv.logins')
 local revocations = require('tkv.revocations')
 local uuid = require('uuid')
+local watch = require('tkv.watch')
 
 local M = {}
 
@@ -96,6 +97,7 @@ function M.auth_logout(jti, subject, account_id, epoch, expires_at)
         return problem
     end
     revocations.revoke(jti, expires_at)
+    watch.access_changed()  -- the token's open watches end (tkv/watch.lua)
     return 'ok'
 end
 
@@ -117,12 +119,14 @@ end)
 M.auth_change_password = authenticated(function(user, client, password_hash)
     logins.succeeded(user.login, client)
     box.space.users:update(user.login, {{'=', 'password_hash', password_hash}, {'+', 'token_epoch', 1}})
+    watch.access_changed()
     return 'ok'
 end)
 
 -- Advances the token epoch: every token of the account is refused from now on.
 M.auth_logout_all = authenticated(function(user)
     box.space.users:update(user.login, {{'+', 'token_epoch', 1}})
+    watch.access_changed()
     return 'ok'
 end)
 
@@ -135,6 +139,7 @@ M.auth_delete_account = authenticated(function(user, client)
         deleted = kv.delete_account(user.login)
         box.space.users:delete(user.login)
     end)
+    watch.access_changed()
     return 'ok', deleted
 end)
 
@@ -157,5 +162,31 @@ M.kv_get = as_caller(kv.get)
 M.kv_put = as_caller(kv.put)
 M.kv_delete = as_caller(kv.delete)
 M.kv_list = as_caller(kv.list)
+-- Sharing.
+M.kv_create_grant = as_caller(kv.create_grant)
+M.kv_list_grants = as_caller(kv.list_grants)
+M.kv_received_grants = as_caller(kv.received_grants)
+M.kv_delete_grant = as_caller(kv.delete_grant)
+-- Watch: a watcher opens and closes with its token; kv_svc's one follower per process
+-- reads the change log and re-checks open watches with the service's own rights.
+M.kv_watch_open = as_caller(kv.watch_open)
+
+function M.kv_watch_close(ids)
+    for _, id in ipairs(ids) do
+        watch.unregister(id)
+    end
+    return 'ok'
+end
+
+-- See tkv/watch.lua changes(): 'ok', rows, committed revision, access epoch.
+M.kv_changes = watch.changes
+
+function M.kv_watch_position()
+    return 'ok', watch.position()
+end
+
+function M.kv_watch_check(open)
+    return 'ok', kv.watch_check(open, token_problem)
+end
 
 return M

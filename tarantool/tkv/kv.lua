@@ -9,6 +9,7 @@
 local blobs = require('tkv.blobs')
 local fiber = require('fiber')
 local encode = require('msgpack').encode
+local watch = require('tkv.watch')
 
 local M = {}
 
@@ -37,10 +38,52 @@ local function namespace_of(caller, name)
     return name:lower()
 end
 
--- Whether `caller` may use namespace `ns` at all. A user's own namespace is theirs alone
--- until grants exist (the next schema users: the `grants` space).
-local function may_use(caller, ns)
-    return ns == M.SHARED or ns == caller:lower()
+-- How `caller` may use namespace `ns`: true for `shared` and their own (the rules of
+-- each apply), the grants they hold on it ({namespace, grantee, prefix, role, time}
+-- tuples, SPEC-v2 "Namespaces"), or nil: no access at all. Looked up in the same call as
+-- the data, so a grant or revocation counts from the very next call.
+local function access_of(caller, ns)
+    if ns == M.SHARED or ns == caller:lower() then
+        return true
+    end
+    local held = box.space.grants:select({ns, caller})
+    return #held > 0 and held or nil
+end
+
+-- Whether one of `held` lets its holder read (or, with `writing`, write) `key`; for a
+-- prefix (List, Watch): every key under it.
+local function covers(held, key, writing)
+    for _, grant in ipairs(held) do
+        local prefix = grant[3]
+        if (not writing or grant[4] == 'WRITER') and key:sub(1, #prefix) == prefix then
+            return true
+        end
+    end
+    return false
+end
+
+-- nil when `caller` may read (`writing`: write) every key in `ns` of `keys` (strings, or
+-- request items whose first field is the key); otherwise the refusal: 'denied' for a
+-- namespace they may not use at all (the same answer whether or not it exists),
+-- 'not_granted' with the keys their grants do not cover.
+local function refusal(caller, ns, ns_name, keys, writing)
+    local access = access_of(caller, ns)
+    if access == true then
+        return nil
+    elseif access == nil then
+        return {'denied', ns_name}
+    end
+    local outside = {}
+    for _, entry in ipairs(keys) do
+        local key = type(entry) == 'table' and entry[1] or entry
+        if not covers(access, key, writing) then
+            table.insert(outside, key)
+        end
+    end
+    if #outside > 0 then
+        return {'not_granted', ns_name, writing and 'write' or 'read', outside}
+    end
+    return nil
 end
 
 -- Revision and usage -------------------------------------------------------------------
@@ -104,6 +147,7 @@ end
 local function write_log(revision, events, now)
     blobs.insert(box.space.changes.id, {revision, now, #events, blobs.array(events)})
     box.space.counters:upsert({'changes', #events}, {{'+', 'value', #events}})
+    watch.written(revision)
 end
 
 -- Sizes charged to quotas: the bytes of the key and of the stored value.
@@ -223,8 +267,9 @@ end
 -- were read at; 'denied' for a namespace the caller may not use; 'too_large' as v1_read.
 function M.get(caller, ns_name, keys, max_bytes)
     local ns = namespace_of(caller, ns_name)
-    if not may_use(caller, ns) then
-        return 'denied', ns_name
+    local refused = refusal(caller, ns, ns_name, keys, false)
+    if refused ~= nil then
+        return unpack(refused)
     end
     local space, now = box.space.pairs, fiber.time()
     local found, missing, size = {}, {}, 0
@@ -246,6 +291,7 @@ end
 -- Creates or replaces every item {key, value, expected_version, ttl_seconds} (-1: no
 -- condition; 0: no expiry) in one transaction, or nothing:
 --   'denied'              the namespace is not the caller's to use
+--   'not_granted', ns, 'write', keys   keys the caller's grants do not let them write
 --   'full'                storage is past its high-water mark
 --   'not_owner', keys     pairs in `shared` that someone else owns
 --   'mismatch', {{key, current version (0 = absent)}, ...}
@@ -253,8 +299,9 @@ end
 -- Otherwise 'ok', the new revision and the time written.
 function M.put(caller, ns_name, items, limits)
     local ns = namespace_of(caller, ns_name)
-    if not may_use(caller, ns) then
-        return 'denied', ns_name
+    local refused = refusal(caller, ns, ns_name, items, true)
+    if refused ~= nil then
+        return unpack(refused)
     end
     if storage_full(limits.high_water) then
         return 'full'
@@ -320,8 +367,9 @@ end
 -- the revision (unchanged when nothing was deleted) and the absent keys.
 function M.delete(caller, ns_name, items)
     local ns = namespace_of(caller, ns_name)
-    if not may_use(caller, ns) then
-        return 'denied', ns_name
+    local refused = refusal(caller, ns, ns_name, items, true)
+    if refused ~= nil then
+        return unpack(refused)
     end
     local space, now = box.space.pairs, fiber.time()
     local doomed, missing, not_owned, mismatches = {}, {}, {}, {}
@@ -370,8 +418,9 @@ end
 -- field is nil.
 function M.list(caller, ns_name, prefix, after, first, limit, keys_only, max_bytes)
     local ns = namespace_of(caller, ns_name)
-    if not may_use(caller, ns) then
-        return 'denied', ns_name
+    local refused = refusal(caller, ns, ns_name, {prefix}, false)
+    if refused ~= nil then
+        return unpack(refused)
     end
     local now = fiber.time()
     local found, size, more = {}, 0, false
@@ -423,17 +472,18 @@ function M.delete_account(login)
         end
         write_log(revision, events, now)
     end
-    -- A scan of `shared`, not an index on owner: such an index made every pair write
-    -- dearer (docs/benchmarks, "What v2 costs") for the sake of this rare call. Pairs a user creates in others'
-    -- namespaces (by grant) are found the same way once grants exist.
+    -- The pairs it created elsewhere (in `shared`, and by grant in others' namespaces,
+    -- also under grants revoked since) stay, owner unknown. A scan of every pair, not an
+    -- index on owner: such an index made every pair write dearer (docs/benchmarks, "What
+    -- v2 costs") for the sake of this rare call.
     local owned = {}
-    for _, pair in space:pairs({M.SHARED}, {iterator = 'EQ'}) do
+    for _, pair in space:pairs() do
         if pair[OWNER] == login then
-            table.insert(owned, pair[2])
+            table.insert(owned, {pair[1], pair[2]})
         end
     end
     for _, key in ipairs(owned) do
-        space:update({M.SHARED, key}, {{'=', OWNER, ''}})
+        space:update(key, {{'=', OWNER, ''}})
     end
     for _, grant in ipairs(box.space.grants:select({ns})) do
         box.space.grants:delete({grant[1], grant[2], grant[3]})
@@ -443,6 +493,120 @@ function M.delete_account(login)
     end
     box.space.usage:delete(login)
     return #doomed
+end
+
+-- Sharing (SPEC-v2 "Namespaces") -----------------------------------------------------------
+
+local ROLES = {READER = true, WRITER = true}
+
+-- Grants are the owner's alone to give: their own namespace, nobody else's, not `shared`.
+local function own_namespace(caller, ns_name)
+    local ns = namespace_of(caller, ns_name)
+    return ns == caller:lower() and ns or nil
+end
+
+-- Gives `grantee` `role` on the keys of the caller's namespace that start with `prefix`
+-- ('' = all of them), replacing the role of an existing grant on the same prefix.
+-- 'denied' for a namespace not the caller's, 'no_grantee' for an unknown login,
+-- 'self_grant' for the caller themselves; otherwise 'ok' and the grant.
+function M.create_grant(caller, ns_name, grantee, role, prefix)
+    local ns = own_namespace(caller, ns_name)
+    if ns == nil then
+        return 'denied', ns_name
+    end
+    if not ROLES[role] then
+        box.error(box.error.PROC_LUA, 'unknown role ' .. tostring(role))
+    end
+    local user = box.space.users:get(grantee)
+    if user == nil then
+        return 'no_grantee', grantee
+    end
+    if user.login:lower() == ns then
+        return 'self_grant'
+    end
+    local grant = box.space.grants:replace({ns, user.login, prefix, role, fiber.time()})
+    -- A WRITER made a READER keeps reading: no open watch depends on the difference.
+    return 'ok', grant
+end
+
+-- The grants given on the caller's namespace, by grantee and prefix.
+function M.list_grants(caller, ns_name)
+    local ns = own_namespace(caller, ns_name)
+    if ns == nil then
+        return 'denied', ns_name
+    end
+    return 'ok', box.space.grants:select({ns})
+end
+
+-- The grants the caller holds, in every namespace.
+function M.received_grants(caller)
+    return 'ok', box.space.grants.index.grantee:select({caller})
+end
+
+-- Revokes a grant: 'no_grant' when there is none. The grantee's next call is refused,
+-- and their open watches that needed it end (tkv/watch.lua signals kv_svc).
+function M.delete_grant(caller, ns_name, grantee, prefix)
+    local ns = own_namespace(caller, ns_name)
+    if ns == nil then
+        return 'denied', ns_name
+    end
+    local gone = box.space.grants:delete({ns, grantee, prefix})
+    if gone == nil then
+        return 'no_grant', grantee, prefix
+    end
+    watch.access_changed()
+    return 'ok'
+end
+
+-- Watch ---------------------------------------------------------------------------------
+
+-- Opens a watch of `caller` on the keys under `prefix` (or the one key `key`, when not
+-- nil) in namespace `ns_name`, after revision `start` (0 = from now): access as for List,
+-- then 'compacted' and the oldest revision held when the changes after `start` are gone,
+-- 'too_many' and the limit when the caller has `max_watches` open. Otherwise 'ok', the
+-- watch id (for watch_close), the stored namespace, the revision it starts after, and
+-- the access epoch (tkv/watch.lua).
+function M.watch_open(caller, ns_name, prefix, key, start, max_watches)
+    local ns = namespace_of(caller, ns_name)
+    -- A nil from MessagePack is box.NULL, which `or` takes for a value; `==` does not.
+    local target = prefix
+    if key ~= nil then
+        target = key
+    end
+    local refused = refusal(caller, ns, ns_name, {target}, false)
+    if refused ~= nil then
+        return unpack(refused)
+    end
+    if start > 0 and watch.compacted(start) then
+        return 'compacted', start, watch.oldest_revision()
+    end
+    local id = watch.register(caller, max_watches)
+    if id == nil then
+        return 'too_many', max_watches
+    end
+    local committed, epoch = watch.position()
+    return 'ok', id, ns, start > 0 and start or committed, epoch
+end
+
+-- Which open watches may no longer go on, for a kv_svc process told that access changed:
+-- `open` holds {id, jti, subject, account_id, token_epoch, namespace, prefix or key} per
+-- watch; the answer {id, problem} for each that must end: a token problem ('revoked',
+-- 'no_user', 'superseded') or 'denied' (a grant it relied on is gone).
+function M.watch_check(open, token_problem)
+    local ended = {}
+    for _, w in ipairs(open) do
+        local problem, user = token_problem(w[2], w[3], w[4], w[5])
+        if problem == nil then
+            local access = access_of(user.login, w[6])
+            if access == nil or (access ~= true and not covers(access, w[7], false)) then
+                problem = 'denied'
+            end
+        end
+        if problem ~= nil then
+            table.insert(ended, {w[1], problem})
+        end
+    end
+    return ended
 end
 
 -- Expiry --------------------------------------------------------------------------------

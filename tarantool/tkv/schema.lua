@@ -26,6 +26,11 @@ local V7_FUNCTIONS = {
     tkv_auth = {'tkv.auth_password_check', 'tkv.auth_change_password', 'tkv.auth_logout_all',
                 'tkv.auth_delete_account'},
 }
+local V8_FUNCTIONS = {
+    tkv_kv = {'tkv.kv_create_grant', 'tkv.kv_list_grants', 'tkv.kv_received_grants', 'tkv.kv_delete_grant',
+              'tkv.kv_watch_open', 'tkv.kv_watch_close', 'tkv.kv_changes', 'tkv.kv_watch_position',
+              'tkv.kv_watch_check'},
+}
 local V6_FUNCTIONS = {
     tkv_kv = {'tkv.kv_get', 'tkv.kv_put', 'tkv.kv_delete', 'tkv.kv_list'},
 }
@@ -354,6 +359,11 @@ local function v7()
     grant_functions(V7_FUNCTIONS)
 end
 
+-- Sharing and Watch (SPEC-v2): their stored functions; v6 made the spaces they use.
+local function v8()
+    grant_functions(V8_FUNCTIONS)
+end
+
 function M.migrate()
     box.once('tkv:schema:v1', v1)
     box.once('tkv:schema:v2', v2)
@@ -363,6 +373,7 @@ function M.migrate()
     box.once('tkv:schema:v6', v6)
     move_v1_pairs()
     box.once('tkv:schema:v7', v7)
+    box.once('tkv:schema:v8', v8)
 end
 
 -- Synchronous or asynchronous replication of every data space, per the configuration.

@@ -60,3 +60,34 @@ def assert_shape(reply: Reply, status: int, shape: dict[str, type]) -> Any:
     for name, kind in shape.items():
         assert isinstance(body[name], kind), (name, body[name])
     return body
+
+
+class Stream:
+    """A streaming answer (Watch through the gateway): the status and headers at once, then
+    one JSON message per line as the server sends it."""
+
+    def __init__(self, address: str, path: str, body: Any, token: str | None, timeout: float = 30):
+        host, port = address.rsplit(":", 1)
+        self._connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        headers = {"content-type": "application/json"}
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        self._connection.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+        self.response = self._connection.getresponse()
+        self.status = self.response.status
+
+    def next_message(self) -> Any:
+        """The next message, or None once the stream has ended."""
+        line = self.response.readline()
+        while line == b"\n":
+            line = self.response.readline()
+        return json.loads(line) if line else None
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()

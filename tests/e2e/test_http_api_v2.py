@@ -13,7 +13,7 @@ import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from tests.e2e.http_client import call
+from tests.e2e.http_client import Reply, Stream, call
 from tkv.kv.v2 import kv_pb2 as v2
 from tkv.kv.v2 import kv_pb2_grpc as v2_grpc
 
@@ -34,12 +34,19 @@ def pairs_path(namespace: str, key: str | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def users(processes):
-    """Two users: A owns the pairs the matrix acts on, B does not."""
-    return {"A": sign_in(processes.gateway), "B": sign_in(processes.gateway)}
+    """Two users: A owns the pairs the matrix acts on, B does not; C is who A's grants go to."""
+    return {"A": sign_in(processes.gateway), "B": sign_in(processes.gateway), "C": sign_in(processes.gateway)}
 
 
-# Every v2 call, as (HTTP method, path, body) and as a gRPC call, on one existing pair.
-def http_request(name: str, namespace: str, key: str):
+def grants_path(namespace: str, grantee: str | None = None) -> str:
+    path = f"/v2/namespaces/{namespace}/grants"
+    return path if grantee is None else f"{path}/{grantee}"
+
+
+# Every v2 call, as (HTTP method, path, body) and as a gRPC call, on one existing pair (and
+# a grant to C on the prefix that is the pair's key).
+def http_request(name: str, namespace: str, key: str, grantee: str = ""):
+    prefix = urllib.parse.quote(key, safe="")
     return {
         "GetPair": ("GET", pairs_path(namespace, key), None),
         "BatchGetPairs": ("POST", pairs_path(namespace) + ":batchGet", {"keys": [key]}),
@@ -48,10 +55,14 @@ def http_request(name: str, namespace: str, key: str):
         "DeletePair": ("DELETE", pairs_path(namespace, key), None),
         "BatchDeletePairs": ("POST", pairs_path(namespace) + ":batchDelete", {"keys": [key]}),
         "ListPairs": ("GET", pairs_path(namespace) + "?prefix=" + urllib.parse.quote(key, safe=""), None),
+        "Watch": ("POST", pairs_path(namespace) + ":watch", {"key": key}),
+        "CreateGrant": ("POST", grants_path(namespace), {"grantee": grantee, "role": "WRITER", "prefix": key}),
+        "ListGrants": ("GET", grants_path(namespace), None),
+        "DeleteGrant": ("DELETE", grants_path(namespace, grantee) + "?prefix=" + prefix, None),
     }[name]
 
 
-def grpc_request(name: str, namespace: str, key: str):
+def grpc_request(name: str, namespace: str, key: str, grantee: str = ""):
     value = struct_pb2.Value(number_value=2)
     return {
         "GetPair": v2.GetPairRequest(namespace=namespace, key=key),
@@ -61,20 +72,50 @@ def grpc_request(name: str, namespace: str, key: str):
         "DeletePair": v2.DeletePairRequest(namespace=namespace, key=key),
         "BatchDeletePairs": v2.BatchDeletePairsRequest(namespace=namespace, keys=[key]),
         "ListPairs": v2.ListPairsRequest(namespace=namespace, prefix=key),
+        "Watch": v2.WatchRequest(namespace=namespace, key=key),
+        "CreateGrant": v2.CreateGrantRequest(namespace=namespace, grantee=grantee, role=v2.WRITER, prefix=key),
+        "ListGrants": v2.ListGrantsRequest(namespace=namespace),
+        "DeleteGrant": v2.DeleteGrantRequest(namespace=namespace, grantee=grantee, prefix=key),
     }[name]
 
 
-CALLS = ["GetPair", "BatchGetPairs", "PutPair", "BatchPutPairs", "DeletePair", "BatchDeletePairs", "ListPairs"]
-READS = {"GetPair", "BatchGetPairs", "ListPairs"}
+PAIR_CALLS = ["GetPair", "BatchGetPairs", "PutPair", "BatchPutPairs", "DeletePair", "BatchDeletePairs", "ListPairs"]
+GRANT_CALLS = ["CreateGrant", "ListGrants", "DeleteGrant"]
+CALLS = [*PAIR_CALLS, "Watch", *GRANT_CALLS]
+READS = {"GetPair", "BatchGetPairs", "ListPairs", "Watch"}
 # (namespace the pair is in, who calls) -> the calls allowed. A's namespace is named by A's
 # login (in upper case: any letter case names it) for either caller.
 ALLOWED = {
     ("own", "A"): set(CALLS),
     ("own", "B"): set(),  # another user's namespace: every call denied
-    ("shared", "A"): set(CALLS),  # the pair's owner
+    ("shared", "A"): set(CALLS) - set(GRANT_CALLS),  # the pair's owner; `shared` is nobody's to share
     ("shared", "B"): READS,  # anyone reads; only the owner updates or deletes
 }
 MATRIX = list(itertools.product(CALLS, ["own", "shared"], ["A", "B"], ["http", "grpc"]))
+
+
+def watch_opens(transport: str, gateway: str, namespace: str, key: str, token: str):
+    """Opens a watch of `key`; None when its first (progress) message came, else the error."""
+    if transport == "http":
+        _, path, body = http_request("Watch", namespace, key)
+        with Stream(gateway, path, body, token) as stream:
+            if stream.status == HTTP_OK:
+                assert "revision" in stream.next_message()
+                return None
+            return Reply(stream.status, dict(stream.response.getheaders()), stream.response.read())
+    with grpc.insecure_channel(gateway) as channel:
+        stream = v2_grpc.KeyValueServiceStub(channel).Watch(
+            grpc_request("Watch", namespace, key), metadata=[("authorization", f"Bearer {token}")], timeout=10
+        )
+        try:
+            next(stream)
+            return None
+        except grpc.RpcError as error:
+            return error
+        finally:
+            stream.cancel()
+
+
 HTTP_OK = 200
 
 
@@ -89,11 +130,24 @@ def seed(gateway: str, token: str, namespace: str) -> str:
 def test_access_matrix(processes, users, name, where, caller, transport):
     owner_login, owner_token = users["A"]
     _, token = users[caller]
+    grantee, _ = users["C"]
     key = seed(processes.gateway, owner_token, "me" if where == "own" else "shared")
+    if where == "own":  # for DeleteGrant to delete
+        grant = {"grantee": grantee, "role": "READER", "prefix": key}
+        assert call(processes.gateway, "POST", grants_path("me"), grant, token=owner_token).status == HTTP_OK
     namespace = owner_login.upper() if where == "own" else "shared"
     allowed = name in ALLOWED[(where, caller)]
+    if name == "Watch":
+        error = watch_opens(transport, processes.gateway, namespace, key, token)
+        if allowed:
+            assert error is None
+        elif transport == "http":
+            assert error.status == 403 and error.body["code"] == 7, error.raw
+        else:
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        return
     if transport == "http":
-        method, path, body = http_request(name, namespace, key)
+        method, path, body = http_request(name, namespace, key, grantee)
         reply = call(processes.gateway, method, path, body, token=token)
         if allowed:
             assert reply.status == HTTP_OK, reply.raw
@@ -102,12 +156,13 @@ def test_access_matrix(processes, users, name, where, caller, transport):
             assert reply.body["code"] == grpc.StatusCode.PERMISSION_DENIED.value[0]
             info = reply.body["details"][0]
             assert info["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
-            assert info["reason"] == ("NAMESPACE_DENIED" if where == "own" else "NOT_OWNER")
+            expected = "NOT_OWNER" if where == "shared" and name in PAIR_CALLS else "NAMESPACE_DENIED"
+            assert info["reason"] == expected
     else:
         with grpc.insecure_channel(processes.gateway) as channel:
             stub = v2_grpc.KeyValueServiceStub(channel)
             method = getattr(stub, name)
-            request = grpc_request(name, namespace, key)
+            request = grpc_request(name, namespace, key, grantee)
             if allowed:
                 method(request, metadata=[("authorization", f"Bearer {token}")], timeout=10)
             else:
@@ -119,7 +174,7 @@ def test_access_matrix(processes, users, name, where, caller, transport):
 def test_the_matrix_covers_every_call_of_the_service():
     service = v2.DESCRIPTOR.services_by_name["KeyValueService"]
     assert set(CALLS) == {method.name for method in service.methods}
-    assert len(MATRIX) == 56
+    assert len(MATRIX) == 88
 
 
 AWKWARD_KEYS = [

@@ -57,6 +57,15 @@ def calls(svc):
             v2.BatchDeletePairsRequest(namespace="me", keys=["a"]), metadata=md
         ),
         "ListPairs": lambda md: svc.kv2.ListPairs(v2.ListPairsRequest(namespace="me"), metadata=md),
+        # A stream: its first message (the watch is open) or its error.
+        "Watch": lambda md: first_message(svc.kv2.Watch(v2.WatchRequest(namespace="me", prefix="a"), metadata=md)),
+        "CreateGrant": lambda md: svc.kv2.CreateGrant(
+            v2.CreateGrantRequest(namespace="me", grantee="nobody0000x", role=v2.READER), metadata=md
+        ),
+        "ListGrants": lambda md: svc.kv2.ListGrants(v2.ListGrantsRequest(), metadata=md),
+        "DeleteGrant": lambda md: svc.kv2.DeleteGrant(
+            v2.DeleteGrantRequest(namespace="me", grantee="nobody0000x"), metadata=md
+        ),
         "ChangePassword": lambda md: svc.auth.ChangePassword(
             auth_pb2.ChangePasswordRequest(old_password=WRONG, new_password="N3w-Secret!"), metadata=md
         ),
@@ -64,6 +73,13 @@ def calls(svc):
         "LogoutAll": lambda md: svc.auth.LogoutAll(auth_pb2.LogoutAllRequest(), metadata=md),
         "Logout": lambda md: svc.auth.Logout(auth_pb2.LogoutRequest(), metadata=md),
     }
+
+
+async def first_message(stream) -> None:
+    try:
+        await stream.read()
+    finally:
+        stream.cancel()
 
 
 async def rejections(svc, metadata, names=None) -> dict[str, tuple[str, str | None]]:
@@ -170,6 +186,16 @@ def test_each_forged_token_carries_its_attack(tmp_path):
         our_key.verify(base64.urlsafe_b64decode(signature + "=="), f"{head}.{body}".encode())
 
 
+def test_the_calls_tried_are_every_authenticated_rpc_of_both_services():
+    services = [
+        auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
+        kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"],
+        v2.DESCRIPTOR.services_by_name["KeyValueService"],
+    ]
+    public = {"Register", "Login", "GetJwks"}  # no token needed
+    assert set(calls(None)) == {method.name for service in services for method in service.methods} - public
+
+
 @pytest.mark.parametrize("attack", ATTACKS)
 async def test_forged_or_stale_tokens_are_rejected_by_every_rpc(svc, attack):
     login, _ = await register_and_login(svc)
@@ -194,6 +220,10 @@ async def test_a_genuine_token_passes_the_same_checks(svc):
         "DeletePair": ("NOT_FOUND", "KEYS_NOT_FOUND"),
         "BatchDeletePairs": ("OK", None),
         "ListPairs": ("OK", None),
+        "Watch": ("OK", None),
+        "CreateGrant": ("NOT_FOUND", "USER_NOT_FOUND"),
+        "ListGrants": ("OK", None),
+        "DeleteGrant": ("NOT_FOUND", "GRANT_NOT_FOUND"),
         "ChangePassword": ("PERMISSION_DENIED", "WRONG_PASSWORD"),
         "DeleteAccount": ("PERMISSION_DENIED", "WRONG_PASSWORD"),
     }

@@ -1,0 +1,327 @@
+"""Watch (SPEC-v2 "Watch"): one follower per process fans the change log out to every
+open watch of that process.
+
+The follower is one long poll at a time on Tarantool (tkv.kv_changes, which waits on a
+fiber.cond until something commits); watchers never poll. It runs only while this process
+has watches open, so it costs nothing otherwise. Per write batch it makes one storage call
+(shared by all watchers), encodes each event once (with and without its value), and per
+watcher only tests the keys of the batch against the watcher's prefix and joins the
+encoded events that match into one message (docs/watch.md has the measured costs).
+
+A watch's history before the follower's position is read by the watch itself, once, when
+it opens (resuming from a revision); from then on it takes what the follower hands it,
+skipping what it already sent, so the switch from history to live loses and repeats
+nothing. Each watch buffers at most `buffer_bytes` of messages its client has not taken:
+past that it is ended with RESOURCE_EXHAUSTED and the client resumes from its last
+revision, so a slow reader never grows the server's memory.
+
+Access is re-checked when Tarantool says it may have changed (a token revoked, a grant
+deleted, an account gone: tkv/watch.lua access epoch), for all open watches of the
+process in one call; token expiry is a timer per watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from tkv_common.errors import PermissionDenied, ResourceExhausted, TkvError, TokenRejected, Unavailable
+from tkv_common.tarantool import TOKEN_PROBLEMS
+from tkv_common.tokens import Claims
+
+from . import messages, wire
+from .config import WatchSettings
+from .storage import KvStorage, Row
+from .values import varint
+
+log = logging.getLogger(__name__)
+
+# Event.Type numbers (protos/tkv/kv/v2/kv.proto) by the change log's names.
+EVENT_TYPES = {"PUT": 1, "DELETE": 2, "EXPIRE": 3}
+# A change-log event: [type, namespace, key, value, create_version, owner, expire_time].
+_TYPE, _NAMESPACE, _KEY, _VALUE, _CREATE_VERSION, _OWNER, _EXPIRE_TIME = range(7)
+
+
+class Event:
+    """One change of a write batch, encoded once however many watchers get it."""
+
+    def __init__(self, revision: int, time_: float, fields: Sequence[Any]):
+        self.revision = revision
+        self.namespace: str = fields[_NAMESPACE]
+        self.key: str = fields[_KEY]
+        self._fields = (time_, fields)
+
+    def _encode(self, with_value: bool) -> bytes:
+        time_, fields = self._fields
+        row = (
+            fields[_NAMESPACE],
+            fields[_KEY],
+            fields[_VALUE] if with_value else None,
+            self.revision,
+            fields[_CREATE_VERSION],
+            fields[_OWNER],
+            time_,
+            fields[_EXPIRE_TIME],
+        )
+        pair = wire.pair(row)
+        return b"\x08" + varint(EVENT_TYPES[fields[_TYPE]]) + b"\x12" + varint(len(pair)) + pair
+
+    @functools.cached_property
+    def with_value(self) -> bytes:
+        """An encoded tkv.kv.v2.Event: type (field 1), pair (field 2)."""
+        return self._encode(True)
+
+    @functools.cached_property
+    def keys_only(self) -> bytes:
+        return self._encode(False)
+
+
+def events_of(row: Row) -> list[Event]:
+    """The events of one change-log row [revision, time, count, events]."""
+    revision, time_, _, fields = row
+    return [Event(revision, time_, event) for event in fields]
+
+
+def watch_response(events: Sequence[bytes], revision: int) -> bytes:
+    """An encoded tkv.kv.v2.WatchResponse: events (field 1), revision (field 2)."""
+    parts = []
+    for event in events:
+        parts += (b"\x0a", varint(len(event)), event)
+    parts += (b"\x10", varint(revision))
+    return b"".join(parts)
+
+
+class Watch:
+    """One open watch: what it follows, what it has sent, and what waits to be sent."""
+
+    def __init__(
+        self,
+        *,
+        opened_id: int,
+        claims: Claims,
+        namespace: str,
+        prefix: str,
+        key: str | None,
+        keys_only: bool,
+        start_revision: int,
+        buffer_bytes: int,
+    ):
+        self.id = opened_id
+        self.claims = claims
+        self.namespace = namespace  # as stored
+        self.prefix = prefix
+        self.key = key
+        self.keys_only = keys_only
+        self.sent = start_revision  # every matching change up to this revision is sent or queued
+        # The client has been handed every matching change up to this revision: where it
+        # resumes when the watch ends.
+        self.delivered = start_revision
+        self._buffer_bytes = buffer_bytes
+        self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._queued_bytes = 0
+        self._wake = asyncio.Event()
+        self.ended: TkvError | None = None
+
+    def matches(self, event: Event) -> bool:
+        if event.namespace != self.namespace:
+            return False
+        if self.key is not None:
+            return event.key == self.key
+        return event.key.startswith(self.prefix)
+
+    def select(self, events: Sequence[Event]) -> list[bytes]:
+        return [event.keys_only if self.keys_only else event.with_value for event in events if self.matches(event)]
+
+    def offer(self, revision: int, events: Sequence[Event]) -> None:
+        """Queues the matching events of one write batch, unless already sent."""
+        if revision <= self.sent or self.ended is not None:
+            return
+        self.sent = revision
+        selected = self.select(events)
+        if not selected:
+            return
+        message = watch_response(selected, revision)
+        self._queue.append((revision, message))
+        self._queued_bytes += len(message)
+        if self._queued_bytes > self._buffer_bytes:
+            self.end(ResourceExhausted(
+                messages.WATCH_FELL_BEHIND.format(revision=self.delivered), reason="WATCH_FELL_BEHIND"
+            ))  # fmt: skip
+        self._wake.set()
+
+    def end(self, error: TkvError) -> None:
+        if self.ended is None:
+            self.ended = error
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._wake.set()
+
+    def take(self) -> bytes | None:
+        if not self._queue:
+            return None
+        revision, message = self._queue.popleft()
+        self._queued_bytes -= len(message)
+        self.delivered = revision
+        return message
+
+    async def wait(self, timeout: float) -> None:
+        self._wake.clear()
+        if self._queue or self.ended is not None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+
+class WatchHub:
+    """The watches of one process and the follower that feeds them."""
+
+    def __init__(self, storage: KvStorage, settings: WatchSettings):
+        self._storage = storage
+        self._settings = settings
+        self._watches: dict[int, Watch] = {}
+        self._follower: asyncio.Task | None = None
+        self.position = 0  # every change up to here has been offered to the open watches
+        self._access_epoch = 0
+
+    @property
+    def settings(self) -> WatchSettings:
+        return self._settings
+
+    async def open(
+        self, claims: Claims, namespace: str, prefix: str, key: str | None, start_revision: int, keys_only: bool
+    ) -> AsyncIterator[bytes]:
+        """The messages of a new watch, ending with its error (raised) or when the
+        caller stops iterating."""
+        opened = await self._storage.watch_open(
+            claims, namespace, prefix, key, start_revision, self._settings.max_per_user
+        )
+        watch = Watch(
+            opened_id=opened.id,
+            claims=claims,
+            namespace=opened.namespace,
+            prefix=prefix,
+            key=key,
+            keys_only=keys_only,
+            start_revision=opened.start_revision,
+            buffer_bytes=self._settings.buffer_bytes,
+        )
+        if not self._following():
+            # The first watch of this process: follow from the store's current revision.
+            position, epoch = opened.start_revision, opened.access_epoch
+            if start_revision > 0:  # the watch resumes: its start is not the current revision
+                position, epoch = await self._storage.watch_position()
+            if not self._following():  # still not, after the await
+                self.position, self._access_epoch = position, epoch
+                self._follower = asyncio.create_task(self._follow(), name="watch-follower")
+        # No await between reading the position and registering: every change after it
+        # reaches this watch through offer(), every one up to it through its history.
+        history_end = self.position
+        self._watches[watch.id] = watch
+        try:
+            async for message in self._messages(watch, history_end):
+                yield message
+        finally:
+            del self._watches[watch.id]
+            # If this fails, Tarantool forgets a gone connection's watches by itself.
+            with contextlib.suppress(TkvError):
+                await self._storage.watch_close([watch.id])
+
+    def _following(self) -> bool:
+        return self._follower is not None and not self._follower.done()
+
+    async def _messages(self, watch: Watch, history_end: int) -> AsyncIterator[bytes]:
+        # Before anything is yielded: while the consumer sends a message, the follower may
+        # already offer newer changes, which move `watch.sent` on.
+        after = watch.sent
+        yield watch_response((), after)  # the watch is open: it starts after this revision
+        # History: the changes between the revision asked for and the follower's position.
+        while after < history_end and watch.ended is None:
+            changes = await self._storage.changes(after, history_end, self._settings.batch_events, 0, 0)
+            if not changes.rows:
+                break
+            for row in changes.rows:
+                events = [event for event in events_of(row) if watch.matches(event)]
+                after = row[0]
+                if events:
+                    watch.delivered = after
+                    yield watch_response(watch.select(events), after)
+        watch.sent = max(watch.sent, history_end)
+        expires_in = watch.claims.expires_at - time.time()
+        expiry = time.monotonic() + expires_in
+        last_sent = time.monotonic()
+        while True:
+            message = watch.take()
+            if message is not None:
+                yield message
+                last_sent = time.monotonic()
+                continue
+            if watch.ended is not None:
+                raise watch.ended
+            now = time.monotonic()
+            if now >= expiry:
+                # Told in the service's refusal sentence by the call path (interceptors.py).
+                raise TokenRejected(messages.WATCH_TOKEN_EXPIRED, reason="TOKEN_EXPIRED")
+            if now - last_sent >= self._settings.progress_seconds:
+                # Every change up to the follower's position that this watch follows is
+                # sent (the queue is empty): a client may resume from here.
+                watch.sent = watch.delivered = max(watch.sent, self.position)
+                yield watch_response((), watch.sent)
+                last_sent = now
+                continue
+            await watch.wait(min(expiry, last_sent + self._settings.progress_seconds) - now)
+
+    async def _follow(self) -> None:
+        """Feeds the open watches until there are none; ends them all if the storage fails."""
+        settings = self._settings
+        try:
+            while self._watches:
+                changes = await self._storage.changes(
+                    self.position, None, settings.batch_events, settings.poll_seconds, self._access_epoch
+                )
+                for row in changes.rows:
+                    events = events_of(row)
+                    for watch in list(self._watches.values()):
+                        watch.offer(row[0], events)
+                    self.position = row[0]
+                if not changes.rows:
+                    self.position = max(self.position, changes.committed)
+                if changes.access_epoch != self._access_epoch:
+                    self._access_epoch = changes.access_epoch
+                    await self._recheck()
+        except Exception as error:
+            if isinstance(error, TkvError):
+                log.warning("watch follower stopped", extra={"error": type(error).__name__, "revision": self.position})
+            else:
+                log.exception("watch follower failed", extra={"revision": self.position})
+            for watch in list(self._watches.values()):
+                if isinstance(error, TkvError) and not isinstance(error, Unavailable):
+                    watch.end(error)  # the log was trimmed past the follower: OUT_OF_RANGE
+                else:
+                    watch.end(Unavailable(
+                        messages.WATCH_STORAGE_LOST.format(revision=watch.delivered), reason="STORAGE_UNAVAILABLE"
+                    ))  # fmt: skip
+
+    async def _recheck(self) -> None:
+        """Ends the watches whose token or grant no longer allows them."""
+        watches = list(self._watches.values())
+        if not watches:
+            return
+        open_watches = [
+            [watch.id, *watch.claims.storage_args(), watch.namespace, watch.prefix if watch.key is None else watch.key]
+            for watch in watches
+        ]
+        for id_, problem in await self._storage.watch_check(open_watches):
+            watch = self._watches.get(id_)
+            if watch is None:
+                continue
+            if problem == "denied":
+                shown = watch.namespace or "shared"
+                watch.end(PermissionDenied(messages.WATCH_ACCESS_LOST.format(namespace=shown), reason="GRANT_REVOKED"))
+            else:
+                watch.end(TOKEN_PROBLEMS[problem]())

@@ -1,0 +1,282 @@
+"""The watch history checker (SPEC-v2 "Watch"), against real processes.
+
+Writers put, delete and let pairs expire in one user's namespace while watchers follow
+prefixes of it: over native gRPC through the gateway, straight to kv_svc, and over HTTP
+(newline-delimited JSON through Envoy). Some watchers hang up on purpose now and then;
+kv_svc is SIGKILLed and restarted, and Envoy restarted, in the middle of it. Each watcher
+resumes from the last revision it saw. At the end every watcher's sequence of events must
+equal the store's own change log (read from Tarantool with the service's rights, not
+through Watch) for its prefix after its start revision: no gap, no duplicate, no reordering;
+and each PUT it got carries the value the acknowledged write stored at that revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import asynctnt
+import grpc
+import pytest
+from google.protobuf import duration_pb2, json_format, struct_pb2
+
+from tests.e2e.http_client import Stream
+from tests.stack import Stack, envoy, kv_svc, start_all, stop_all
+from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
+from tkv.kv.v2 import kv_pb2 as v2
+from tkv.kv.v2 import kv_pb2_grpc as v2_grpc
+from tkv_common.settings import Env
+from tkv_common.tarantool import TarantoolSettings
+
+PASSWORD = "Secr3t!pass"
+WRITE_SECONDS = 12
+PREFIXES = ["p0/", "p1/", ""]
+# Idle watches get progress every second here (10 s by default), so a watcher that lost its
+# stream without an error notices within READ_TIMEOUT.
+PROGRESS_SECONDS = 1
+READ_TIMEOUT = 5.0
+
+
+@pytest.fixture
+def stack(tmp_path):
+    stack = Stack(tmp_path / "stack", extra_env={"TKV_KV_WATCH_PROGRESS_SECONDS": str(PROGRESS_SECONDS)})
+    stack.processes = start_all(stack)
+    yield stack
+    stop_all(stack.processes, signal.SIGKILL)
+
+
+@dataclass
+class Watcher:
+    name: str
+    prefix: str
+    via: str  # "gateway", "direct" or "http"
+    hang_up_every: int  # messages; 0 = never on purpose
+    start: int
+    last: int = 0  # the last revision seen (events or progress): where it resumes
+    events: list[tuple[int, str, str, object]] = field(default_factory=list)
+    hang_ups: int = 0  # resumed after hanging up on purpose
+    faults: int = 0  # resumed after the stream failed or could not be opened
+
+    def take(self, message: dict) -> None:
+        revision = int(message.get("revision", 0))
+        for event in message.get("events", []):
+            pair = event["pair"]
+            assert int(pair["version"]) == revision
+            self.events.append((revision, event["type"], pair["key"], pair.get("value")))
+        self.last = max(self.last, revision)
+
+
+async def watch_grpc(watcher: Watcher, address: str, token: str, until: asyncio.Event) -> None:
+    while not until.is_set():
+        try:
+            async with grpc.aio.insecure_channel(address) as channel:
+                stream = v2_grpc.KeyValueServiceStub(channel).Watch(
+                    v2.WatchRequest(namespace="me", prefix=watcher.prefix, start_revision=watcher.last),
+                    metadata=[("authorization", f"Bearer {token}")],
+                )
+                for count in itertools.count(1):
+                    message = (
+                        await asyncio.wait_for(stream.read(), READ_TIMEOUT) if not until.is_set() else grpc.aio.EOF
+                    )
+                    if message == grpc.aio.EOF:
+                        break
+                    watcher.take(json_format.MessageToDict(message, preserving_proto_field_name=True))
+                    if watcher.hang_up_every and count % watcher.hang_up_every == 0:
+                        watcher.hang_ups += 1
+                        break
+                stream.cancel()
+        except (grpc.aio.AioRpcError, TimeoutError):
+            watcher.faults += 1
+            await asyncio.sleep(0.1)
+
+
+def watch_http(watcher: Watcher, gateway: str, token: str, until: threading.Event) -> None:
+    while not until.is_set():
+        try:
+            body = {"prefix": watcher.prefix, "start_revision": str(watcher.last)}
+            with Stream(gateway, "/v2/namespaces/me/pairs:watch", body, token, timeout=READ_TIMEOUT) as stream:
+                if stream.status != 200:  # 503 while kv_svc is away
+                    raise OSError(f"HTTP {stream.status}")
+                for count in itertools.count(1):
+                    message = stream.next_message() if not until.is_set() else None
+                    if message is None:
+                        break
+                    watcher.take(message)
+                    if watcher.hang_up_every and count % watcher.hang_up_every == 0:
+                        watcher.hang_ups += 1
+                        break
+        except (OSError, ValueError):
+            watcher.faults += 1
+            time.sleep(0.1)
+
+
+@dataclass
+class Written:
+    values: dict[int, tuple[str, object]] = field(default_factory=dict)  # revision -> (key, value) acknowledged
+    puts: int = 0
+    deletes: int = 0
+    expiring: int = 0
+    failed: int = 0
+
+
+async def write(stub, md, writer: int, written: Written, until: float) -> None:
+    rng = random.Random(writer)
+    live: list[str] = []
+    for n in itertools.count():
+        if time.monotonic() > until:
+            return
+        try:
+            roll = rng.random()
+            if roll < 0.25 and live:
+                key = live.pop(rng.randrange(len(live)))
+                await stub.DeletePair(v2.DeletePairRequest(namespace="me", key=key), metadata=md, timeout=2)
+                written.deletes += 1
+            else:
+                key = f"{rng.choice(PREFIXES[:2])}{writer}-{n}"
+                value = {"writer": writer, "n": n}
+                request = v2.PutPairRequest(
+                    namespace="me", key=key, value=json_format.ParseDict(value, struct_pb2.Value())
+                )
+                if roll > 0.85:  # expires after 1 s: the sweep's EXPIRE event
+                    request.ttl.CopyFrom(duration_pb2.Duration(seconds=1))
+                    written.expiring += 1
+                else:
+                    live.append(key)
+                response = await stub.PutPair(request, metadata=md, timeout=2)
+                written.values[response.revision] = (key, value)
+                written.puts += 1
+        except grpc.aio.AioRpcError:
+            written.failed += 1  # kv_svc or Envoy away: the watchers' history still counts it if applied
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
+
+
+async def change_log(stack, after: int, upto: int, namespace: str) -> list[tuple[int, str, str]]:
+    """(revision, type, key) of every change in `namespace` after `after`, from Tarantool."""
+    settings = TarantoolSettings.from_env(Env(stack.env), user="tkv_kv")
+    conn = asynctnt.Connection(
+        host="127.0.0.1", port=stack.tarantool_port, username="tkv_kv", password=settings.password
+    )
+    await conn.connect()
+    try:
+        status, rows, *_ = (await conn.call("tkv.kv_changes", [after, upto, 10**9, 0, 0])).body
+        assert status == "ok"
+    finally:
+        await conn.disconnect()
+    return [(row[0], event[0], event[2]) for row in rows for event in row[3] if event[1] == namespace]
+
+
+async def test_every_watcher_sees_exactly_the_stores_history_across_kills_and_restarts(stack):
+    gateway = f"127.0.0.1:{stack.gateway_port}"
+    direct = f"127.0.0.1:{stack.kv_port}"
+    async with grpc.aio.insecure_channel(gateway) as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        login = f"hist{random.randrange(10**8)}"
+        await auth.Register(auth_pb2.RegisterRequest(login=login, password=PASSWORD, name="Anna", surname="Smith"))
+        token = (await auth.Login(auth_pb2.LoginRequest(login=login, password=PASSWORD))).token
+        md = [("authorization", f"Bearer {token}")]
+        stub = v2_grpc.KeyValueServiceStub(channel)
+        start = (
+            await stub.PutPair(
+                v2.PutPairRequest(namespace="me", key="start", value=struct_pb2.Value(number_value=0)), metadata=md
+            )
+        ).revision
+
+        watchers = [
+            Watcher("gateway p0/", "p0/", "gateway", 0, start),
+            Watcher("gateway p1/ hangs up", "p1/", "gateway", 40, start),
+            Watcher("direct all", "", "direct", 0, start),
+            Watcher("direct p0/ hangs up", "p0/", "direct", 25, start),
+            Watcher("http all", "", "http", 0, start),
+            Watcher("http p1/ hangs up", "p1/", "http", 30, start),
+        ]
+        for watcher in watchers:
+            watcher.last = start
+        stop_grpc, stop_http = asyncio.Event(), threading.Event()
+        tasks = [
+            asyncio.create_task(watch_grpc(w, gateway if w.via == "gateway" else direct, token, stop_grpc))
+            for w in watchers
+            if w.via != "http"
+        ]
+        threads = [
+            threading.Thread(target=watch_http, args=(w, gateway, token, stop_http), daemon=True)
+            for w in watchers
+            if w.via == "http"
+        ]
+        for thread in threads:
+            thread.start()
+
+        written = Written()
+        until = time.monotonic() + WRITE_SECONDS
+        writers = [asyncio.create_task(write(stub, md, i, written, until)) for i in range(3)]
+        # Faults: kv_svc killed (and started again by its supervisor: here, the test), then
+        # Envoy restarted, while everything runs.
+        await asyncio.sleep(WRITE_SECONDS / 4)
+        stack.processes["kv_svc"].popen.kill()
+        stack.processes["kv_svc"].popen.wait()
+        await asyncio.sleep(0.5)
+        stack.processes["kv_svc"] = await asyncio.to_thread(kv_svc(stack).start)
+        await asyncio.sleep(WRITE_SECONDS / 4)
+        stack.processes["envoy"].stop()
+        stack.processes["envoy"] = await asyncio.to_thread(envoy(stack).start)
+        await asyncio.gather(*writers)
+
+        # Everything written has expired and been swept (TTL 1 s, sweep within 2 s); then a
+        # last write marks the end, and every watcher must reach it.
+        await asyncio.sleep(3)
+        end = (
+            await stub.PutPair(
+                v2.PutPairRequest(namespace="me", key="p0/end", value=struct_pb2.Value(number_value=1)),
+                metadata=md,
+                timeout=5,
+            )
+        ).revision
+        deadline = time.monotonic() + 20
+        while any(w.last < end for w in watchers) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        stop_grpc.set(), stop_http.set()
+        await asyncio.gather(*tasks)
+        for thread in threads:
+            thread.join(5)
+
+    history = await change_log(stack, start, end, login.lower())
+    report = {
+        "written": {
+            "puts": written.puts,
+            "deletes": written.deletes,
+            "with_ttl": written.expiring,
+            "failed": written.failed,
+        },
+        "changes_in_log": len(history),
+        "expired": sum(1 for _, kind, _ in history if kind == "EXPIRE"),
+        "watchers": {},
+    }
+    for watcher in watchers:
+        expected = [change for change in history if change[2].startswith(watcher.prefix)]
+        got = [(revision, kind, key) for revision, kind, key, _ in watcher.events if revision <= end]
+        assert got == expected, (watcher.name, _first_difference(got, expected))
+        for revision, kind, key, value in watcher.events:
+            if kind == "PUT" and revision in written.values:
+                assert (key, value) == written.values[revision], watcher.name
+        report["watchers"][watcher.name] = {
+            "delivered": len(got),
+            "hang_ups": watcher.hang_ups,
+            "faults": watcher.faults,
+        }
+    print(json.dumps(report))
+    assert report["expired"] > 0 and written.deletes > 0
+    # Every watcher lived through at least one fault, and those that hang up did.
+    assert all(w.faults >= 1 and (w.hang_ups >= 5 or not w.hang_up_every) for w in watchers), report
+
+
+def _first_difference(got: list, expected: list) -> str:
+    for i, (a, b) in enumerate(zip(got, expected, strict=False)):
+        if a != b:
+            return f"at {i}: got {a}, expected {b}"
+    return f"lengths {len(got)} vs {len(expected)}"
