@@ -35,7 +35,7 @@ from pathlib import Path
 
 import jwt
 
-from bench import floor, loadgen
+from bench import fanout, floor, loadgen
 from bench.cpu import children_cpu, cpu_in, cpu_seconds, process_tree
 from tests.reliability.workload import Target, new_token
 from tests.stack import Stack, start_all, stop_all
@@ -54,6 +54,8 @@ H2LOAD_OPERATIONS = {"read", "batch-get v2", "list v2"}
 # is held against) for the ratios of issue 11.
 V2_CONCURRENCY = 64
 V2_PAIRS = (("batch-get v2", 10, "read"), ("batch-put v2", 10, "write"))
+# Watch fan-out (issue 12's target: p99 < 50 ms).
+FANOUT_WATCHERS, FANOUT_RATE, FANOUT_SECONDS = 100, 1000, 5
 
 
 class Bench:
@@ -478,6 +480,44 @@ def machine(seconds: float, repeat: int) -> dict:
     }
 
 
+def run_fanout(stack: Stack, token: str, repeat: int) -> dict:
+    """Watch fan-out (issue 12): 100 watchers of one prefix and a writer at 1,000 puts/s,
+    `repeat` times, each beside the same writer with no watcher, whose CPU is the put
+    path's: what the watchers add, per event delivered, is the difference."""
+    runs = []
+    for _ in range(repeat):
+        alone = fanout.run_on(stack, token, 0, FANOUT_RATE, FANOUT_SECONDS)
+        many = fanout.run_on(stack, token, FANOUT_WATCHERS, FANOUT_RATE, FANOUT_SECONDS)
+        many["added_cpu_us_per_delivered_event"] = {
+            name: round(
+                (many["server_cpu_seconds"][name] - alone["server_cpu_seconds"][name]) / many["delivered"] * 1e6, 2
+            )
+            for name in many["server_cpu_seconds"]
+        }
+        many["no_watcher"] = alone
+        print(json.dumps(many), flush=True)
+        runs.append(many)
+    ordered = sorted(runs, key=lambda run: run["latency_p99_ms"])
+    return {"median": ordered[len(ordered) // 2], "runs": runs}
+
+
+def fanout_lines(result: dict) -> list[str]:
+    m = result["median"]
+    added = m["added_cpu_us_per_delivered_event"]
+    p99s = ", ".join(f"{run['latency_p99_ms']}" for run in result["runs"])
+    return [
+        f"Watch fan-out ({m['watchers']} watchers of one prefix, one writer at {m['rate_per_s']:.0f} puts/s "
+        f"open loop, {m['puts']} puts; median of {len(result['runs'])} runs by p99): "
+        f"{m['delivered']} of {m['expected_deliveries']} events delivered, "
+        f"{m['watchers_complete_in_order']} of {m['watchers']} watchers complete and in revision order; "
+        f"delivery latency p50 {m['latency_p50_ms']} ms, p99 {m['latency_p99_ms']} ms (runs: {p99s}), "
+        f"over every event of {m['timed_watchers']} watchers; CPU added per delivered event "
+        f"(against the same writer with no watcher): kv_svc {added['kv_svc']} µs, "
+        f"tarantool {added['tarantool']} µs; client CPU {m['client_cpu_cores']} cores.",
+        "",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0)
@@ -500,6 +540,7 @@ def main() -> int:
                 # ...all owned by the one benchmark user: no quota may bind.
                 "TKV_KV_QUOTA_PAIRS": str(loadgen.WRITE_LIMITS["max_pairs"]),
                 "TKV_KV_QUOTA_BYTES": str(loadgen.WRITE_LIMITS["max_bytes"]),
+                **fanout.STACK_ENV,
             },
         )
         stack.processes = start_all(stack)
@@ -516,6 +557,7 @@ def main() -> int:
                         for case, operation, run in cases:
                             bench.measure(case, operation, batch, concurrency, run)
             run_v2_deletes(bench, token, tarantool_access(stack, token_args))
+            watch_fanout = run_fanout(stack, token, args.repeat)
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))
@@ -527,21 +569,33 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
         json.dumps(
-            {"machine": info, "auth": auth, "grpc_floor": grpc_floor, "results": results, "runs": bench.results},
+            {
+                "machine": info,
+                "auth": auth,
+                "grpc_floor": grpc_floor,
+                "watch_fanout": watch_fanout,
+                "results": results,
+                "runs": bench.results,
+            },
             indent=2,
         )
         + "\n"
     )
-    (args.out / "results.md").write_text(markdown(results, auth, grpc_floor, info))
+    (args.out / "results.md").write_text(
+        markdown(results, auth, grpc_floor, info) + "\n".join(fanout_lines(watch_fanout))
+    )
     plot(results, args.out / "throughput.png")
     failed = [r for r in results if r["errors"]]
-    print(markdown(results, auth, grpc_floor, info))
+    lost = [run for run in watch_fanout["runs"] if run["delivered"] != run["expected_deliveries"] or run["put_errors"]]
+    if lost:
+        print(f"ERRORS: {len(lost)} watch fan-out runs lost events or puts", file=sys.stderr)
+    print(markdown(results, auth, grpc_floor, info) + "\n".join(fanout_lines(watch_fanout)))
     for r in failed:
         print(
             f"ERRORS: {r['errors']} in {r['case']} {r['operation']} batch={r['batch']} c={r['concurrency']}",
             file=sys.stderr,
         )
-    return 1 if failed else 0
+    return 1 if failed or lost else 0
 
 
 if __name__ == "__main__":

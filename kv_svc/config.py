@@ -53,6 +53,10 @@ class WatchSettings:
     progress_seconds: float  # an idle watch gets a progress message this often
     poll_seconds: float  # the longest one long poll waits in Tarantool
     batch_events: int  # events read per storage call (more follow at once)
+    # While changes keep coming, the follower pauses between polls to stay within
+    # `message_rate` messages a second to its watches, for at most `coalesce_seconds`.
+    message_rate: float
+    coalesce_seconds: float
 
 
 @dataclass(frozen=True)
@@ -94,5 +98,7 @@ class KvSettings:
                 progress_seconds=env.float("TKV_KV_WATCH_PROGRESS_SECONDS", 10.0),
                 poll_seconds=env.float("TKV_KV_WATCH_POLL_SECONDS", 5.0),
                 batch_events=env.int("TKV_KV_WATCH_BATCH_EVENTS", 1000),
+                message_rate=env.float("TKV_KV_WATCH_MESSAGE_RATE", 1500),
+                coalesce_seconds=env.float("TKV_KV_WATCH_COALESCE_SECONDS", 0.05),
             ),
         )

@@ -42,6 +42,8 @@ from .values import varint
 
 log = logging.getLogger(__name__)
 
+# Queued messages are joined into one of at most this size before they are sent.
+MAX_MESSAGE_BYTES = 1 << 20
 # Event.Type numbers (protos/tkv/kv/v2/kv.proto) by the change log's names.
 EVENT_TYPES = {"PUT": 1, "DELETE": 2, "EXPIRE": 3}
 # A change-log event: [type, namespace, key, value, create_version, owner, expire_time].
@@ -138,15 +140,28 @@ class Watch:
     def select(self, events: Sequence[Event]) -> list[bytes]:
         return [event.keys_only if self.keys_only else event.with_value for event in events if self.matches(event)]
 
-    def offer(self, revision: int, events: Sequence[Event]) -> None:
-        """Queues the matching events of one write batch, unless already sent."""
-        if revision <= self.sent or self.ended is not None:
+    @property
+    def target(self) -> tuple[str, str, str | None, bool]:
+        """What the watch selects: watches with the same target get the same messages."""
+        return (self.namespace, self.prefix, self.key, self.keys_only)
+
+    def message_for(self, batches: Sequence[tuple[int, Sequence[Event]]]) -> bytes | None:
+        """One message with the matching events of write batches (revision, events) newer
+        than what was sent, or None when none match."""
+        selected = []
+        for revision, events in batches:
+            if revision > self.sent:
+                selected += self.select(events)
+        return watch_response(selected, batches[-1][0]) if selected else None
+
+    def offer(self, batches: Sequence[tuple[int, Sequence[Event]]], message: bytes | None) -> None:
+        """Queues `message` (message_for(batches), possibly made for another watch with the
+        same target that had sent as much) unless the batches were all sent already."""
+        if not batches or batches[-1][0] <= self.sent or self.ended is not None:
             return
-        self.sent = revision
-        selected = self.select(events)
-        if not selected:
+        revision = self.sent = batches[-1][0]
+        if message is None:
             return
-        message = watch_response(selected, revision)
         self._queue.append((revision, message))
         self._queued_bytes += len(message)
         if self._queued_bytes > self._buffer_bytes:
@@ -162,13 +177,21 @@ class Watch:
             self._queued_bytes = 0
             self._wake.set()
 
-    def take(self) -> bytes | None:
+    def take(self, max_bytes: int) -> bytes | None:
+        """What is queued, as one message of at most about `max_bytes` (never less than one
+        queued message): encoded WatchResponses concatenate into one (repeated events
+        append, the last revision wins), so a client that reads more slowly than changes
+        come gets fewer, larger messages instead of falling behind at once."""
         if not self._queue:
             return None
-        revision, message = self._queue.popleft()
-        self._queued_bytes -= len(message)
-        self.delivered = revision
-        return message
+        parts, size = [], 0
+        while self._queue and (not parts or size + len(self._queue[0][1]) <= max_bytes):
+            revision, message = self._queue.popleft()
+            parts.append(message)
+            size += len(message)
+            self.delivered = revision
+        self._queued_bytes -= size
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def wait(self, timeout: float) -> None:
         self._wake.clear()
@@ -245,18 +268,19 @@ class WatchHub:
             changes = await self._storage.changes(after, history_end, self._settings.batch_events, 0, 0)
             if not changes.rows:
                 break
+            selected = []
             for row in changes.rows:
-                events = [event for event in events_of(row) if watch.matches(event)]
-                after = row[0]
-                if events:
-                    watch.delivered = after
-                    yield watch_response(watch.select(events), after)
+                selected += watch.select(events_of(row))
+            after = changes.rows[-1][0]
+            if selected:
+                watch.delivered = after
+                yield watch_response(selected, after)
         watch.sent = max(watch.sent, history_end)
         expires_in = watch.claims.expires_at - time.time()
         expiry = time.monotonic() + expires_in
         last_sent = time.monotonic()
         while True:
-            message = watch.take()
+            message = watch.take(MAX_MESSAGE_BYTES)
             if message is not None:
                 yield message
                 last_sent = time.monotonic()
@@ -279,18 +303,34 @@ class WatchHub:
     async def _follow(self) -> None:
         """Feeds the open watches until there are none; ends them all if the storage fails."""
         settings = self._settings
+        busy = False  # the previous poll brought changes too
         try:
             while self._watches:
                 changes = await self._storage.changes(
                     self.position, None, settings.batch_events, settings.poll_seconds, self._access_epoch
                 )
-                for row in changes.rows:
-                    events = events_of(row)
-                    for watch in list(self._watches.values()):
-                        watch.offer(row[0], events)
-                    self.position = row[0]
-                if not changes.rows:
+                # What one poll brought goes out as one message per watch: under load a poll
+                # brings several write batches, and a message per batch per watch would
+                # cost the most where there are the most watchers.
+                batches = [(row[0], events_of(row)) for row in changes.rows]
+                if batches:
+                    self._fan_out(batches)
+                if batches:
+                    self.position = batches[-1][0]
+                    if busy:
+                        # Changes keep coming: let the next poll bring several batches, so
+                        # that a message per watch carries many of them. A message costs
+                        # far more than an event, so the pause keeps this process within
+                        # `message_rate` messages a second (at most `coalesce_seconds`):
+                        # a few watchers get each change almost at once, many get them in
+                        # fewer, larger messages. The first change after a quiet spell goes
+                        # out at once (docs/watch.md).
+                        pause = min(settings.coalesce_seconds, len(self._watches) / settings.message_rate)
+                        await asyncio.sleep(pause)
+                    busy = True
+                else:
                     self.position = max(self.position, changes.committed)
+                    busy = False
                 if changes.access_epoch != self._access_epoch:
                     self._access_epoch = changes.access_epoch
                     await self._recheck()
@@ -306,6 +346,21 @@ class WatchHub:
                     watch.end(Unavailable(
                         messages.WATCH_STORAGE_LOST.format(revision=watch.delivered), reason="STORAGE_UNAVAILABLE"
                     ))  # fmt: skip
+
+    def _fan_out(self, batches: list[tuple[int, list[Event]]]) -> None:
+        """Offers the batches to every watch, building each message once per target: many
+        watches of one prefix (clients of one configuration, say) share its bytes, so that
+        a delivered event costs a queue entry, not a filter and an encoding per watch."""
+        first = batches[0][0]
+        shared: dict[tuple, bytes | None] = {}
+        for watch in list(self._watches.values()):
+            if watch.sent < first:  # has sent none of the batches: the common message fits
+                target = watch.target
+                if target not in shared:
+                    shared[target] = watch.message_for(batches)
+                watch.offer(batches, shared[target])
+            else:
+                watch.offer(batches, watch.message_for(batches))
 
     async def _recheck(self) -> None:
         """Ends the watches whose token or grant no longer allows them."""

@@ -89,3 +89,24 @@ def test_readme_v2_grpcurl_session_works_as_written(processes):
     ):
         assert expected in output, f"{expected!r} missing from:\n{output}"
     assert output.count("ERROR:") == 1, output
+
+
+def test_readme_watch_session_works_as_written(processes):
+    script = readme_block("readme-watch-session").replace("127.0.0.1:8080", processes.gateway)
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    lines = (result.stdout + result.stderr).splitlines()
+    events = [line for line in lines if '"events"' in line]
+    assert lines[0].startswith('{"revision":"'), lines
+    assert [('"type":"PUT"' in e, '"type":"DELETE"' in e, '"type":"EXPIRE"' in e) for e in events] == [
+        (True, False, False),
+        (False, True, False),
+        (True, False, False),
+        (False, False, True),
+    ], lines
+    assert '"key":"app/color","value":"blue"' in events[0] and '"key":"app/session"' in events[3]
+    rest = lines[lines.index(events[-1]) + 1 :]
+    assert rest[0].startswith('{"namespace":"frank","grantee":"grace","prefix":"app/","role":"READER"'), rest
+    assert '"value":"green"' in rest[1] and '"key":"app/color"' in rest[1], rest
+    assert rest[2].startswith('{"grants":[{"namespace":"frank","grantee":"grace"'), rest
+    assert rest[3] == "{}", rest
+    assert rest[4].startswith('{"code":7,"message":"You may not use the namespace frank"'), rest

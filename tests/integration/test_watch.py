@@ -41,9 +41,9 @@ async def events(stream, count: int, timeout: float = 5.0) -> list[tuple[int, st
         message = await next_message(stream, deadline - time.monotonic())
         assert message != grpc.aio.EOF
         for event in message.events:
-            assert event.pair.version == message.revision
+            assert event.pair.version <= message.revision
             value = native(event.pair) if event.pair.HasField("value") else None
-            got.append((message.revision, EVENT.Name(event.type), event.pair.key, value))
+            got.append((event.pair.version, EVENT.Name(event.type), event.pair.key, value))
     return got
 
 

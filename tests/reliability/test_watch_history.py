@@ -67,8 +67,8 @@ class Watcher:
         revision = int(message.get("revision", 0))
         for event in message.get("events", []):
             pair = event["pair"]
-            assert int(pair["version"]) == revision
-            self.events.append((revision, event["type"], pair["key"], pair.get("value")))
+            assert int(pair["version"]) <= revision  # a message may hold several batches
+            self.events.append((int(pair["version"]), event["type"], pair["key"], pair.get("value")))
         self.last = max(self.last, revision)
 
 

@@ -1,0 +1,230 @@
+"""Watch fan-out (issue 12): W watchers on one prefix and one writer putting at a fixed
+rate, open loop (each put is sent at its intended time whatever the answers, so latency
+includes any queueing). Every event must reach every watcher, in order.
+
+    python -m bench.fanout [--watchers 100] [--rate 1000] [--seconds 5]
+    python -m bench.fanout --idle 1000
+
+runs it on a stack of its own (as `make bench` does, which also runs it); prints one JSON
+object: deliveries, delivery latency (intended send time of the put -> event received by a
+watcher) p50/p99/max, and the CPU per delivered event of each server process. With
+`--idle N`: N watches that see no change for 30 s, on one kv_svc process: its memory per
+watch and the CPU they cost idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import resource
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+from google.protobuf import struct_pb2
+
+from bench.cpu import cpu_seconds, process_tree
+from tests.reliability.workload import Target, new_token
+from tests.stack import Stack, start_all, stop_all
+from tkv.kv.v2 import kv_pb2, kv_pb2_grpc
+
+CORES = os.cpu_count() or 1
+# Watchers per HTTP/2 connection: kv_svc's workers share its port by connection
+# (SO_REUSEPORT), so the watchers must come over several to reach every worker.
+WATCHERS_PER_CHANNEL = 10
+# Every watcher checks that it got every event (their count and the last key); these many
+# check each event's key in order and time its delivery: a Python client cannot look at
+# 100,000 events a second on the cores the servers use, and all watchers are alike.
+TIMED_WATCHERS = 10
+# The watchers are one user's; the default of 16 watches per user would refuse the rest.
+STACK_ENV = {"TKV_KV_MAX_WATCHES_PER_USER": "1000"}
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def measure(address: str, token: str, watchers: int, rate: float, seconds: float, server_pids: dict) -> dict:
+    md = [("authorization", f"Bearer {token}")]
+    prefix = f"fanout-{uuid.uuid4().hex[:8]}/"
+    channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, watchers // WATCHERS_PER_CHANNEL))]
+    stubs = [kv_pb2_grpc.KeyValueServiceStub(channel) for channel in channels]
+    total = int(rate * seconds)
+    intended: dict[str, float] = {}
+    received: list[list[tuple[str, int, float]]] = [[] for _ in range(watchers)]
+    counts = [0] * watchers
+    last_keys = [""] * watchers
+    opened = asyncio.Semaphore(0)
+
+    async def watch(index: int) -> None:
+        stream = stubs[index % len(stubs)].Watch(kv_pb2.WatchRequest(namespace="me", prefix=prefix), metadata=md)
+        await stream.read()  # open: the progress message
+        opened.release()
+        mine, timed = received[index], index < TIMED_WATCHERS
+        while counts[index] < total:
+            message = await stream.read()
+            if message == grpc.aio.EOF:
+                return
+            if message.events:
+                counts[index] += len(message.events)
+                last_keys[index] = message.events[-1].pair.key
+                if timed:
+                    now = time.monotonic()
+                    mine.extend((event.pair.key, event.pair.version, now) for event in message.events)
+        stream.cancel()
+
+    readers = [asyncio.create_task(watch(i)) for i in range(watchers)]
+    for _ in range(watchers):
+        await asyncio.wait_for(opened.acquire(), 30)
+
+    errors = 0
+
+    async def put(key: str) -> None:
+        nonlocal errors
+        request = kv_pb2.PutPairRequest(namespace="me", key=key, value=struct_pb2.Value(number_value=1))
+        try:
+            await stubs[0].PutPair(request, metadata=md, timeout=10)
+        except grpc.aio.AioRpcError:
+            errors += 1
+
+    cpu_before = {name: cpu_seconds(pids) for name, pids in server_pids.items()}
+    client_before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    puts = []
+    for i in range(total):
+        due = started + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        key = f"{prefix}{i:08d}"
+        intended[key] = due
+        puts.append(asyncio.create_task(put(key)))
+    await asyncio.gather(*puts)
+    sent_seconds = time.monotonic() - started
+    try:
+        await asyncio.wait_for(asyncio.gather(*readers), 30)
+    except TimeoutError:
+        for reader in readers:
+            reader.cancel()
+    window = time.monotonic() - started
+    cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in server_pids.items()}
+    client_after = resource.getrusage(resource.RUSAGE_SELF)
+    for channel in channels:
+        await channel.close()
+
+    expected_keys = sorted(intended)
+    # Puts overlap (open loop), so they commit in any order: a watcher must see each key
+    # once, in the order of the revisions, which is what the last event shows as well.
+    last_key = max(received[0], key=lambda item: item[1])[0] if watchers and received[0] else None
+
+    def in_order(index: int) -> bool:
+        if index >= TIMED_WATCHERS:
+            return True
+        versions = [version for _, version, _ in received[index]]
+        keys = sorted(key for key, _, _ in received[index])
+        return keys == expected_keys and all(a < b for a, b in itertools.pairwise(versions))
+
+    complete = sum(
+        1 for index in range(watchers) if counts[index] == total and last_keys[index] == last_key and in_order(index)
+    )
+    latencies = sorted(at - intended[key] for mine in received for key, _, at in mine)
+    delivered = sum(counts)
+    client_cpu = (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime)
+    return {
+        "watchers": watchers,
+        "rate_per_s": rate,
+        "puts": total,
+        "put_errors": errors,
+        "put_seconds": round(sent_seconds, 2),
+        "delivered": delivered,
+        "expected_deliveries": total * watchers,
+        "watchers_complete_in_order": complete,
+        "timed_watchers": min(watchers, TIMED_WATCHERS),
+        "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 2) if latencies else None,
+        "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 2) if latencies else None,
+        "latency_max_ms": round(latencies[-1] * 1000, 2) if latencies else None,
+        "server_cpu_seconds": {name: round(seconds, 3) for name, seconds in cpu.items()},
+        "window_seconds": round(window, 2),
+        "server_cpu_cores": {name: round(seconds / window, 2) for name, seconds in cpu.items()},
+        "cpu_us_per_delivered_event": {
+            name: round(seconds / delivered * 1e6, 2) if delivered else None for name, seconds in cpu.items()
+        },
+        "cpu_us_per_put": {name: round(seconds / total * 1e6, 1) for name, seconds in cpu.items()},
+        "client_cpu_cores": round(client_cpu / window, 2),
+    }
+
+
+def _rss(pids: list[int]) -> int:
+    return sum(int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") for pid in pids)
+
+
+async def idle_cost(stack: Stack, token: str, watchers: int, seconds: float = 30) -> dict:
+    kv = process_tree(stack.processes["kv_svc"].popen.pid)
+    tarantool = process_tree(stack.processes["tarantool"].popen.pid)
+    md = [("authorization", f"Bearer {token}")]
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{stack.kv_port}") for _ in range(10)]
+    stubs = [kv_pb2_grpc.KeyValueServiceStub(channel) for channel in channels]
+    before = _rss(kv)
+    streams = []
+    for i in range(watchers):
+        stream = stubs[i % len(stubs)].Watch(kv_pb2.WatchRequest(namespace="me", prefix=f"idle{i}/"), metadata=md)
+        await stream.read()
+        streams.append(stream)
+    await asyncio.sleep(2)
+    after = _rss(kv)
+
+    async def drain(stream) -> None:
+        while (await stream.read()) != grpc.aio.EOF:
+            pass
+
+    readers = [asyncio.create_task(drain(stream)) for stream in streams]
+    kv_cpu, tarantool_cpu, started = cpu_seconds(kv), cpu_seconds(tarantool), time.monotonic()
+    await asyncio.sleep(seconds)
+    window = time.monotonic() - started
+    result = {
+        "watchers": watchers,
+        "rss_bytes_per_watcher": round((after - before) / watchers),
+        "idle_kv_cpu_cores": round((cpu_seconds(kv) - kv_cpu) / window, 4),
+        "idle_tarantool_cpu_cores": round((cpu_seconds(tarantool) - tarantool_cpu) / window, 4),
+    }
+    for reader in readers:
+        reader.cancel()
+    for channel in channels:
+        await channel.close()
+    return result
+
+
+def run_on(stack: Stack, token: str, watchers: int, rate: float, seconds: float) -> dict:
+    pids = {name: process_tree(process.popen.pid) for name, process in stack.processes.items()}
+    return asyncio.run(measure(f"127.0.0.1:{stack.kv_port}", token, watchers, rate, seconds, pids))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--idle", type=int, default=0, help="measure this many idle watches instead")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tkv-fanout-") as directory:
+        workers = "1" if args.idle else str(CORES)
+        limit = {"TKV_KV_MAX_WATCHES_PER_USER": str(max(1000, args.idle))}
+        stack = Stack(Path(directory), extra_env={"TKV_WORKERS": workers, **STACK_ENV, **limit})
+        stack.processes = start_all(stack)
+        try:
+            token = asyncio.run(new_token(Target.of(stack)))
+            if args.idle:
+                print(json.dumps(asyncio.run(idle_cost(stack, token, args.idle))))
+            else:
+                print(json.dumps(run_on(stack, token, args.watchers, args.rate, args.seconds)))
+        finally:
+            stop_all(stack.processes)
+
+
+if __name__ == "__main__":
+    main()
