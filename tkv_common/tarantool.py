@@ -3,11 +3,19 @@
 asynctnt reconnects by itself but waits forever for an answer unless told otherwise, so
 every call carries a timeout. Transport failures become `Unavailable` through the one
 table below; a stored function raising is a bug and propagates (-> INTERNAL).
+
+Given several addresses (TKV_TARANTOOL_ADDR=host:port,host:port: the nodes of a replica
+set), the client keeps a connection to each, asks each every TKV_TARANTOOL_PROBE_SECONDS
+whether it takes writes (tkv.node_status: box.info.ro), and sends every call to the one
+that does, moving when that changes: a failover needs no restart of the services. Reads
+go there too: each call also checks the caller's token against revocations, and a
+replica that lags could still accept a token revoked a moment ago (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +44,10 @@ DB_ERRORS: dict[int, Callable[[], TkvError]] = {
     # queued behind it. Nothing was written; retrying once a replica is back succeeds.
     ErrorCode.ER_SYNC_QUORUM_TIMEOUT: lambda: Unavailable(_NOT_REPLICATED),
     ErrorCode.ER_SYNC_ROLLBACK: lambda: Unavailable(_NOT_REPLICATED),
+    # A replica just promoted still settles what the old master left waiting for its
+    # quorum (box.ctl.clear_synchro_queue, scripts/failover.py): nothing was written.
+    ErrorCode.ER_UNCOMMITTED_FOREIGN_SYNC_TXNS: lambda: Unavailable(_RETRY_LATER),
+    ErrorCode.ER_SYNC_MASTER_MISMATCH: lambda: Unavailable(_RETRY_LATER),
     # A value above memtx_max_tuple_size (TKV_TARANTOOL_MAX_TUPLE_BYTES); the transaction
     # rolled back, so nothing of the batch was written.
     # Out of memtx memory: the write rolled back. Pair writes are refused earlier, at the
@@ -62,33 +74,52 @@ TRANSPORT_ERRORS = (TarantoolNetworkError, ConnectionError, TimeoutError)
 
 @dataclass(frozen=True)
 class TarantoolSettings:
-    address: Address
+    addresses: tuple[Address, ...]
     user: str
     password: str
     call_timeout: float
     connect_timeout: float
     reconnect_interval: float
+    probe_interval: float = 0.25
+
+    @property
+    def address(self) -> Address:
+        """The first address: the only one, unless this is a replica set."""
+        return self.addresses[0]
 
     @classmethod
     def from_env(cls, env: Env, *, user: str) -> TarantoolSettings:
         user = env.str("TKV_TARANTOOL_USER", user)
         secrets_dir = env.path("TKV_SECRETS_DIR", env.data_dir() / "secrets")
         return cls(
-            address=env.address("TKV_TARANTOOL_ADDR", "127.0.0.1:3301"),
+            addresses=tuple(
+                Address.parse(part.strip(), "TKV_TARANTOOL_ADDR")
+                for part in env.str("TKV_TARANTOOL_ADDR", "127.0.0.1:3301").split(",")
+            ),
             user=user,
             password=env.secret("TKV_TARANTOOL_PASSWORD", Path(secrets_dir) / f"tarantool-{user}.password"),
             call_timeout=env.float("TKV_TARANTOOL_CALL_TIMEOUT", 2.0),
             connect_timeout=env.float("TKV_TARANTOOL_CONNECT_TIMEOUT", 2.0),
             reconnect_interval=env.float("TKV_TARANTOOL_RECONNECT_INTERVAL", 0.25),
+            probe_interval=env.float("TKV_TARANTOOL_PROBE_SECONDS", 0.25),
         )
 
 
 class TarantoolClient:
     def __init__(self, settings: TarantoolSettings):
         self._settings = settings
-        self._conn = asynctnt.Connection(
-            host=settings.address.host,
-            port=settings.address.port,
+        self._nodes = [self._connection(address) for address in settings.addresses]
+        # Where calls go: the one node, or the replica set's writable one (None: none known).
+        self._conn: asynctnt.Connection | None = self._nodes[0] if len(self._nodes) == 1 else None
+        self._address = settings.addresses[0] if len(self._nodes) == 1 else None
+        self._tasks: list[asyncio.Task] = []
+        self._probe_now = asyncio.Event()
+
+    def _connection(self, address: Address) -> asynctnt.Connection:
+        settings = self._settings
+        return asynctnt.Connection(
+            host=address.host,
+            port=address.port,
             username=settings.user,
             password=settings.password,
             connect_timeout=settings.connect_timeout,
@@ -98,40 +129,82 @@ class TarantoolClient:
             fetch_schema=False,
             auto_refetch_schema=False,
         )
-        self._connecting: asyncio.Task | None = None
 
     def start(self) -> None:
         """Begin connecting in the background; calls fail with Unavailable until connected."""
         # With reconnect_timeout set, connect() retries until it succeeds, and asynctnt
         # reconnects by itself whenever the connection drops later.
-        self._connecting = asyncio.create_task(self._conn.connect(), name="tarantool-connect")
+        self._tasks = [asyncio.create_task(node.connect(), name="tarantool-connect") for node in self._nodes]
+        if len(self._nodes) > 1:
+            self._tasks.append(asyncio.create_task(self._follow_writable(), name="tarantool-writable"))
 
     @property
     def is_connected(self) -> bool:
-        return self._conn.is_connected
+        return self._conn is not None and self._conn.is_connected
 
     async def call(self, function: str, *args: Any, wait: float = 0.0) -> list[Any]:
         """Call a stored function; returns its return values as a list. `wait`: seconds
         the function may itself wait (a long poll), on top of the call timeout."""
+        conn = self._conn
+        if conn is None:
+            self._log_failure(function, "no writable node")
+            raise Unavailable(_RETRY_LATER)
         try:
-            response = await self._conn.call(function, list(args), timeout=self._settings.call_timeout + wait)
+            response = await conn.call(function, list(args), timeout=self._settings.call_timeout + wait)
         except TRANSPORT_ERRORS as exc:
             self._log_failure(function, type(exc).__name__)
             raise Unavailable(_RETRY_LATER) from None
         except TarantoolDatabaseError as exc:
             if exc.code not in DB_ERRORS:
                 raise
+            if exc.code == ErrorCode.ER_READONLY and len(self._nodes) > 1:
+                self._probe_now.set()  # demoted under us: find the new master at once
             self._log_failure(function, ErrorCode(exc.code).name)
             raise DB_ERRORS[exc.code]() from None
         return list(response.body)
 
+    async def _follow_writable(self) -> None:
+        """Keeps `_conn` on the replica set's writable node: asks every node each probe
+        interval (at once after a read-only refusal), prefers the current node while it
+        stays writable, and else the first writable one in the configured order."""
+        while True:
+            answers = await asyncio.gather(*(self._takes_writes(node) for node in self._nodes))
+            writable = [
+                (node, address)
+                for node, address, takes in zip(self._nodes, self._settings.addresses, answers, strict=True)
+                if takes
+            ]
+            chosen = next((pair for pair in writable if pair[0] is self._conn), writable[0] if writable else None)
+            node, address = chosen if chosen else (None, None)
+            if node is not self._conn:
+                log.log(
+                    logging.WARNING if node is None else logging.INFO,
+                    "tarantool writable node changed",
+                    extra={"from": str(self._address), "to": str(address), "writable": [str(a) for _, a in writable]},
+                )
+                self._conn, self._address = node, address
+            self._probe_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._probe_now.wait(), self._settings.probe_interval)
+
+    async def _takes_writes(self, node: asynctnt.Connection) -> bool:
+        if not node.is_connected:
+            return False
+        try:
+            _, read_only, _ = (await node.call("tkv.node_status", [], timeout=self._settings.call_timeout)).body
+        except (*TRANSPORT_ERRORS, TarantoolDatabaseError):
+            return False
+        return not read_only
+
     def _log_failure(self, function: str, error: str) -> None:
         log.warning(
             "tarantool call failed",
-            extra={"function": function, "error": error, "address": str(self._settings.address)},
+            extra={"function": function, "error": error, "address": str(self._address)},
         )
 
     async def close(self) -> None:
-        if self._connecting is not None and not self._connecting.done():
-            self._connecting.cancel()
-        await self._conn.disconnect()
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+        for node in self._nodes:
+            await node.disconnect()

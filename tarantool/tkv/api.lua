@@ -15,6 +15,14 @@ local watch = require('tkv.watch')
 
 local M = {}
 
+-- Both services -------------------------------------------------------------------------
+
+-- Whether this instance takes writes: services given several addresses (a replica set)
+-- send every call to the one that does, and move when that changes (tkv_common/tarantool.py).
+function M.node_status()
+    return 'ok', box.info.ro, box.info.uuid
+end
+
 -- auth_svc ------------------------------------------------------------------------------
 
 -- Creates an account with a new account id and token epoch 0 (schema v7); 'exists' when

@@ -31,6 +31,10 @@ local V8_FUNCTIONS = {
               'tkv.kv_watch_open', 'tkv.kv_watch_close', 'tkv.kv_changes', 'tkv.kv_watch_position',
               'tkv.kv_watch_check'},
 }
+local V9_FUNCTIONS = {
+    tkv_auth = {'tkv.node_status'},
+    tkv_kv = {'tkv.node_status'},
+}
 local V6_FUNCTIONS = {
     tkv_kv = {'tkv.kv_get', 'tkv.kv_put', 'tkv.kv_delete', 'tkv.kv_list'},
 }
@@ -364,6 +368,11 @@ local function v8()
     grant_functions(V8_FUNCTIONS)
 end
 
+-- The services follow the writable node of a replica set (docs/operations.md).
+local function v9()
+    grant_functions(V9_FUNCTIONS)
+end
+
 function M.migrate()
     box.once('tkv:schema:v1', v1)
     box.once('tkv:schema:v2', v2)
@@ -374,6 +383,7 @@ function M.migrate()
     move_v1_pairs()
     box.once('tkv:schema:v7', v7)
     box.once('tkv:schema:v8', v8)
+    box.once('tkv:schema:v9', v9)
 end
 
 -- Synchronous or asynchronous replication of every data space, per the configuration.

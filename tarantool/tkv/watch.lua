@@ -25,6 +25,12 @@ local function revision_counter()
 end
 
 function M.committed_revision()
+    if box.info.ro then
+        -- A replica commits what it applies, and runs no on_commit trigger of ours for it:
+        -- its counter is committed. Forgotten, so that once promoted it starts from there.
+        committed = nil
+        return revision_counter()
+    end
     if committed == nil then
         committed = revision_counter()
     end

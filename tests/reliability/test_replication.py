@@ -1,17 +1,23 @@
-"""A replica of the master, manual failover (docs/operations.md), and the durability check
-run through it: asynchronous replication may lose the last acknowledged writes (reported),
-synchronous replication (quorum 2, experimental on Tarantool 2.6) must lose none."""
+"""A replica of the master, failover by one command (scripts/failover.py) with services that
+follow the writable node by themselves (docs/operations.md), and the durability check run
+through it: asynchronous replication may lose the last acknowledged writes (reported),
+synchronous replication (quorum 2, experimental on Tarantool 2.6) must lose none, and a
+switchover with the master alive loses none in either mode."""
 
 import asyncio
+import itertools
+import json
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 
 from tests.reliability.workload import ACKED, Target, new_token, verify, writer
-from tests.stack import Stack, auth_svc, kv_svc, stop_all, tarantool, wait_until
+from tests.stack import ROOT, Stack, auth_svc, kv_svc, stop_all, tarantool, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +44,8 @@ def start_cluster(tmp_path, mode):
     shutil.copytree(master.data_dir / "secrets", replica.data_dir / "secrets", dirs_exist_ok=True)
     processes = {"master": tarantool(master).start(), "replica": tarantool(replica).start()}
     wait_until(lambda: replica_status(replica) == "follow", "replication")
+    # The services know both nodes, and send every call to the writable one.
+    master.extra_env["TKV_TARANTOOL_ADDR"] = f"127.0.0.1:{master.tarantool_port},127.0.0.1:{replica.tarantool_port}"
     processes["auth_svc"], processes["kv_svc"] = auth_svc(master).start(), kv_svc(master).start()
     return master, replica, processes
 
@@ -82,51 +90,93 @@ async def test_sync_mode_acknowledges_a_write_only_once_the_replica_has_it(tmp_p
         stop_all(processes, signal.SIGKILL)
 
 
+def failover_command(promote: Stack, demote: Stack) -> dict:
+    """The documented command (scripts/failover.py), as an operator runs it."""
+    result = subprocess.run(
+        [sys.executable, "scripts/failover.py", "--promote", str(promote.console_socket), "--demote",
+         str(demote.console_socket)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def write_gap(attempts, since: float) -> float:
+    """The longest time, from `since` (the fault) on, in which no write was acknowledged:
+    how long writes failed (six writers keep at least one write in flight)."""
+    acked = sorted(a.at + a.took for a in attempts if a.outcome == ACKED)
+    last_before = max((t for t in acked if t <= since), default=since)
+    after = [t for t in acked if t > since]
+    moments = [last_before, *after]
+    return round(max(b - a for a, b in itertools.pairwise(moments)), 3) if after else float("inf")
+
+
+async def write_through(target, token, seconds_before, fault, seconds_after):
+    """Six writers, `fault()` after `seconds_before`, writing `seconds_after` more; the
+    attempts and the moment of the fault."""
+    stop, attempts = asyncio.Event(), []
+    prefix = f"repl-{uuid.uuid4().hex[:8]}"
+    tasks = [asyncio.create_task(writer(target, token, "grpc", f"{prefix}-{i}", stop, attempts)) for i in range(6)]
+    await asyncio.sleep(seconds_before)
+    at = time.monotonic()
+    outcome = await asyncio.to_thread(fault)
+    await asyncio.sleep(seconds_after)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return attempts, at, outcome
+
+
 async def test_failover_to_the_replica(cluster, report):
+    """The master dies; one command promotes the replica; the services, never restarted,
+    find it by themselves."""
     mode, master, replica, processes = cluster
     target = Target(f"127.0.0.1:{master.auth_port}", f"127.0.0.1:{master.kv_port}", "127.0.0.1", master.gateway_port)
     token = await new_token(target)
     assert int(replica.console("box.space.users:len()")) == 1  # replicated already
 
-    stop, attempts = asyncio.Event(), []
-    prefix = f"repl-{uuid.uuid4().hex[:8]}"
-    tasks = [asyncio.create_task(writer(target, token, "grpc", f"{prefix}-{i}", stop, attempts)) for i in range(6)]
-    await asyncio.sleep(2.0)
-    processes["master"].stop(signal.SIGKILL)
-    killed_at = time.monotonic()
+    def kill_and_promote():
+        processes["master"].stop(signal.SIGKILL)
+        return failover_command(replica, master)
 
-    # The documented manual failover: promote the replica, point the services at it.
-    # In sync mode the survivor is alone: quorum 1 until a new replica joins, then settle
-    # the transactions the old master left waiting for a quorum.
-    promote = (
-        "box.cfg{read_only = false, replication_synchro_quorum = 1}; box.ctl.clear_synchro_queue()"
-        if mode == "sync"
-        else "box.cfg{read_only = false}"
-    )
-    # On 2.6 clear_synchro_queue() may wait replication_synchro_timeout (5 s here) for
-    # what the dead master left in the queue.
-    replica.console(promote, timeout=30)
+    attempts, killed_at, command = await write_through(target, token, 2.0, kill_and_promote, 2.5)
     assert replica.console("box.info.ro") == "false"
-    for name in ("auth_svc", "kv_svc"):
-        processes[name].stop()
-    master.extra_env["TKV_TARANTOOL_ADDR"] = f"127.0.0.1:{replica.tarantool_port}"
-    processes["auth_svc"], processes["kv_svc"] = auth_svc(master), kv_svc(master)
-    await asyncio.to_thread(processes["auth_svc"].start)
-    await asyncio.to_thread(processes["kv_svc"].start)
-    failover_s = round(time.monotonic() - killed_at, 2)
-    await asyncio.sleep(1.5)
-    stop.set()
-    await asyncio.gather(*tasks)
-
     verdict = await verify(target, await new_token(target), attempts)
     figures = {
         "mode": mode,
         **verdict.summary(),
-        "failover_s": failover_s,
-        "acked_after_failover": sum(a.outcome == ACKED and a.at > killed_at + failover_s for a in attempts),
+        "failover_command": command,
+        "writes_failed_for_s": write_gap(attempts, killed_at),
+        "acked_after_failover": sum(a.outcome == ACKED and a.at > killed_at + command["took_s"] for a in attempts),
     }
     report(figures)
+    assert command["demoted"] == "unreachable: left alone" and command["synchronous"] == (mode == "sync")
     assert verdict.corrupted == [] and verdict.failed_but_found == []
-    assert figures["acked_after_failover"] > 0  # the promoted replica serves writes
+    assert figures["acked_after_failover"] > 0  # the promoted replica serves writes, no restart
     if mode == "sync":
         assert verdict.lost == [], f"synchronous replication lost acknowledged writes: {verdict.lost[:10]}"
+
+
+# Writes that reach the old master once it is read-only, before the services have moved:
+# refused (UNAVAILABLE, retried by the client), and logged by Tarantool.
+@pytest.mark.log_errors_expected(r"ER_READONLY")
+async def test_switchover_with_the_master_alive_loses_nothing(cluster, report):
+    """A planned switchover: the old master is made read-only first and the replica waits
+    for its last writes, so not even asynchronous replication loses one."""
+    mode, master, replica, _ = cluster
+    target = Target(f"127.0.0.1:{master.auth_port}", f"127.0.0.1:{master.kv_port}", "127.0.0.1", master.gateway_port)
+    token = await new_token(target)
+    attempts, switched_at, command = await write_through(
+        target, token, 2.0, lambda: failover_command(replica, master), 2.0
+    )
+    assert (master.console("box.info.ro"), replica.console("box.info.ro")) == ("true", "false")
+    verdict = await verify(target, token, attempts)
+    figures = {
+        "mode": mode,
+        **verdict.summary(),
+        "failover_command": command,
+        "writes_failed_for_s": write_gap(attempts, switched_at),
+    }
+    report(figures)
+    assert command["demoted"] == str(master.console_socket)
+    assert verdict.lost == [] and verdict.corrupted == [] and verdict.failed_but_found == []
+    assert sum(a.outcome == ACKED and a.at > switched_at + command["took_s"] for a in attempts) > 0

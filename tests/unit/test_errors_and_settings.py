@@ -97,6 +97,15 @@ def test_settings_defaults_are_local(tmp_path):
     assert settings.server.max_request_bytes == 4 * 1024 * 1024
 
 
+def test_a_replica_set_is_every_address_comma_separated(tmp_path):
+    environ = {"TKV_DATA_DIR": str(tmp_path), "TKV_TARANTOOL_PASSWORD": "pw"}
+    settings = KvSettings.from_env({**environ, "TKV_TARANTOOL_ADDR": "127.0.0.1:3301, [::1]:3302"})
+    assert [str(a) for a in settings.tarantool.addresses] == ["127.0.0.1:3301", "[::1]:3302"]
+    assert settings.tarantool.address == settings.tarantool.addresses[0]
+    with pytest.raises(ConfigError, match="TKV_TARANTOOL_ADDR must be host:port, got '3302'"):
+        KvSettings.from_env({**environ, "TKV_TARANTOOL_ADDR": "127.0.0.1:3301,3302"})
+
+
 def test_auth_settings_default_to_owasp_argon2_and_30_minutes(tmp_path):
     settings = AuthSettings.from_env({"TKV_DATA_DIR": str(tmp_path), "TKV_TARANTOOL_PASSWORD": "x"})
     assert settings.token_ttl_seconds == 1800
