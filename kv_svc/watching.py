@@ -212,10 +212,6 @@ class WatchHub:
         self.position = 0  # every change up to here has been offered to the open watches
         self._access_epoch = 0
 
-    @property
-    def settings(self) -> WatchSettings:
-        return self._settings
-
     async def open(
         self, claims: Claims, namespace: str, prefix: str, key: str | None, start_revision: int, keys_only: bool
     ) -> AsyncIterator[bytes]:
@@ -315,7 +311,6 @@ class WatchHub:
                 batches = [(row[0], events_of(row)) for row in changes.rows]
                 if batches:
                     self._fan_out(batches)
-                if batches:
                     self.position = batches[-1][0]
                     if busy:
                         # Changes keep coming: let the next poll bring several batches, so

@@ -1,5 +1,6 @@
 """The README's grpcurl session, run verbatim against real processes (ports swapped)."""
 
+import os
 import re
 import subprocess
 
@@ -110,3 +111,17 @@ def test_readme_watch_session_works_as_written(processes):
     assert rest[2].startswith('{"grants":[{"namespace":"frank","grantee":"grace"'), rest
     assert rest[3] == "{}", rest
     assert rest[4].startswith('{"code":7,"message":"You may not use the namespace frank"'), rest
+
+
+def test_readme_cli_session_works_as_written(processes, tmp_path):
+    # Run where its files may go; `$PWD/.venv` is the checkout's, as for a user in it.
+    script = readme_block("readme-cli-session").replace("$PWD/.venv/bin", str(ROOT / ".venv" / "bin"))
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "TKV_SERVER": processes.gateway}
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "You have been successfully registered!" and lines[1] == "signed in as ivan", lines
+    assert lines[2].isdigit() and lines[3] == 'config/color\t"blue"' and lines[4] == '{"config/color": "blue"}'
+    assert lines[5] == "config/color" and lines[6] == 'config/color\t"blue"' and lines[7] == "signed out", lines
+    assert (tmp_path / "config.jsonl").read_text() == '{"key": "config/color", "value": "blue"}\n'

@@ -1,0 +1,122 @@
+"""The `tkv` command line through its real entry point, as a user types it (issue 14):
+each command's output and exit code, the saved token's file mode, and an import of 20,000
+pairs interrupted and resumed, with a progress bar on a terminal and none when piped."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+TKV = str(Path(sys.executable).parent / "tkv")
+PASSWORD = "Secr3t!pass"
+
+
+@pytest.fixture
+def tkv(processes, tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "TKV_SERVER": processes.gateway}
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([TKV, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120)
+
+    run.env = env
+    run.config = tmp_path / "config"
+    return run
+
+
+def sign_up(tkv) -> str:
+    login = "cli" + uuid.uuid4().hex[:10]
+    assert (
+        tkv(
+            "register", login, "--name", "Anna", "--surname", "Smith", "--password-stdin", stdin=PASSWORD + "\n"
+        ).returncode
+        == 0
+    )
+    result = tkv("login", login, "--password-stdin", stdin=PASSWORD + "\n")
+    assert result.returncode == 0 and result.stdout == f"signed in as {login}\n", result.stderr
+    return login
+
+
+def test_a_session_with_every_command_and_its_exit_codes(tkv):
+    assert tkv("get", "x").returncode == 4  # not signed in yet
+    login = sign_up(tkv)
+    session = tkv.config / "tkv" / "session.json"
+    assert stat.S_IMODE(session.stat().st_mode) == 0o600 and stat.S_IMODE(session.parent.stat().st_mode) == 0o700
+    assert tkv("put", "app/color", '"blue"').stdout.strip().isdigit()
+    assert tkv("put", "app/size", "42", "--ttl", "3600").returncode == 0
+    got = tkv("--output", "json", "get", "app/color", "app/size")
+    assert got.returncode == 0 and json.loads(got.stdout) == {"app/color": "blue", "app/size": 42}
+    assert tkv("get", "app/color").stdout == 'app/color\t"blue"\n'
+    assert tkv("ls", "app/").stdout == "app/color\napp/size\n"
+    long = [json.loads(line) for line in tkv("-o", "json", "ls", "--long").stdout.splitlines()]
+    assert [(p["key"], p["owner"], p["expire_time"] is None) for p in long] == [
+        ("app/color", login, True),
+        ("app/size", login, False),
+    ]
+    absent = tkv("get", "app/color", "app/none")
+    assert absent.returncode == 3 and absent.stdout == 'app/color\t"blue"\n' and "app/none" in absent.stderr
+    lost = tkv("put", "app/color", '"red"', "--if-version", str(long[0]["version"] + 1000))
+    assert lost.returncode == 6 and "VERSION_MISMATCH" in lost.stderr
+    assert tkv("put", "bad", "not json").returncode == 2
+    assert tkv("-n", "someoneelse1", "get", "x").returncode == 5
+    assert tkv("rm", "app/color", "app/none").returncode == 3
+    assert tkv("ls").stdout == "app/size\n"
+    assert tkv("logout").returncode == 0
+    assert tkv("get", "app/size").returncode == 4
+
+
+def test_import_interrupted_resumes_and_export_gives_it_back(tkv, tmp_path):
+    sign_up(tkv)
+    source = tmp_path / "pairs.jsonl"
+    pairs = [{"key": f"bulk/{i:05}", "value": {"i": i, "tags": ["x", i % 7]}} for i in range(20_000)]
+    source.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    checkpoint = tmp_path / "pairs.jsonl.progress"
+    # Interrupted once a few batches are in: the checkpoint says how many lines are done.
+    first = subprocess.Popen([TKV, "import", str(source), "--batch", "500"], env=tkv.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (checkpoint.exists() and checkpoint.read_text() and int(checkpoint.read_text()) >= 2000):
+        assert time.monotonic() < deadline and first.poll() is None, "the import ended before it was interrupted"
+        time.sleep(0.01)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done = int(checkpoint.read_text())
+    assert 2000 <= done < 20_000
+    resumed = tkv("import", str(source), "--batch", "500")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr == f"imported {20_000 - done} pairs ({done} were done before)\n"  # piped: no progress bar
+    assert not checkpoint.exists()
+    exported = tkv("export", "bulk/")
+    assert [json.loads(line) for line in exported.stdout.splitlines()] == pairs
+
+
+def test_import_shows_progress_on_a_terminal(tkv, tmp_path):
+    sign_up(tkv)
+    source = tmp_path / "few.jsonl"
+    source.write_text("".join(json.dumps({"key": f"few/{i}", "value": i}) + "\n" for i in range(3000)))
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([TKV, "import", str(source), "--batch", "100"], env=tkv.env,
+                               stdout=subprocess.PIPE, stderr=follower)  # fmt: skip
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(60) == 0
+    os.close(leader)
+    text = shown.decode(errors="replace")
+    assert "importing few.jsonl" in text and "imported 3000 pairs" in text, text[-2000:]
