@@ -12,10 +12,12 @@ COPY pyproject.toml README.md ./
 COPY protos/ protos/
 COPY scripts/gen_protos.py scripts/render_envoy.py scripts/
 COPY envoy/envoy.template.yaml envoy/http_api.template.lua envoy/
+COPY docs/openapi.json docs/openapi.json
 COPY tkv/__init__.py tkv/__init__.py
 COPY tkv_common/ tkv_common/
 COPY auth_svc/ auth_svc/
 COPY kv_svc/ kv_svc/
+COPY tkv_client/ tkv_client/
 
 # Generate the stubs first (the generator needs grpcio-tools and the googleapis protos),
 # then install the project, generated package included.

@@ -105,6 +105,9 @@ function envoy_on_request(handle)
     end
     return
   end
+  if path == "/openapi.json" then
+    return  -- the description of this API, answered by Envoy's route (envoy.template.yaml)
+  end
   headers:replace(MARKER, "http")
   if #path > 1 and path:sub(-1) == "/" then
     path = path:sub(1, -2)

@@ -8,9 +8,13 @@ The one place generated code comes from. Outputs are git-ignored and rebuilt by
                        (--include_imports so google/api and google/protobuf travel along,
                        --include_source_info so comments reach reflection-driven tools)
 
-With `--openapi OUT_DIR` it writes only an OpenAPI 2 description of the HTTP API
-(OUT_DIR/tkv.swagger.json), for schemathesis in the reliability tier; that needs
-protoc-gen-swagger (Debian's golang-grpc-gateway, installed by `make test`).
+- docs/openapi.json    the OpenAPI 2 description of the HTTP API (v1 and v2, every route the
+                       gateway transcodes), committed; Envoy serves it at GET /openapi.json.
+                       Needs protoc-gen-swagger (Debian's golang-grpc-gateway, which `make
+                       test` installs); without it the committed file is left as it is, and
+                       tests/unit/test_api_description.py fails on any drift.
+
+With `--openapi OUT_DIR` it writes only the OpenAPI description, to OUT_DIR/tkv.swagger.json.
 
 google/api and google/rpc protos come from the installed googleapis-common-protos package
 and google/protobuf from grpcio-tools; nothing third-party is vendored.
@@ -23,6 +27,7 @@ import json
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from grpc_tools import protoc
@@ -31,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "protos"
 PY_OUT = ROOT / "tkv"
 DESCRIPTOR_OUT = ROOT / "envoy" / "tkv.pb"
+OPENAPI_OUT = ROOT / "docs" / "openapi.json"
 # The APIs clients see; protos/tkv/internal stays out of Envoy's descriptor set.
 # google/rpc ones too, so error details decode for tools that read this descriptor set
 # (grpcurl -protoset envoy/tkv.pb).
@@ -92,7 +98,7 @@ def openapi(out_dir: Path) -> Path:
         merged["paths"].update(part.get("paths", {}))
         merged["definitions"].update(part.get("definitions", {}))
     target = out_dir / "tkv.swagger.json"
-    target.write_text(json.dumps(merged, indent=2))
+    target.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
     return target
 
 
@@ -119,7 +125,12 @@ def main() -> None:
             *PUBLIC_PROTOS,
         ]
     )
-    print(f"gen_protos: {len(sources)} protos -> {PY_OUT.name}/ and {DESCRIPTOR_OUT.relative_to(ROOT)}")
+    published = "docs/openapi.json left as committed (protoc-gen-swagger is not installed)"
+    if shutil.which("protoc-gen-swagger"):
+        with tempfile.TemporaryDirectory(prefix="tkv-openapi-") as temp:
+            shutil.copy(openapi(Path(temp)), OPENAPI_OUT)
+        published = str(OPENAPI_OUT.relative_to(ROOT))
+    print(f"gen_protos: {len(sources)} protos -> {PY_OUT.name}/, {DESCRIPTOR_OUT.relative_to(ROOT)}; {published}")
 
 
 if __name__ == "__main__":

@@ -165,6 +165,8 @@ def render(out_dir: Path, env: Env | None = None) -> Path:
         text = string.Template((ENVOY_DIR / template).read_text()).substitute(values)
         (out_dir / target).write_text(text)
     shutil.copy(descriptor, out_dir / "tkv.pb")
+    # Served at GET /openapi.json (a direct response of the gateway).
+    shutil.copy(ROOT / "docs" / "openapi.json", out_dir / "openapi.json")
     return out_dir / "envoy.yaml"
 
 

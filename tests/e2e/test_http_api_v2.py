@@ -8,6 +8,7 @@ import itertools
 import json
 import urllib.parse
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -303,3 +304,10 @@ def test_the_account_calls_over_http(processes):
     deleted = call(gateway, "POST", "/v2/account:delete", {"password": "N3w-Secret!"}, token=token)
     assert deleted.status == 200 and deleted.body["deleted_pairs"] == "1", deleted.raw
     assert call(gateway, "POST", "/api/login", {"login": login, "password": "N3w-Secret!"}).status == 404
+
+
+def test_the_gateway_serves_the_openapi_description(processes):
+    reply = call(processes.gateway, "GET", "/openapi.json")
+    assert reply.status == 200 and reply.headers["content-type"] == "application/json", reply.raw[:300]
+    published = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
+    assert reply.body == published

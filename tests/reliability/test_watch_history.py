@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import random
 import signal
 import threading
@@ -172,7 +171,7 @@ async def change_log(stack, after: int, upto: int, namespace: str) -> list[tuple
     return [(row[0], event[0], event[2]) for row in rows for event in row[3] if event[1] == namespace]
 
 
-async def test_every_watcher_sees_exactly_the_stores_history_across_kills_and_restarts(stack):
+async def test_every_watcher_sees_exactly_the_stores_history_across_kills_and_restarts(stack, report):
     gateway = f"127.0.0.1:{stack.gateway_port}"
     direct = f"127.0.0.1:{stack.kv_port}"
     async with grpc.aio.insecure_channel(gateway) as channel:
@@ -246,7 +245,7 @@ async def test_every_watcher_sees_exactly_the_stores_history_across_kills_and_re
             thread.join(5)
 
     history = await change_log(stack, start, end, login.lower())
-    report = {
+    figures = {
         "written": {
             "puts": written.puts,
             "deletes": written.deletes,
@@ -264,15 +263,15 @@ async def test_every_watcher_sees_exactly_the_stores_history_across_kills_and_re
         for revision, kind, key, value in watcher.events:
             if kind == "PUT" and revision in written.values:
                 assert (key, value) == written.values[revision], watcher.name
-        report["watchers"][watcher.name] = {
+        figures["watchers"][watcher.name] = {
             "delivered": len(got),
             "hang_ups": watcher.hang_ups,
             "faults": watcher.faults,
         }
-    print(json.dumps(report))
-    assert report["expired"] > 0 and written.deletes > 0
+    report(figures)
+    assert figures["expired"] > 0 and written.deletes > 0
     # Every watcher lived through at least one fault, and those that hang up did.
-    assert all(w.faults >= 1 and (w.hang_ups >= 5 or not w.hang_up_every) for w in watchers), report
+    assert all(w.faults >= 1 and (w.hang_ups >= 5 or not w.hang_up_every) for w in watchers), figures
 
 
 def _first_difference(got: list, expected: list) -> str:

@@ -40,7 +40,15 @@ def lua_routes() -> dict[str, str]:
 
 
 def routes(services) -> list[tuple[str, str]]:
-    return [rule for service in services for rule in http_rules(service).values()]
+    """Every (HTTP method, path template) of the services, additional bindings included."""
+    found = []
+    for service in services:
+        for method in service.methods:
+            rule = method.GetOptions().Extensions[annotations_pb2.http]
+            for binding in (rule, *rule.additional_bindings):
+                verb = binding.WhichOneof("pattern")
+                found.append((verb.upper(), getattr(binding, verb)))
+    return found
 
 
 def test_every_original_route_of_the_protos_is_shaped_by_http_api_lua_and_no_other():
