@@ -120,3 +120,13 @@ def test_import_shows_progress_on_a_terminal(tkv, tmp_path):
     os.close(leader)
     text = shown.decode(errors="replace")
     assert "importing few.jsonl" in text and "imported 3000 pairs" in text, text[-2000:]
+
+
+def test_without_password_stdin_the_password_is_asked_for(tkv):
+    # The README's quick start: register asks twice, login once (here fed on stdin).
+    login = "ask" + uuid.uuid4().hex[:10]
+    registered = tkv("register", login, "--name", "Bob", "--surname", "Brown", stdin=f"{PASSWORD}\n{PASSWORD}\n")
+    assert registered.returncode == 0 and "successfully registered" in registered.stdout, registered.stderr
+    assert tkv("login", login, stdin=f"{PASSWORD}\n").returncode == 0
+    assert tkv("put", "greeting", '"hello"').returncode == 0
+    assert tkv("get", "greeting").stdout == 'greeting\t"hello"\n'

@@ -3,8 +3,12 @@ server's limits, tokens, and every error type (issue 14)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import jwt
@@ -128,3 +132,33 @@ async def test_the_asyncio_client_watches_and_resumes(processes):
             ("PUT", f"p/{i}", revisions[i]) for i in range(3)
         ]
         await events.aclose()
+
+
+def test_account_and_sharing_calls(processes):
+    owner, reader = new_login(), new_login()
+    with (
+        Client(processes.gateway, login=owner, password=PASSWORD) as alice,
+        Client(processes.gateway, login=reader, password=PASSWORD) as bob,
+    ):
+        alice.register(owner, PASSWORD, "Anna", "Smith")
+        bob.register(reader, PASSWORD, "Bob", "Brown")
+        alice.put("shared/x", "for bob")
+        alice.grant(reader, "READER", prefix="shared/")
+        assert bob.get("shared/x", namespace=owner).value == "for bob"
+        alice.revoke(reader, prefix="shared/")
+        with pytest.raises(tkv_client.PermissionDenied):
+            bob.get("shared/x", namespace=owner)
+        # A new password: the client keeps working with it (it logs in again itself).
+        alice.change_password(PASSWORD, "N3w-Secret!")
+        assert alice.get("shared/x").value == "for bob"
+        alice.log_out_everywhere()
+        assert alice.get("shared/x").value == "for bob"  # logged in again, a new epoch
+        alice.delete_account("N3w-Secret!")
+        with pytest.raises(tkv_client.Unauthenticated):
+            alice.get("shared/x")  # the account is gone: its login no longer works
+
+
+def test_shell_completion_is_generated(processes):
+    env = {**os.environ, "_TKV_COMPLETE": "bash_source"}
+    result = subprocess.run([str(Path(sys.executable).parent / "tkv")], env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and "_tkv_completion" in result.stdout

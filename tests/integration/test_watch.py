@@ -265,3 +265,18 @@ class TestLimits:
         error = await ended_with(slow, 10)
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and reason(error) == "WATCH_FELL_BEHIND"
         fast.cancel()
+
+    async def test_the_client_raises_out_of_range_with_the_oldest_revision(self, small):
+        from tkv_client import AsyncClient, OutOfRange
+
+        _, md = await sign_in(small)
+        token = md[0][1].removeprefix("Bearer ")
+        first = (await small.kv2.PutPair(put("me", "o0", 0), metadata=md)).revision
+        for i in range(1, 12):
+            await small.kv2.PutPair(put("me", f"o{i}", i), metadata=md)
+        await asyncio.sleep(1.5)
+        kv, auth = f"127.0.0.1:{small.kv_service.port}", f"127.0.0.1:{small.auth_service.port}"
+        async with AsyncClient(kv, auth_target=auth, token=token) as client:
+            with pytest.raises(OutOfRange) as error:
+                await anext(client.watch("", start_revision=first))
+        assert error.value.reason == "REVISION_COMPACTED" and int(error.value.metadata["oldest_revision"]) > first + 1
