@@ -130,3 +130,24 @@ def test_without_password_stdin_the_password_is_asked_for(tkv):
     assert tkv("login", login, stdin=f"{PASSWORD}\n").returncode == 0
     assert tkv("put", "greeting", '"hello"').returncode == 0
     assert tkv("get", "greeting").stdout == 'greeting\t"hello"\n'
+
+
+def test_watch_prints_each_change_as_a_json_line_until_interrupted(tkv):
+    sign_up(tkv)
+    start = int(tkv("put", "seed", "0").stdout)  # the watch starts after it: nothing is missed
+    watch = subprocess.Popen([TKV, "watch", "live/", "--start-revision", str(start)], env=tkv.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        revision = int(tkv("put", "live/a", '{"on": true}').stdout)
+        event = json.loads(watch.stdout.readline())
+        assert (event["type"], event["key"], event["value"], event["version"]) == (
+            "PUT",
+            "live/a",
+            {"on": True},
+            revision,
+        )
+        assert tkv("rm", "live/a").returncode == 0
+        assert json.loads(watch.stdout.readline())["type"] == "DELETE"
+    finally:
+        watch.send_signal(signal.SIGINT)
+    assert watch.wait(10) == 0
