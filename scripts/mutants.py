@@ -203,6 +203,41 @@ MUTANTS = [
         "              status_code: 400",
         ("tests/e2e/test_original_wording.py::test_a_malformed_body_is_422_with_a_message_on_every_route",),
     ),
+    Mutant(
+        "a grant covers keys outside its prefix",
+        "tarantool/tkv/kv.lua",
+        "and key:sub(1, #prefix) == prefix then",
+        "then",
+        ("tests/integration/test_sharing.py::test_a_prefix_reader_reads_lists_and_watches_only_under_the_prefix",),
+    ),
+    Mutant(
+        "a READER may write",
+        "tarantool/tkv/kv.lua",
+        "if (not writing or grant[4] == 'WRITER') and",
+        "if",
+        ("tests/integration/test_sharing.py::test_a_prefix_reader_reads_lists_and_watches_only_under_the_prefix",),
+    ),
+    Mutant(
+        "a revoked grant leaves open watches running",
+        "tarantool/tkv/kv.lua",
+        "        return 'no_grant', grantee, prefix\n    end\n    watch.access_changed()",
+        "        return 'no_grant', grantee, prefix\n    end",
+        ("tests/integration/test_watch.py::test_a_revoked_grant_ends_the_grantees_watch_and_refuses_their_next_call",),
+    ),
+    Mutant(
+        "watch history starts after the first message went out",
+        "kv_svc/watching.py",
+        "        after = watch.sent\n        yield watch_response((), after)",
+        "        yield watch_response((), watch.sent)\n        after = watch.sent",
+        ("tests/reliability/test_watch_history.py",),
+    ),
+    Mutant(
+        "services stay on the first Tarantool node",
+        "tkv_common/tarantool.py",
+        "        return not read_only",
+        "        return node is self._nodes[0]",
+        ("tests/reliability/test_replication.py::test_failover_to_the_replica",),
+    ),
 ]
 
 
