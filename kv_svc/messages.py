@@ -65,4 +65,3 @@ WATCH_FELL_BEHIND = (
 )
 WATCH_STORAGE_LOST = "The watch lost the storage; resume with start_revision {revision}"
 WATCH_ACCESS_LOST = "You may no longer read what this watch follows in the namespace {namespace}"
-WATCH_TOKEN_EXPIRED = "access token has expired"

@@ -3,10 +3,11 @@ open watch of that process.
 
 The follower is one long poll at a time on Tarantool (tkv.kv_changes, which waits on a
 fiber.cond until something commits); watchers never poll. It runs only while this process
-has watches open, so it costs nothing otherwise. Per write batch it makes one storage call
-(shared by all watchers), encodes each event once (with and without its value), and per
-watcher only tests the keys of the batch against the watcher's prefix and joins the
-encoded events that match into one message (docs/watch.md has the measured costs).
+has watches open, so it costs nothing otherwise. Per poll it makes one storage call
+(shared by all watchers), encodes each event once (with and without its value), and builds
+one message per distinct target (namespace, prefix or key, keys_only) from the events that
+match, which every watch of that target queues as the same bytes (docs/watch.md has the
+measured costs).
 
 A watch's history before the follower's position is read by the watch itself, once, when
 it opens (resuming from a revision); from then on it takes what the follower hands it,
@@ -31,9 +32,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from tkv_common.errors import PermissionDenied, ResourceExhausted, TkvError, TokenRejected, Unavailable
+from tkv_common.errors import PermissionDenied, ResourceExhausted, TkvError, Unavailable
 from tkv_common.tarantool import TOKEN_PROBLEMS
-from tkv_common.tokens import Claims
+from tkv_common.tokens import Claims, token_expired
 
 from . import messages, wire
 from .config import WatchSettings
@@ -286,7 +287,7 @@ class WatchHub:
             now = time.monotonic()
             if now >= expiry:
                 # Told in the service's refusal sentence by the call path (interceptors.py).
-                raise TokenRejected(messages.WATCH_TOKEN_EXPIRED, reason="TOKEN_EXPIRED")
+                raise token_expired()
             if now - last_sent >= self._settings.progress_seconds:
                 # Every change up to the follower's position that this watch follows is
                 # sent (the queue is empty): a client may resume from here.

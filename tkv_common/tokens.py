@@ -82,6 +82,11 @@ class Claims:
 current_claims: ContextVar[Claims] = ContextVar("current_claims")
 
 
+def token_expired() -> TokenRejected:
+    """The refusal of a token past its `exp`: at verification, and for an open Watch."""
+    return TokenRejected("access token has expired", reason="TOKEN_EXPIRED")
+
+
 def _invalid() -> TokenRejected:
     # The exact cause stays server-side: it only helps someone probing tokens.
     return TokenRejected("access token is invalid", reason="TOKEN_INVALID")
@@ -144,7 +149,7 @@ class TokenVerifier:
                 options={"require": REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError:
-            raise TokenRejected("access token has expired", reason="TOKEN_EXPIRED") from None
+            raise token_expired() from None
         except jwt.InvalidTokenError:
             raise _invalid() from None
         if not all(isinstance(claims[name], str) and claims[name] for name in ("sub", "jti", "account_id")):

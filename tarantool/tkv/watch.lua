@@ -37,10 +37,12 @@ function M.committed_revision()
     return committed
 end
 
--- Called inside the transaction that writes change-log row `revision`.
+-- Called inside the transaction that writes change-log row `revision`: on every write,
+-- so the trigger does no more than it must (not yet read: the first reader takes the
+-- counter, which includes this commit).
 function M.written(revision)
     box.on_commit(function()
-        if revision > M.committed_revision() then
+        if committed ~= nil and revision > committed then
             committed = revision
         end
         changes_cond:broadcast()
@@ -144,6 +146,12 @@ local installed = nil
 function M.start()
     box.session.on_disconnect(forget_session, installed)
     installed = forget_session
+    -- Read now, before clients connect: no write is under way yet, so the counter is
+    -- committed. (On a replica promoted later it is read at first use, which could meet
+    -- a write in its WAL phase: docs/watch.md.)
+    if not box.info.ro then
+        committed = revision_counter()
+    end
 end
 
 return M
