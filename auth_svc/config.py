@@ -63,7 +63,14 @@ class AuthSettings:
     def from_env(cls, environ=None) -> AuthSettings:
         env = Env(environ)
         return cls(
-            server=ServerSettings.from_env(env, listen_var="TKV_AUTH_LISTEN", default_listen="127.0.0.1:50051"),
+            server=ServerSettings.from_env(
+                env,
+                service="auth_svc",
+                listen_var="TKV_AUTH_LISTEN",
+                default_listen="127.0.0.1:50051",
+                metrics_var="TKV_AUTH_METRICS_LISTEN",
+                default_metrics="127.0.0.1:9101",
+            ),
             tarantool=TarantoolSettings.from_env(env, user="tkv_auth"),
             tokens=TokenSettings.from_env(env),
             token_ttl_seconds=env.int("TKV_JWT_TTL_SECONDS", 30 * 60),

@@ -10,13 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from passlib.hash import argon2
 
+from tkv_common import metrics
 from tkv_common.errors import ResourceExhausted
 
 from .config import PasswordPolicy
+
+PENDING = metrics.Gauge(
+    metrics.REGISTRY,
+    "tkv_auth_password_hashes_pending",
+    "argon2 hashes waiting for or running in the hashing threads (refused past TKV_ARGON2_MAX_PENDING).",
+)
+HASH_SECONDS = metrics.Histogram(
+    metrics.REGISTRY,
+    "tkv_auth_password_hash_seconds",
+    "Time a password hash or check took, queueing included.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 
 
 class PasswordHasher:
@@ -30,6 +44,7 @@ class PasswordHasher:
         # Verified against when the login does not exist, so that case costs the same
         # work as a wrong password (same parameters, so the same time).
         self._decoy_hash = self._argon2.hash(secrets.token_urlsafe(16))
+        PENDING.set_function(lambda: self._pending)
 
     def ensure_capacity(self) -> None:
         """HASHING_BUSY now if a hash would be refused: lets a caller refuse before it does
@@ -42,10 +57,12 @@ class PasswordHasher:
     async def _run(self, function, *args):
         self.ensure_capacity()
         self._pending += 1
+        started = time.perf_counter()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
         finally:
             self._pending -= 1
+            HASH_SECONDS.observe(time.perf_counter() - started)
 
     async def hash(self, password: str) -> str:
         return await self._run(self._argon2.hash, password)

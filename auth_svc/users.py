@@ -6,7 +6,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from tkv_common.errors import FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated, with_detail
+from tkv_common import metrics
+from tkv_common.errors import (
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    TkvError,
+    Unauthenticated,
+    with_detail,
+)
 from tkv_common.tokens import Claims
 
 from . import messages
@@ -98,6 +106,15 @@ def registration_violations(r: Registration) -> list[FieldViolation]:
     ]
 
 
+LOGINS = metrics.Counter(
+    metrics.REGISTRY,
+    "tkv_auth_logins_total",
+    "Login attempts by outcome: OK, or the refusal's ErrorInfo reason (INVALID_CREDENTIALS; "
+    "LOGIN_THROTTLED: the client is locked out of the login; HASHING_BUSY; ...).",
+    ("outcome",),
+)
+
+
 class Accounts:
     """The account operations; the servicer only translates to and from protobuf."""
 
@@ -118,6 +135,15 @@ class Accounts:
         """A token for the right password. Too many failures of a login from `client` lock
         that address out of it, and too many from everywhere slow it down (LOGIN_THROTTLED),
         whether or not the login exists, so the lock reveals nothing."""
+        try:
+            issued = await self._login(login, password, client)
+        except TkvError as error:
+            LOGINS.labels(error.reason).inc()
+            raise
+        LOGINS.labels("OK").inc()
+        return issued
+
+    async def _login(self, login: str, password: str, client: str) -> IssuedToken:
         valid_name = not login_violations(login)
         # Refused before the attempt is counted: a login turned away unchecked must not
         # bring its name closer to the lock.

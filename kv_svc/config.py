@@ -73,7 +73,14 @@ class KvSettings:
     def from_env(cls, environ=None) -> KvSettings:
         env = Env(environ)
         return cls(
-            server=ServerSettings.from_env(env, listen_var="TKV_KV_LISTEN", default_listen="127.0.0.1:50052"),
+            server=ServerSettings.from_env(
+                env,
+                service="kv_svc",
+                listen_var="TKV_KV_LISTEN",
+                default_listen="127.0.0.1:50052",
+                metrics_var="TKV_KV_METRICS_LISTEN",
+                default_metrics="127.0.0.1:9102",
+            ),
             tarantool=TarantoolSettings.from_env(env, user="tkv_kv"),
             tokens=TokenSettings.from_env(env),
             limits=Limits(

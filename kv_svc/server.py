@@ -68,4 +68,5 @@ def create_service(settings: KvSettings, storage: TarantoolClient | None = None)
         public_methods=frozenset(),
         token_refusal=messages.NOT_AUTHORIZED,
         storage=storage,
+        report_storage=True,
     )

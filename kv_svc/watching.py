@@ -32,6 +32,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from tkv_common import metrics
 from tkv_common.errors import PermissionDenied, ResourceExhausted, TkvError, Unavailable
 from tkv_common.tarantool import TOKEN_PROBLEMS
 from tkv_common.tokens import Claims, token_expired
@@ -100,6 +101,17 @@ def watch_response(events: Sequence[bytes], revision: int) -> bytes:
     return b"".join(parts)
 
 
+# An encoded WatchResponse and the number of events in it.
+Message = tuple[bytes, int]
+
+STREAMS_OPEN = metrics.Gauge(metrics.REGISTRY, "tkv_watch_streams_open", "Watch streams open.")
+EVENTS_DELIVERED = metrics.Counter(
+    metrics.REGISTRY,
+    "tkv_watch_events_delivered_total",
+    "Events handed to watch streams (an event sent to 100 watchers counts 100).",
+)
+
+
 class Watch:
     """One open watch: what it follows, what it has sent, and what waits to be sent."""
 
@@ -126,7 +138,7 @@ class Watch:
         # resumes when the watch ends.
         self.delivered = start_revision
         self._buffer_bytes = buffer_bytes
-        self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._queue: collections.deque[tuple[int, bytes, int]] = collections.deque()  # revision, message, events
         self._queued_bytes = 0
         self._wake = asyncio.Event()
         self.ended: TkvError | None = None
@@ -146,16 +158,16 @@ class Watch:
         """What the watch selects: watches with the same target get the same messages."""
         return (self.namespace, self.prefix, self.key, self.keys_only)
 
-    def message_for(self, batches: Sequence[tuple[int, Sequence[Event]]]) -> bytes | None:
-        """One message with the matching events of write batches (revision, events) newer
-        than what was sent, or None when none match."""
+    def message_for(self, batches: Sequence[tuple[int, Sequence[Event]]]) -> Message | None:
+        """One message (and its number of events) with the matching events of write
+        batches (revision, events) newer than what was sent, or None when none match."""
         selected = []
         for revision, events in batches:
             if revision > self.sent:
                 selected += self.select(events)
-        return watch_response(selected, batches[-1][0]) if selected else None
+        return (watch_response(selected, batches[-1][0]), len(selected)) if selected else None
 
-    def offer(self, batches: Sequence[tuple[int, Sequence[Event]]], message: bytes | None) -> None:
+    def offer(self, batches: Sequence[tuple[int, Sequence[Event]]], message: Message | None) -> None:
         """Queues `message` (message_for(batches), possibly made for another watch with the
         same target that had sent as much) unless the batches were all sent already."""
         if not batches or batches[-1][0] <= self.sent or self.ended is not None:
@@ -163,8 +175,8 @@ class Watch:
         revision = self.sent = batches[-1][0]
         if message is None:
             return
-        self._queue.append((revision, message))
-        self._queued_bytes += len(message)
+        self._queue.append((revision, *message))
+        self._queued_bytes += len(message[0])
         if self._queued_bytes > self._buffer_bytes:
             self.end(ResourceExhausted(
                 messages.WATCH_FELL_BEHIND.format(revision=self.delivered), reason="WATCH_FELL_BEHIND"
@@ -185,13 +197,15 @@ class Watch:
         come gets fewer, larger messages instead of falling behind at once."""
         if not self._queue:
             return None
-        parts, size = [], 0
+        parts, size, events = [], 0, 0
         while self._queue and (not parts or size + len(self._queue[0][1]) <= max_bytes):
-            revision, message = self._queue.popleft()
+            revision, message, count = self._queue.popleft()
             parts.append(message)
             size += len(message)
+            events += count
             self.delivered = revision
         self._queued_bytes -= size
+        EVENTS_DELIVERED.inc(events)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def wait(self, timeout: float) -> None:
@@ -212,6 +226,7 @@ class WatchHub:
         self._follower: asyncio.Task | None = None
         self.position = 0  # every change up to here has been offered to the open watches
         self._access_epoch = 0
+        STREAMS_OPEN.set_function(lambda: len(self._watches))
 
     async def open(
         self, claims: Claims, namespace: str, prefix: str, key: str | None, start_revision: int, keys_only: bool
@@ -271,6 +286,7 @@ class WatchHub:
             after = changes.rows[-1][0]
             if selected:
                 watch.delivered = after
+                EVENTS_DELIVERED.inc(len(selected))
                 yield watch_response(selected, after)
         watch.sent = max(watch.sent, history_end)
         expires_in = watch.claims.expires_at - time.time()
@@ -348,7 +364,7 @@ class WatchHub:
         watches of one prefix (clients of one configuration, say) share its bytes, so that
         a delivered event costs a queue entry, not a filter and an encoding per watch."""
         first = batches[0][0]
-        shared: dict[tuple, bytes | None] = {}
+        shared: dict[tuple, Message | None] = {}
         for watch in list(self._watches.values()):
             if watch.sent < first:  # has sent none of the batches: the common message fits
                 target = watch.target

@@ -24,6 +24,11 @@ same defaults as the services:
     TKV_WORKERS               (cores)          ...of this many workers per service
     TKV_ENVOY_CONCURRENCY     cores / 4, >= 1  Envoy worker threads (--concurrency)
 
+Optional tracing (off by default), from the variables the services read too:
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT  http://host:port of an
+        OTLP/gRPC collector: Envoy starts (or continues) a W3C trace per request, sends
+        `traceparent` to the services and exports its span there, as `tkv_gateway`.
+
 Optional TLS (off by default: plain loopback):
     TKV_GATEWAY_TLS_CERT_FILE, TKV_GATEWAY_TLS_KEY_FILE   HTTPS and gRPC over TLS for clients
     TKV_UPSTREAM_TLS_CA_FILE     Envoy -> services over TLS, verifying the services' certificates
@@ -147,6 +152,50 @@ def _upstream_tls(env: Env, host: str) -> str:
 {client}"""
 
 
+def _tracing(env: Env) -> tuple[str, str]:
+    """The connection manager's `tracing` (10 spaces in) and the collector's cluster."""
+    if env.str("OTEL_SDK_DISABLED", "").lower() == "true" or env.str("OTEL_TRACES_EXPORTER", "") == "none":
+        return "", ""
+    endpoint = env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", env.str("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+    if not endpoint:
+        return "", ""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme not in ("http", "https") or not rest:
+        raise ConfigError(f"the OTLP endpoint must be http(s)://host:port, got {endpoint!r}")
+    collector = Address.parse(rest.rstrip("/"), "OTEL_EXPORTER_OTLP_ENDPOINT")
+    tracing = """          tracing:
+            provider:
+              name: envoy.tracers.opentelemetry
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+                grpc_service: {envoy_grpc: {cluster_name: otlp_collector}, timeout: 1s}
+                service_name: tkv_gateway
+"""
+    tls = (
+        """    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+"""
+        if scheme == "https"
+        else ""
+    )
+    cluster = f"""  - name: otlp_collector
+    type: STRICT_DNS
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: otlp_collector
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: {collector.host}, port_value: {collector.port}}}}}}}
+{tls}"""
+    return tracing, cluster
+
+
 def render(out_dir: Path, env: Env | None = None) -> Path:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,6 +207,7 @@ def render(out_dir: Path, env: Env | None = None) -> Path:
     values["LISTENER_TLS"] = _listener_tls(env)
     values["AUTH_TLS"] = _upstream_tls(env, values["AUTH_HOST"])
     values["KV_TLS"] = _upstream_tls(env, values["KV_HOST"])
+    values["TRACING"], values["TRACING_CLUSTER"] = _tracing(env)
     for service, prefix in (("auth_svc", "AUTH"), ("kv_svc", "KV")):
         upstream = Address(values[f"{prefix}_HOST"], int(values[f"{prefix}_PORT"]))
         values[f"{prefix}_CLUSTER_TYPE"], values[f"{prefix}_ENDPOINTS"] = _cluster(env, service, upstream)

@@ -68,6 +68,8 @@ class Stack:
     kv_port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
+    auth_metrics_port: int = field(default_factory=free_port)
+    kv_metrics_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -106,6 +108,8 @@ class Stack:
             "TKV_KV_LISTEN": f"127.0.0.1:{self.kv_port}",
             "TKV_GATEWAY_LISTEN": f"127.0.0.1:{self.gateway_port}",
             "TKV_ENVOY_ADMIN_LISTEN": f"127.0.0.1:{self.admin_port}",
+            "TKV_AUTH_METRICS_LISTEN": f"127.0.0.1:{self.auth_metrics_port}",
+            "TKV_KV_METRICS_LISTEN": f"127.0.0.1:{self.kv_metrics_port}",
             "TKV_TARANTOOL_MEMORY_BYTES": str(128 * 1024 * 1024),
             "TKV_TARANTOOL_CONSOLE_SOCKET": str(self.console_socket),
             **FAST_ARGON2,

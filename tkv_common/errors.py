@@ -181,10 +181,24 @@ def with_detail(sentence: str, detail: str) -> str:
     return f"{sentence} ({detail})"
 
 
-def to_rpc_status(error: TkvError) -> status_pb2.Status:
+def _error_info(reason: str, metadata: Mapping[str, str], request_id: str | None) -> error_details_pb2.ErrorInfo:
+    # The call's request id travels in every error, so a user's report leads to its log lines.
+    metadata = {**metadata, "request_id": request_id} if request_id else metadata
+    return error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
+
+
+def internal_status(request_id: str | None = None) -> status_pb2.Status:
+    """What an unexpected failure tells the client: nothing but that it happened, and the
+    request id under which its traceback was logged."""
+    return status_pb2.Status(
+        code=code_pb2.INTERNAL, message=INTERNAL_MESSAGE, details=[_pack(_error_info("INTERNAL", {}, request_id))]
+    )
+
+
+def to_rpc_status(error: TkvError, request_id: str | None = None) -> status_pb2.Status:
     """google.rpc.Status for a domain error: code, message, ErrorInfo, BadRequest."""
     code = grpc_code(error)
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+    info = _error_info(error.reason, error.metadata, request_id)
     details = [_pack(info)]
     if isinstance(error, InvalidArgument) and error.violations:
         bad_request = error_details_pb2.BadRequest(

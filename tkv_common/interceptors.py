@@ -1,6 +1,11 @@
 """The per-call path shared by both services, outermost first:
 
-1. access log     one line per call: method, status code, duration, peer.
+1. observation    the call's request id (tkv_common/request_ids.py), one access-log line
+                  (method, status code, duration, peer), and the gRPC server metrics
+                  (grpc_server_started_total, grpc_server_handled_total,
+                  grpc_server_handling_seconds, as go-grpc-prometheus names them).
+   tracing        a span per call, continuing the caller's traceparent: only when tracing
+                  is on (tkv_common/tracing.py); otherwise not in the chain at all.
 2. error mapping  TkvError -> google.rpc.Status; anything else -> INTERNAL (logged with
                   traceback, never sent); undecodable requests -> INVALID_ARGUMENT instead
                   of grpc's generic INTERNAL.
@@ -8,7 +13,7 @@
                   are in `tokens.current_claims` for the handler. A token refused here
                   or by storage (revoked) is told in the service's own refusal sentence.
 
-The access log is outermost so it sees the final code of every call, including the ones
+Observation is outermost so it sees the final code of every call, including the ones
 the inner layers reject. One grpc interceptor applies all three, and composes them once
 per method, not once per call: three pass-through grpc.aio interceptors building closures
 on every call cost a trivial server ~14 % of its calls per second (7,112 -> 6,202;
@@ -27,18 +32,47 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from opentelemetry import trace
 
-from . import logs
-from .errors import INTERNAL_MESSAGE, InvalidArgument, TkvError, TokenRejected, extra_trailers, to_rpc_status
-from .tokens import TokenVerifier, bearer_token, current_claims
+from . import logs, metrics, request_ids, tracing
+from .errors import InvalidArgument, TkvError, TokenRejected, extra_trailers, internal_status, to_rpc_status
+from .tokens import REFUSALS, TokenVerifier, bearer_token, current_claims
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("tkv.access")
+
+RPC_LABELS = ("grpc_service", "grpc_method", "grpc_type")
+STARTED = metrics.Counter(metrics.REGISTRY, "grpc_server_started_total", "RPCs started on the server.", RPC_LABELS)
+HANDLED = metrics.Counter(
+    metrics.REGISTRY,
+    "grpc_server_handled_total",
+    "RPCs completed on the server, by status code.",
+    (*RPC_LABELS, "grpc_code"),
+)
+HANDLING = metrics.Histogram(
+    metrics.REGISTRY,
+    "grpc_server_handling_seconds",
+    "Time from the start of an RPC to its status (a Watch: its whole life).",
+    RPC_LABELS,
+)
+ERRORS = metrics.Counter(
+    metrics.REGISTRY,
+    "tkv_rpc_errors_total",
+    "RPCs refused with a domain error, by its ErrorInfo reason (QUOTA_EXCEEDED, STORAGE_FULL, "
+    "LOGIN_THROTTLED, TOKEN_REVOKED, ...); INTERNAL for unexpected failures.",
+    ("grpc_service", "grpc_method", "reason"),
+)
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
 
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+# grpc_code label values as Go's codes.Code.String() spells them (NotFound, OK, Canceled):
+# the dashboards and alerts people already have query these.
+_GO_NAMES = {
+    code: {"OK": "OK", "CANCELLED": "Canceled"}.get(code.name, code.name.title().replace("_", ""))
+    for code in grpc.StatusCode
+}
 
 
 class CallPathInterceptor(grpc.aio.ServerInterceptor):
@@ -77,34 +111,89 @@ class CallPathInterceptor(grpc.aio.ServerInterceptor):
             return handler
         if not public:
             behaviour = authenticated(self._verifier, self._token_refusal, behaviour)
+        behaviour = mapped(method, behaviour)
+        if tracing.tracer is not None:
+            behaviour = traced(tracing.tracer, method, behaviour)
         return handler._replace(
-            **{kind: logged(method, mapped(method, behaviour))},
+            **{kind: observed(method, "unary" if kind == "unary_unary" else "server_stream", behaviour)},
             request_deserializer=tolerant(handler.request_deserializer),
         )
 
 
-def logged(method: str, behaviour: Behaviour) -> Behaviour:
+def _final_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    code = context.code() or grpc.StatusCode.OK
+    if isinstance(code, int):  # grpc.aio reports an int once aborted
+        code = _CODES_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
+    return code
+
+
+def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
+    """Request id, access log and gRPC server metrics of one method."""
     # Health checks come every second from Envoy and orchestrators.
     level = logging.DEBUG if method.startswith("/grpc.health.") else logging.INFO
+    service, _, name = method.lstrip("/").rpartition("/")
+    labels = (service, name, grpc_type)
+    started_count, handling = STARTED.labels(*labels), HANDLING.labels(*labels)
+    handled: dict[grpc.StatusCode, Any] = {}  # code -> counter child, made on first use
 
     async def call(request, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
+        started_count.inc()
+        metadata = context.invocation_metadata()
+        request_id = request_ids.from_metadata(metadata)
+        token = request_ids.current.set(request_id)
+        if not any(key == request_ids.HEADER for key, _ in metadata or ()):
+            # The caller has no id to look for in its bug report: send the one given here.
+            # (Through the gateway the id is Envoy's, and Envoy returns it to the client.)
+            await context.send_initial_metadata(((request_ids.HEADER, request_id),))
         try:
             return await behaviour(request, context)
         finally:
+            code = _final_code(context)
+            duration = time.perf_counter() - started
+            counter = handled.get(code)
+            if counter is None:
+                counter = handled[code] = HANDLED.labels(*labels, _GO_NAMES[code])
+            counter.inc()
+            handling.observe(duration)
             if access_log.isEnabledFor(level):
-                code = context.code() or grpc.StatusCode.OK
-                if isinstance(code, int):  # grpc.aio reports an int once aborted
-                    code = _CODES_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
                 logs.fast_log(
                     access_log,
                     level,
                     "rpc",
                     method=method,
                     code=code.name,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    duration_ms=round(duration * 1000, 3),
                     peer=context.peer(),
                 )
+            request_ids.current.reset(token)
+
+    return call
+
+
+def traced(tracer: trace.Tracer, method: str, behaviour: Behaviour) -> Behaviour:
+    """A server span per call, the child of the caller's `traceparent` if it sent one."""
+    service, _, name = method.lstrip("/").rpartition("/")
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+    async def call(request, context: grpc.aio.ServicerContext):
+        carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        with tracer.start_as_current_span(
+            method.lstrip("/"),
+            context=tracing.propagator.extract(carrier),
+            kind=trace.SpanKind.SERVER,
+            attributes={**attributes, "tkv.request_id": request_ids.current.get() or ""},
+            # An abort is how a handler answers an error; the code says what happened.
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                return await behaviour(request, context)
+            finally:
+                code = _final_code(context)
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if code is not grpc.StatusCode.OK:
+                    span.set_status(trace.Status(trace.StatusCode.ERROR, code.name))
 
     return call
 
@@ -129,6 +218,8 @@ def tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
 
 
 def mapped(method: str, behaviour: Behaviour) -> Behaviour:
+    service, _, name = method.lstrip("/").rpartition("/")
+
     async def call(request, context: grpc.aio.ServicerContext):
         try:
             if isinstance(request, _UndecodableRequest):
@@ -138,13 +229,16 @@ def mapped(method: str, behaviour: Behaviour) -> Behaviour:
                 )
             return await behaviour(request, context)
         except TkvError as error:
-            status = rpc_status.to_status(to_rpc_status(error))
+            ERRORS.labels(service, name, error.reason).inc()
+            status = rpc_status.to_status(to_rpc_status(error, request_ids.current.get()))
             await context.abort(status.code, status.details, (*status.trailing_metadata, *extra_trailers(error)))
         except grpc.aio.AbortError:
             raise
         except Exception:
             log.exception("unhandled error", extra={"method": method})
-            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+            ERRORS.labels(service, name, "INTERNAL").inc()
+            status = rpc_status.to_status(internal_status(request_ids.current.get()))
+            await context.abort(status.code, status.details, status.trailing_metadata)
 
     return call
 
@@ -176,6 +270,7 @@ def authenticated(verifier: TokenVerifier, refusal: str, behaviour: Behaviour) -
             finally:
                 current_claims.reset(reset)
         except TokenRejected as error:
+            REFUSALS.labels(error.reason).inc()
             raise error.refused_as(refusal) from None
 
     return call

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import TextIO
 
+from . import request_ids
+
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -40,6 +42,10 @@ class JsonFormatter(logging.Formatter):
             "msg": msg,
             **fields,
         }
+        # Every line written while a call runs names it (tkv_common/request_ids.py).
+        request_id = request_ids.current.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import prometheus_client
 import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import logs
+from . import logs, metrics, storage_stats, tracing
 from .interceptors import CallPathInterceptor
 from .keys import KeySet
 from .owner_only import owner_only_dir, owner_only_socket
@@ -93,9 +94,18 @@ class ServerSettings:
     # If set, worker i also listens on <dir>/<service>-<i>.sock, for Envoy to balance
     # calls across workers (SO_REUSEPORT balances connections, and gRPC has few of them).
     worker_socket_dir: Path | None
+    # Prometheus /metrics (tkv_common/metrics.py); None: not served ("off").
+    metrics_listen: Address | None = None
+    # Where worker processes publish their metric snapshots for /metrics to add up.
+    metrics_dir: Path | None = None
 
     @classmethod
-    def from_env(cls, env: Env, *, listen_var: str, default_listen: str) -> ServerSettings:
+    def from_env(
+        cls, env: Env, *, service: str, listen_var: str, default_listen: str, metrics_var: str, default_metrics: str
+    ) -> ServerSettings:
+        metrics_raw = env.str(metrics_var, default_metrics)
+        metrics_listen = None if metrics_raw == "off" else Address.parse(metrics_raw, metrics_var)
+        metrics_root = env.path("TKV_METRICS_DIR", env.data_dir() / "metrics")
         return cls(
             listen=env.address(listen_var, default_listen),
             max_request_bytes=env.int("TKV_MAX_REQUEST_BYTES", 4 * MiB),
@@ -107,6 +117,9 @@ class ServerSettings:
             workers=env.int("TKV_WORKERS", os.cpu_count() or 1),
             event_loop=env.choice("TKV_EVENT_LOOP", "uvloop", ("uvloop", "asyncio")),
             worker_socket_dir=Path(socket_dir) if (socket_dir := env.str("TKV_WORKER_SOCKET_DIR", "")) else None,
+            metrics_listen=metrics_listen,
+            # One directory per metrics port: two services sharing a data dir never mix.
+            metrics_dir=metrics_root / f"{service}-{metrics_listen.port}" if metrics_listen else None,
         )
 
 
@@ -132,7 +145,9 @@ class GrpcService:
         token_refusal: str,
         storage: TarantoolClient,
         on_keys_refresh: Callable[[], None] | None = None,
+        report_storage: bool = False,
     ):
+        """`report_storage`: poll the store's figures for /metrics (kv_svc does it for both)."""
         self._settings = settings
         self._keys = keys
         self._on_keys_refresh = on_keys_refresh
@@ -158,6 +173,8 @@ class GrpcService:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection([*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
         self._watcher: asyncio.Task | None = None
+        self._report_storage = report_storage
+        self._background: list[asyncio.Task] = []
         self.port = 0
 
     async def start(self, worker_socket: Path | None = None) -> int:
@@ -177,6 +194,8 @@ class GrpcService:
         self._keys.start(self._on_keys_refresh)
         await self.server.start()
         self._watcher = asyncio.create_task(self._watch_storage(), name="storage-health")
+        if self._report_storage:
+            self._background.append(asyncio.create_task(storage_stats.poll(self._storage), name="storage-stats"))
         return self.port
 
     def _listen(self, address: str) -> int:
@@ -188,10 +207,11 @@ class GrpcService:
     async def stop(self) -> None:
         # Stage 1: tell load balancers and health checks to go elsewhere.
         await self.health.enter_graceful_shutdown()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        for task in (self._watcher, *self._background):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         # Stage 2: refuse new calls, give in-flight ones `grace` seconds, then cancel them.
         await self.server.stop(self._settings.grace_seconds)
         await self._keys.stop()
@@ -250,6 +270,21 @@ def _die_with_parent(parent: int) -> None:
         sys.exit(1)
 
 
+def _serve_metrics(settings: ServerSettings) -> None:
+    """Serves /metrics from this process (a daemon thread): the sum of what the service's
+    processes publish to its metrics directory, emptied here first."""
+    if settings.metrics_listen is None or settings.metrics_dir is None:
+        return
+    metrics.prepare_directory(settings.metrics_dir)
+    listen = settings.metrics_listen
+    try:
+        prometheus_client.start_http_server(
+            listen.port, addr=listen.host, registry=metrics.exposition_registry(settings.metrics_dir)
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on {listen} ({exc.strerror})") from None
+
+
 def _serve(
     name: str,
     load_settings: Callable[[], Any],
@@ -272,15 +307,25 @@ def _serve(
         socket_dir = settings.server.worker_socket_dir
         await service.serve_until_signalled(worker_socket(socket_dir, name, index) if socket_dir else None)
 
+    publisher = None
     try:
         settings = load_settings()
         logs.configure(name, settings.server.log_level)
+        tracing.configure(name)
+        if parent is None:
+            _serve_metrics(settings.server)  # a lone process serves its own
+        if settings.server.metrics_dir is not None and settings.server.metrics_listen is not None:
+            publisher = metrics.Publisher(settings.server.metrics_dir)
+            publisher.start()
         loop_factory = uvloop.new_event_loop if settings.server.event_loop == "uvloop" else None
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(serve(settings))
     except ConfigError as exc:
         sys.exit(f"{name}: configuration error: {exc}")
     finally:
+        if publisher is not None:
+            publisher.stop()  # what this worker counted since its last snapshot
+        tracing.shutdown()  # spans still queued for export
         # Worker processes leave through os._exit, which skips atexit: write buffered lines now.
         logging.shutdown()
 
@@ -308,6 +353,10 @@ def run_main(name: str, load_settings: Callable[[], Any], create_service: Callab
         _serve(name, load_settings, create_service)
         return
     logs.configure(name, settings.server.log_level)
+    try:
+        _serve_metrics(settings.server)  # the supervisor serves the sum over its workers
+    except ConfigError as exc:
+        sys.exit(f"{name}: configuration error: {exc}")
     # spawn, not fork: gRPC's native state must not be copied into a child.
     context = multiprocessing.get_context("spawn")
     children: dict[int, multiprocessing.Process] = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,34 @@ from typing import Any
 
 import asynctnt
 from asynctnt.exceptions import ErrorCode, TarantoolDatabaseError, TarantoolNetworkError
+from opentelemetry import trace
 
+from . import metrics, tracing
 from .errors import InvalidArgument, ResourceExhausted, TkvError, TokenRejected, Unavailable
 from .settings import Address, Env
 
 log = logging.getLogger(__name__)
+
+CALL_SECONDS = metrics.Histogram(
+    metrics.REGISTRY,
+    "tkv_tarantool_call_seconds",
+    "Tarantool stored-function calls, by function: time to the answer (a long poll includes its wait).",
+    ("function",),
+)
+CALL_ERRORS = metrics.Counter(
+    metrics.REGISTRY,
+    "tkv_tarantool_call_errors_total",
+    "Tarantool calls that failed, by function and kind (TarantoolNetworkError, TimeoutError, "
+    "no_writable_node, ER_READONLY, ER_MEMORY_ISSUE, ..., database_error for any other).",
+    ("function", "error"),
+)
+CONNECTED = metrics.Gauge(
+    metrics.REGISTRY,
+    "tkv_tarantool_connected",
+    "1 if every process of the service has a connected Tarantool node to call (a replica set: "
+    "its writable one), else 0.",
+    aggregate="min",
+)
 
 _RETRY_LATER = "storage is unavailable, retry later"
 _NOT_REPLICATED = "storage could not replicate the write to its quorum; nothing was written, retry later"
@@ -114,6 +138,8 @@ class TarantoolClient:
         self._address = settings.addresses[0] if len(self._nodes) == 1 else None
         self._tasks: list[asyncio.Task] = []
         self._probe_now = asyncio.Event()
+        self._timers: dict[str, Any] = {}  # function -> its latency histogram child
+        CONNECTED.set_function(lambda: 1.0 if self.is_connected else 0.0)
 
     def _connection(self, address: Address) -> asynctnt.Connection:
         settings = self._settings
@@ -145,9 +171,24 @@ class TarantoolClient:
     async def call(self, function: str, *args: Any, wait: float = 0.0) -> list[Any]:
         """Call a stored function; returns its return values as a list. `wait`: seconds
         the function may itself wait (a long poll), on top of the call timeout."""
+        tracer = tracing.tracer
+        if tracer is None:
+            return await self._call(function, args, wait)
+        with tracer.start_as_current_span(
+            f"tarantool {function}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system": "tarantool", "db.operation.name": function, "server.address": str(self._address)},
+        ):
+            return await self._call(function, args, wait)
+
+    async def _call(self, function: str, args: tuple, wait: float) -> list[Any]:
+        timer = self._timers.get(function)
+        if timer is None:
+            timer = self._timers[function] = CALL_SECONDS.labels(function)
+        started = time.perf_counter()
         conn = self._conn
         if conn is None:
-            self._log_failure(function, "no writable node")
+            self._log_failure(function, "no_writable_node")
             raise Unavailable(_RETRY_LATER)
         try:
             response = await conn.call(function, list(args), timeout=self._settings.call_timeout + wait)
@@ -156,11 +197,13 @@ class TarantoolClient:
             raise Unavailable(_RETRY_LATER) from None
         except TarantoolDatabaseError as exc:
             if exc.code not in DB_ERRORS:
+                self._log_failure(function, "database_error", log_it=False)  # propagates: logged as INTERNAL
                 raise
             if exc.code == ErrorCode.ER_READONLY and len(self._nodes) > 1:
                 self._probe_now.set()  # demoted under us: find the new master at once
             self._log_failure(function, ErrorCode(exc.code).name)
             raise DB_ERRORS[exc.code]() from None
+        timer.observe(time.perf_counter() - started)
         return list(response.body)
 
     async def _follow_writable(self) -> None:
@@ -196,11 +239,13 @@ class TarantoolClient:
             return False
         return not read_only
 
-    def _log_failure(self, function: str, error: str) -> None:
-        log.warning(
-            "tarantool call failed",
-            extra={"function": function, "error": error, "address": str(self._address)},
-        )
+    def _log_failure(self, function: str, error: str, *, log_it: bool = True) -> None:
+        CALL_ERRORS.labels(function, error).inc()
+        if log_it:
+            log.warning(
+                "tarantool call failed",
+                extra={"function": function, "error": error, "address": str(self._address)},
+            )
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import jwt
 
+from . import metrics
 from .errors import TokenRejected
 from .keys import KeySet, KeySettings
 from .settings import ConfigError, Env
@@ -92,6 +93,23 @@ def _invalid() -> TokenRejected:
     return TokenRejected("access token is invalid", reason="TOKEN_INVALID")
 
 
+VERIFICATIONS = metrics.Counter(
+    metrics.REGISTRY,
+    "tkv_token_verifications_total",
+    "Signature checks of bearer tokens that passed: cache_hit (verified before, only expiry and key "
+    "re-checked) or cache_miss (a full Ed25519 check).",
+    ("result",),
+)
+REFUSALS = metrics.Counter(
+    metrics.REGISTRY,
+    "tkv_token_refusals_total",
+    "Calls refused for their token, by reason: TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, "
+    "TOKEN_REVOKED (logout, logout everywhere, password change; checked in storage).",
+    ("reason",),
+)
+_HIT, _MISS = VERIFICATIONS.labels("cache_hit"), VERIFICATIONS.labels("cache_miss")
+
+
 class TokenVerifier:
     """Verifies tokens, remembering the ones that passed.
 
@@ -113,9 +131,11 @@ class TokenVerifier:
             claims, kid = cached
             if self._keys.get(kid) is not None and time.time() <= claims.expires_at + self._settings.leeway_seconds:
                 self._verified.move_to_end(token)
+                _HIT.inc()
                 return claims
             del self._verified[token]  # expired or key retired: the full check says which
         claims, kid = self._verify(token)
+        _MISS.inc()
         if self._settings.cache_size:
             self._verified[token] = (claims, kid)
             if len(self._verified) > self._settings.cache_size:

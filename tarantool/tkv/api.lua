@@ -23,6 +23,25 @@ function M.node_status()
     return 'ok', box.info.ro, box.info.uuid
 end
 
+-- What the services' /metrics report about the store (tkv_common/storage_stats.py):
+-- figures, never data, so neither service needs read rights on a space for them. Memory
+-- is measured as kv.lua's high-water mark measures it (arena_used of quota_size), so an
+-- alert at 80 % means 80 % of the way to "storage is full" at a high water of 100 %.
+-- Cheap: len() of a memtx space is O(1).
+function M.storage_stats()
+    local slab = box.slab.info()
+    return 'ok', {
+        memory_used_bytes = slab.arena_used,
+        memory_limit_bytes = slab.quota_size,
+        pairs = box.space.pairs:len(),
+        users = box.space.users:len(),
+        revision = watch.committed_revision(),
+        oldest_revision = watch.oldest_revision(),
+        change_log_rows = box.space.changes:len(),
+        read_only = box.info.ro,
+    }
+end
+
 -- auth_svc ------------------------------------------------------------------------------
 
 -- Creates an account with a new account id and token epoch 0 (schema v7); 'exists' when

@@ -35,6 +35,10 @@ local V9_FUNCTIONS = {
     tkv_auth = {'tkv.node_status'},
     tkv_kv = {'tkv.node_status'},
 }
+-- kv_svc reports the store's figures for both (one source: no doubled series).
+local V10_FUNCTIONS = {
+    tkv_kv = {'tkv.storage_stats'},
+}
 local V6_FUNCTIONS = {
     tkv_kv = {'tkv.kv_get', 'tkv.kv_put', 'tkv.kv_delete', 'tkv.kv_list'},
 }
@@ -373,6 +377,11 @@ local function v9()
     grant_functions(V9_FUNCTIONS)
 end
 
+-- The store's figures for the services' /metrics (tkv/api.lua storage_stats).
+local function v10()
+    grant_functions(V10_FUNCTIONS)
+end
+
 function M.migrate()
     box.once('tkv:schema:v1', v1)
     box.once('tkv:schema:v2', v2)
@@ -384,6 +393,7 @@ function M.migrate()
     box.once('tkv:schema:v7', v7)
     box.once('tkv:schema:v8', v8)
     box.once('tkv:schema:v9', v9)
+    box.once('tkv:schema:v10', v10)
 end
 
 -- Synchronous or asynchronous replication of every data space, per the configuration.
