@@ -234,7 +234,7 @@ def test_a_real_prometheus_scrapes_both_services_and_envoy_and_sees_the_traffic(
     start = value(prometheus, not_found)
     read_absent(stack, token, 25)
     wait_until(lambda: value(prometheus, not_found) == start + 25, "25 more NotFound in Prometheus", timeout=20)
-    rate = f"sum(rate(grpc_server_handled_total{{job=\"tkv_kv\",grpc_code=\"NotFound\"}}[1m]))"
+    rate = 'sum(rate(grpc_server_handled_total{job="tkv_kv",grpc_code="NotFound"}[1m]))'
     assert value(prometheus, rate) > 0
     # The store's figures, and the gateway's own metrics for the same traffic.
     assert value(prometheus, 'tkv_storage_users{job="tkv_kv"}') >= 1
