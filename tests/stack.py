@@ -163,8 +163,13 @@ def envoy_upstreams_healthy(admin_port: int) -> bool:
         clusters = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/clusters", timeout=1).read().decode()
     except OSError:
         return False
-    flags = [line for line in clusters.splitlines() if "::health_flags::" in line]
-    # One line per endpoint: one per worker of each service.
+    # One line per endpoint: one per worker of each service (other clusters, such as an
+    # OTLP collector's, do not count).
+    flags = [
+        line
+        for line in clusters.splitlines()
+        if "::health_flags::" in line and line.split("::", 1)[0] in ("auth_svc", "kv_svc")
+    ]
     clusters_seen = {line.split("::", 1)[0] for line in flags}
     return clusters_seen == {"auth_svc", "kv_svc"} and all(line.endswith("::healthy") for line in flags)
 
