@@ -35,7 +35,7 @@ from pathlib import Path
 
 import jwt
 
-from bench import fanout, floor, loadgen
+from bench import fanout, floor, loadgen, observability
 from bench.cpu import children_cpu, cpu_in, cpu_seconds, process_tree
 from tests.reliability.workload import Target, new_token
 from tests.stack import Stack, start_all, stop_all
@@ -558,6 +558,7 @@ def main() -> int:
                             bench.measure(case, operation, batch, concurrency, run)
             run_v2_deletes(bench, token, tarantool_access(stack, token_args))
             watch_fanout = run_fanout(stack, token, args.repeat)
+            observability_cost = observability.measure(stack, token, max(args.seconds, 3), args.repeat, Path(directory))
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))
@@ -574,6 +575,7 @@ def main() -> int:
                 "auth": auth,
                 "grpc_floor": grpc_floor,
                 "watch_fanout": watch_fanout,
+                "observability_cost": observability_cost,
                 "results": results,
                 "runs": bench.results,
             },
@@ -581,21 +583,26 @@ def main() -> int:
         )
         + "\n"
     )
-    (args.out / "results.md").write_text(
-        markdown(results, auth, grpc_floor, info) + "\n".join(fanout_lines(watch_fanout))
+    report = (
+        markdown(results, auth, grpc_floor, info)
+        + "\n".join(fanout_lines(watch_fanout))
+        + "\n".join(observability.lines(observability_cost))
     )
+    (args.out / "results.md").write_text(report)
     plot(results, args.out / "throughput.png")
     failed = [r for r in results if r["errors"]]
     lost = [run for run in watch_fanout["runs"] if run["delivered"] != run["expected_deliveries"] or run["put_errors"]]
     if lost:
         print(f"ERRORS: {len(lost)} watch fan-out runs lost events or puts", file=sys.stderr)
-    print(markdown(results, auth, grpc_floor, info) + "\n".join(fanout_lines(watch_fanout)))
+    print(report)
     for r in failed:
         print(
             f"ERRORS: {r['errors']} in {r['case']} {r['operation']} batch={r['batch']} c={r['concurrency']}",
             file=sys.stderr,
         )
-    return 1 if failed or lost else 0
+    if observability_cost["errors"]:
+        print(f"ERRORS: {observability_cost['errors']} in the observability cost runs", file=sys.stderr)
+    return 1 if failed or lost or observability_cost["errors"] else 0
 
 
 if __name__ == "__main__":

@@ -238,6 +238,31 @@ MUTANTS = [
         "        return node is self._nodes[0]",
         ("tests/reliability/test_replication.py::test_failover_to_the_replica",),
     ),
+    Mutant(
+        "metrics forget the workers that exited",
+        "tkv_common/metrics.py",
+        "            _add(merged, exited, live=False)\n            return merged",
+        "            return merged",
+        (
+            "tests/unit/test_metrics.py",
+            "tests/e2e/test_observability.py::"
+            "test_metrics_are_the_sum_over_workers_and_a_restarted_worker_neither_loses_nor_double_counts",
+        ),
+    ),
+    Mutant(
+        "errors do not carry the request id",
+        "tkv_common/errors.py",
+        '    metadata = {**metadata, "request_id": request_id} if request_id else metadata',
+        "",
+        ("tests/e2e/test_observability.py::test_a_request_id_leads_from_the_response_to_the_log_lines_and_the_error",),
+    ),
+    Mutant(
+        "the service span ignores the gateway's traceparent",
+        "tkv_common/interceptors.py",
+        "            context=tracing.propagator.extract(carrier),",
+        "            context=None,",
+        ("tests/e2e/test_tracing.py::test_one_http_request_is_one_trace_from_the_gateway_to_tarantool",),
+    ),
 ]
 
 

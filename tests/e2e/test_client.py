@@ -89,7 +89,8 @@ def test_every_error_type_the_server_sends(client, processes):
         assert next(watches[-1]).pair.version == revision
     with pytest.raises(tkv_client.ResourceExhausted) as too_many:
         next(client.watch("w16/"))
-    assert too_many.value.reason == "TOO_MANY_WATCHES" and too_many.value.metadata == {"limit": "16"}
+    assert too_many.value.reason == "TOO_MANY_WATCHES"
+    assert too_many.value.metadata == {"limit": "16", "request_id": too_many.value.metadata["request_id"]}
     for watch in watches:
         watch.close()
 

@@ -125,3 +125,24 @@ def test_readme_cli_session_works_as_written(processes, tmp_path):
     assert lines[2].isdigit() and lines[3] == 'config/color\t"blue"' and lines[4] == '{"config/color": "blue"}'
     assert lines[5] == "config/color" and lines[6] == 'config/color\t"blue"' and lines[7] == "signed out", lines
     assert (tmp_path / "config.jsonl").read_text() == '{"key": "config/color", "value": "blue"}\n'
+
+
+def test_readme_metrics_session_works_as_written(processes):
+    script = (
+        readme_block("readme-metrics-session")
+        .replace("127.0.0.1:8080", processes.gateway)
+        .replace("127.0.0.1:9102", f"127.0.0.1:{processes.stack.kv_metrics_port}")
+    )
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    request_id = re.search(r"x-request-id: ([0-9a-f-]{36})", output, re.I)
+    assert request_id, output
+    counted = re.search(
+        r'^grpc_server_handled_total\{grpc_code="NotFound",grpc_method="Read",'
+        r'grpc_service="tkv.kv.v1.KeyValueService",grpc_type="unary"\} (\d+)\.0$',
+        output,
+        re.M,
+    )
+    assert counted and int(counted.group(1)) >= 1, output
+    log = (processes.stack.data_dir / "kv_svc.log").read_text()
+    assert f'"request_id": "{request_id.group(1)}"' in log

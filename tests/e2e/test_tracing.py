@@ -70,8 +70,37 @@ def envoy_span(collector: Collector, trace_id: bytes, span_id: bytes):
     )
 
 
+def server_span_of(exporter: InMemorySpanExporter, request_id: str):
+    """The service's span of the request, once it has ended (the client may have its answer
+    a moment before)."""
+    spans = [
+        s for s in exporter.get_finished_spans() if s.name == READ_SPAN and s.attributes["tkv.request_id"] == request_id
+    ]
+    assert len(spans) <= 1, spans
+    return spans[0] if spans else None
+
+
 def attribute(span, key: str) -> str | None:
     return next((a.value.string_value for a in span.attributes if a.key == key), None)
+
+
+def tree(spans: list[tuple[str, object]]) -> list[str]:
+    """The spans of one trace as indented lines: `service: name (duration ms)`."""
+    children: dict[bytes, list] = {}
+    for name, span in spans:
+        children.setdefault(span.parent_span_id, []).append((name, span))
+    known = {span.span_id for _, span in spans}
+    roots = [(name, span) for name, span in spans if span.parent_span_id not in known]
+    lines: list[str] = []
+
+    def walk(entries, depth):
+        for name, span in sorted(entries, key=lambda entry: entry[1].start_time_unix_nano):
+            took = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+            lines.append(f"{'  ' * depth}{name}: {span.name} ({took:.2f} ms) trace {span.trace_id.hex()[:8]}…")
+            walk(children.get(span.span_id, []), depth + 1)
+
+    walk(roots, 0)
+    return lines
 
 
 async def http(stack: Stack, method: str, path: str, body=None, **kwargs):
@@ -112,8 +141,8 @@ async def test_one_http_request_is_one_trace_from_the_gateway_to_tarantool(tmp_p
         reply = await http(stack, "POST", "/api/read/", {"keys": ["absent"]}, token=token)
         assert reply.status == 400, reply.raw
         request_id = reply.headers["x-request-id"]
+        server_span = await eventually(lambda: server_span_of(exporter, request_id), "the service's span ended")
         spans = exporter.get_finished_spans()
-        (server_span,) = [s for s in spans if s.name == READ_SPAN and s.attributes["tkv.request_id"] == request_id]
         trace_id = server_span.context.trace_id
         assert server_span.parent is not None and server_span.parent.is_remote  # Envoy's span
         children = [s for s in spans if s.parent is not None and s.parent.span_id == server_span.context.span_id]
@@ -142,11 +171,7 @@ async def test_one_http_request_is_one_trace_from_the_gateway_to_tarantool(tmp_p
             headers={"traceparent": f"00-{client_trace}-{client_span}-01"},
         )
         request_id = reply.headers["x-request-id"]
-        (server_span,) = [
-            s
-            for s in exporter.get_finished_spans()
-            if s.name == READ_SPAN and s.attributes["tkv.request_id"] == request_id
-        ]
+        server_span = await eventually(lambda: server_span_of(exporter, request_id), "the service's span ended")
         assert f"{server_span.context.trace_id:032x}" == client_trace
         gateway_span = await eventually(
             lambda: envoy_span(collector, bytes.fromhex(client_trace), server_span.parent.span_id.to_bytes(8, "big")),
@@ -163,7 +188,7 @@ async def test_one_http_request_is_one_trace_from_the_gateway_to_tarantool(tmp_p
         await server.stop(None)
 
 
-async def test_the_services_export_their_spans_by_otlp_when_the_otel_variables_ask(tmp_path):
+async def test_the_services_export_their_spans_by_otlp_when_the_otel_variables_ask(tmp_path, report):
     server, collector, collector_port = await serve_collector()
     stack = Stack(
         tmp_path,
@@ -198,6 +223,7 @@ async def test_the_services_export_their_spans_by_otlp_when_the_otel_variables_a
         assert by_id[service_span.parent_span_id][0] == "tkv_gateway"
         storage_spans = [s for name, s in in_trace if s.parent_span_id == service_span.span_id]
         assert [s.name for s in storage_spans] == ["tarantool tkv.kv_get"]
+        report({"request_id": request_id, "trace": tree(in_trace)})
     finally:
         for process in reversed(processes):
             await asyncio.to_thread(process.stop)

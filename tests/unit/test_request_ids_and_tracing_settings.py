@@ -1,0 +1,48 @@
+"""Request ids taken from callers only when they are plausible; tracing on only when the
+standard OTEL_* variables ask for it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tkv_common import request_ids, tracing
+
+
+def test_a_callers_plausible_request_id_is_kept():
+    assert request_ids.from_metadata([("x-request-id", "5d0c3f1e-aaaa-4bbb-8ccc-123456789abc")]) == (
+        "5d0c3f1e-aaaa-4bbb-8ccc-123456789abc"
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "a" * 129, "id with spaces", 'id"\n{"level":"error"}', "ïd", b"bytes-id"],
+)
+def test_an_implausible_or_missing_request_id_is_replaced_by_a_new_one(value):
+    for metadata in ([("x-request-id", value)], [], None):
+        given = request_ids.from_metadata(metadata)
+        assert uuid.UUID(given).version == 4
+
+
+@pytest.mark.parametrize(
+    ("environ", "wanted"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4317"}, True),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, False),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, False),
+        ({"OTEL_SERVICE_NAME": "x"}, False),
+    ],
+)
+def test_tracing_is_on_only_when_the_otel_variables_ask(environ, wanted):
+    assert tracing.wanted(environ) is wanted
+
+
+def test_tracing_off_leaves_no_tracer():
+    tracing.configure("kv_svc", {})
+    assert tracing.tracer is None
