@@ -135,8 +135,11 @@ def test_without_password_stdin_the_password_is_asked_for(tkv):
 def test_watch_prints_each_change_as_a_json_line_until_interrupted(tkv):
     sign_up(tkv)
     start = int(tkv("put", "seed", "0").stdout)  # the watch starts after it: nothing is missed
+    # Ctrl-C as on a terminal: a runner started in the background by a shell (`make test &`)
+    # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt.
     watch = subprocess.Popen([TKV, "watch", "live/", "--start-revision", str(start)], env=tkv.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         revision = int(tkv("put", "live/a", '{"on": true}').stdout)
         event = json.loads(watch.stdout.readline())
