@@ -139,13 +139,12 @@ def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
     async def call(request, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
         started_count.inc()
-        metadata = context.invocation_metadata()
-        request_id = request_ids.from_metadata(metadata)
+        request_id, given = request_ids.from_metadata(context.invocation_metadata())
         token = request_ids.current.set(request_id)
-        if not any(key == request_ids.HEADER for key, _ in metadata or ()):
-            # The caller has no id to look for in its bug report: send the one given here.
-            # (Through the gateway the id is Envoy's, and Envoy returns it to the client.)
-            await context.send_initial_metadata(((request_ids.HEADER, request_id),))
+        if not given:
+            # The caller has no id to look for in its bug report: the trailers tell it the
+            # one made here. (Through the gateway the id is Envoy's, and Envoy returns it.)
+            context.set_trailing_metadata(((request_ids.HEADER, request_id),))
         try:
             return await behaviour(request, context)
         finally:
@@ -230,17 +229,28 @@ def mapped(method: str, behaviour: Behaviour) -> Behaviour:
             return await behaviour(request, context)
         except TkvError as error:
             ERRORS.labels(service, name, error.reason).inc()
-            status = rpc_status.to_status(to_rpc_status(error, request_ids.current.get()))
-            await context.abort(status.code, status.details, (*status.trailing_metadata, *extra_trailers(error)))
+            request_id = request_ids.current.get()
+            status = rpc_status.to_status(to_rpc_status(error, request_id))
+            await context.abort(
+                status.code,
+                status.details,
+                (*status.trailing_metadata, *extra_trailers(error), *_id_trailer(request_id)),
+            )
         except grpc.aio.AbortError:
             raise
         except Exception:
             log.exception("unhandled error", extra={"method": method})
             ERRORS.labels(service, name, "INTERNAL").inc()
-            status = rpc_status.to_status(internal_status(request_ids.current.get()))
-            await context.abort(status.code, status.details, status.trailing_metadata)
+            request_id = request_ids.current.get()
+            status = rpc_status.to_status(internal_status(request_id))
+            await context.abort(status.code, status.details, (*status.trailing_metadata, *_id_trailer(request_id)))
 
     return call
+
+
+def _id_trailer(request_id: str | None) -> tuple[tuple[str, str], ...]:
+    # An abort's trailers replace what set_trailing_metadata set: the id goes with them.
+    return ((request_ids.HEADER, request_id),) if request_id else ()
 
 
 def _decode_error_summary(error: Exception) -> str:
