@@ -3,17 +3,16 @@ gRPC metrics and the Tarantool-call histogram, published to /metrics, given a re
 with tracing compiled in but off — against kv_svc of BEFORE, the last commit without any
 of it, in the same run, on the same Tarantool and the same data.
 
-Both serve the same TKV_WORKERS on their own ports; h2load sends 10-key Reads over gRPC
-directly (no x-request-id from the client: the service makes one and sends it back, the
-dearer case). This VM's speed drifts by 20-50 % within a minute, more than the effect
-measured, so the two are loaded *at the same time*, 32 clients each, sharing the cores
-and Tarantool: whichever costs more per call gets fewer calls through, and both see the
-same machine. `repeat` runs; the median of the per-run ratios is reported. The older
+Both are started fresh for this (the stack's own kv_svc has served the whole matrix by
+then), with the same TKV_WORKERS, on their own ports; h2load sends 10-key Reads over gRPC
+directly (no x-request-id from the client: the service makes one). This VM's speed
+drifts by 20-50 % within a minute, more than the effect measured, so the two are loaded
+*at the same time*, 32 clients each, sharing the cores and Tarantool: whichever costs
+more per call gets fewer calls through, and both see the same machine. `repeat` runs; the median of the per-run ratios is reported. The older
 tree is `git archive BEFORE` plus the generated protos of this one (the protos are
 unchanged since BEFORE).
 
-On this VM the end-to-end comparison cannot resolve a few per cent (runs of the same code
-differ by more), so `python_cost` also measures exactly what the call path's observation
+Even so, runs differ by ±10 % (0.84-1.10 between the same two trees), so `python_cost` also measures exactly what the call path's observation
 adds in Python per call — the wrapper of now against the wrapper of BEFORE, on a stand-in
 context, best of several timings — and states it as a share of what kv_svc spends per call
 (its CPU per 10-key Read in the same run's matrix).
@@ -48,26 +47,34 @@ def before_tree(directory: Path) -> Path:
 
 
 def measure(stack: Stack, token: str, seconds: float, repeat: int, directory: Path) -> dict:
-    tree = before_tree(directory)
-    port = free_port()
-    env = {
-        **stack.env,
-        "TKV_KV_LISTEN": f"127.0.0.1:{port}",
-        "TKV_WORKER_SOCKET_DIR": "",
-        "TKV_KV_METRICS_LISTEN": "off",
-    }
-    log = open(directory / "kv_svc-before.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "kv_svc"], cwd=tree, env=env, stdout=log, stderr=log)
+    trees = {"before": before_tree(directory), "now": ROOT}
+    ports = {code: free_port() for code in trees}
+    processes = []
+    for code, tree in trees.items():
+        env = {
+            **stack.env,
+            "TKV_KV_LISTEN": f"127.0.0.1:{ports[code]}",
+            "TKV_WORKER_SOCKET_DIR": "",
+            # Now: served and published as `make run` does (BEFORE has no metrics at all).
+            "TKV_KV_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+        }
+        log = directory / f"kv_svc-{code}.log"
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "kv_svc"], cwd=tree, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+            )
+        )
     try:
-        wait_for_port(port, process=process)
-        wait_until(lambda: grpc_serving(port), "kv_svc of the earlier commit serving")
+        for (code, port), process in zip(ports.items(), processes, strict=True):
+            wait_for_port(port, process=process)
+            wait_until(lambda port=port: grpc_serving(port), f"kv_svc {code} serving")
         message = kv_pb2.ReadRequest(keys=[f"read-{BATCH}-{i}" for i in range(1, BATCH + 1)]).SerializeToString()
         runs = []
         for _ in range(repeat):
             with ThreadPoolExecutor(2) as pool:
                 before, now = pool.map(
                     lambda target: loadgen.h2load(target, METHOD, message, token, CLIENTS // 2, seconds),
-                    (port, stack.kv_port),
+                    (ports["before"], ports["now"]),
                 )
             run = {
                 "before_rps": round(len(before["latencies"]) / seconds, 1),
@@ -78,9 +85,9 @@ def measure(stack: Stack, token: str, seconds: float, repeat: int, directory: Pa
             runs.append(run)
             print({"observability_cost": run}, flush=True)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
     ratio = statistics.median(run["ratio"] for run in runs)
     return {
         "before_commit": BEFORE,
@@ -200,7 +207,7 @@ def lines(result: dict) -> list[str]:
         "",
         f"10-key Read, gRPC direct, the two loaded at the same time with {result['clients'] // 2} clients "
         f"each: kv_svc of {result['before_commit']} (no metrics, request ids or tracing) and kv_svc now "
-        f"(metrics recorded and published, a request id made and returned per call, tracing off). "
+        f"(metrics recorded and published, a request id made per call, tracing off). "
         f"Per run, now/before: {runs} req/s; median ratio {result['ratio']}: a cost of "
         f"{result['cost_percent']} % (target < 3 %).",
         "",

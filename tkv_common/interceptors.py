@@ -139,12 +139,8 @@ def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
     async def call(request, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
         started_count.inc()
-        request_id, given = request_ids.from_metadata(context.invocation_metadata())
+        request_id, _ = request_ids.from_metadata(context.invocation_metadata())
         token = request_ids.current.set(request_id)
-        if not given:
-            # The caller has no id to look for in its bug report: the trailers tell it the
-            # one made here. (Through the gateway the id is Envoy's, and Envoy returns it.)
-            context.set_trailing_metadata(((request_ids.HEADER, request_id),))
         try:
             return await behaviour(request, context)
         finally:

@@ -148,15 +148,23 @@ def test_a_request_id_leads_from_the_response_to_the_log_lines_and_the_error(sta
     wait_until(lambda: any(f'"request_id":"{request_id}"' in x.replace(" ", "") for x in running_log(stack, "envoy")),
                "the gateway's line")  # fmt: skip
 
-    # A direct gRPC caller with no id of its own is told the one its call got.
+    # A direct gRPC caller is told its call's id with an error (ErrorInfo and a trailer),
+    # and keeps the id it sends itself.
     result = subprocess.run(
-        [require_binary("grpcurl"), "-plaintext", "-v", "-H", f"authorization: Bearer {token}",
+        [require_binary("grpcurl"), "-plaintext", "-v", "-format-error", "-H", f"authorization: Bearer {token}",
          "-d", '{"keys": ["absent"]}', f"127.0.0.1:{stack.kv_port}", READ.lstrip("/")],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    header = next(line for line in result.stdout.splitlines() if line.startswith("x-request-id:"))
-    given = header.split(":", 1)[1].strip()
-    assert f'"request_id":"{given}"' in result.stdout.replace(" ", "") + result.stderr.replace(" ", "")
+    trailer = next(line for line in result.stdout.splitlines() if line.startswith("x-request-id:"))
+    made = trailer.split(":", 1)[1].strip()
+    assert json.loads(result.stderr)["details"][0]["metadata"]["request_id"] == made
+    own = f"my-report-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [require_binary("grpcurl"), "-plaintext", "-H", f"authorization: Bearer {token}", "-H", f"x-request-id: {own}",
+         "-d", '{"keys": ["absent"]}', f"127.0.0.1:{stack.kv_port}", READ.lstrip("/")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    wait_until(lambda: any(line.get("request_id") == own for line in log_lines(stack, "kv_svc")), "the own id logged")
 
 
 def running_log(stack: Stack, name: str) -> list[str]:
