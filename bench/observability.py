@@ -8,14 +8,15 @@ then), with the same TKV_WORKERS, on their own ports; h2load sends 10-key Reads 
 directly (no x-request-id from the client: the service makes one). This VM's speed
 drifts by 20-50 % within a minute, more than the effect measured, so the two are loaded
 *at the same time*, 32 clients each, sharing the cores and Tarantool: whichever costs
-more per call gets fewer calls through, and both see the same machine. `repeat` runs; the median of the per-run ratios is reported. The older
-tree is `git archive BEFORE` plus the generated protos of this one (the protos are
-unchanged since BEFORE).
+more per call gets fewer calls through, and both see the same machine. `repeat` runs;
+the median of the per-run ratios is reported. The older tree is `git archive BEFORE`
+plus the generated protos of this one (the protos are unchanged since BEFORE).
 
-Even so, runs differ by ±10 % (0.84-1.10 between the same two trees), so `python_cost` also measures exactly what the call path's observation
-adds in Python per call — the wrapper of now against the wrapper of BEFORE, on a stand-in
-context, best of several timings — and states it as a share of what kv_svc spends per call
-(its CPU per 10-key Read in the same run's matrix).
+Even so, runs differ by ±10 % (0.84-1.10 between the same two trees), so `python_cost`
+also measures exactly what the call path's observation adds in Python per call — the
+wrapper of now against the wrapper of BEFORE, on a stand-in context, best of several
+timings — and states it as a share of what kv_svc spends per call (its CPU per 10-key
+Read in the same run's matrix).
 """
 
 from __future__ import annotations
