@@ -12,7 +12,7 @@ more per call gets fewer calls through, and both see the same machine. `repeat` 
 the median of the per-run ratios is reported. The older tree is `git archive BEFORE`
 plus the generated protos of this one (the protos are unchanged since BEFORE).
 
-Even so, runs differ by ±10 % (0.84-1.10 between the same two trees), so `python_cost`
+Even so, one run's ratio strays by ±10 % (0.84-1.10 over 8 runs of a probe), so `python_cost`
 also measures exactly what the call path's observation adds in Python per call — the
 wrapper of now against the wrapper of BEFORE, on a stand-in context, best of several
 timings — and states it as a share of what kv_svc spends per call (its CPU per 10-key
