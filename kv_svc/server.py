@@ -7,6 +7,7 @@ import grpc
 
 from tkv.internal.v1 import write_view_pb2
 from tkv.kv.v1 import kv_pb2
+from tkv_common import storage_stats
 from tkv_common.keys import KeySet
 from tkv_common.server import GrpcService
 from tkv_common.tarantool import TarantoolClient
@@ -50,6 +51,7 @@ def method_handlers(servicer: KeyValueServicer) -> grpc.GenericRpcHandler:
 
 def create_service(settings: KvSettings, storage: TarantoolClient | None = None) -> GrpcService:
     """`storage` is for tests; the service normally opens its own Tarantool connection."""
+    storage_stats.HIGH_WATER.set(settings.quotas.high_water_percent / 100)
     keys = KeySet(settings.tokens.keys)
     storage = storage or TarantoolClient(settings.tarantool)
     pairs = KvStorage(storage, settings.quotas, settings.server.max_response_bytes)

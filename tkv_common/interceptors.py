@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_status import rpc_status
 from opentelemetry import trace
 
@@ -120,6 +121,26 @@ class CallPathInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+def initialize_metrics(service_names: list[str]) -> None:
+    """Creates every method's gRPC series at zero before any call, as go-grpc-prometheus'
+    InitializeMetrics does: a counter series that first appears with a value N (the calls
+    of a scrape interval) shows no increase to rate() and increase(), so the first errors
+    of a kind would never reach the error-ratio alert."""
+    pool = descriptor_pool.Default()
+    for service_name in service_names:
+        try:
+            service = pool.FindServiceByName(service_name)
+        except KeyError:
+            continue  # not described by a generated module in this process
+        for method in service.methods:
+            grpc_type = "server_stream" if method.server_streaming else "unary"
+            labels = (service.full_name, method.name, grpc_type)
+            STARTED.labels(*labels)
+            HANDLING.labels(*labels)
+            for code in grpc.StatusCode:
+                HANDLED.labels(*labels, _GO_NAMES[code])
+
+
 def _final_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     code = context.code() or grpc.StatusCode.OK
     if isinstance(code, int):  # grpc.aio reports an int once aborted
@@ -134,7 +155,7 @@ def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
     service, _, name = method.lstrip("/").rpartition("/")
     labels = (service, name, grpc_type)
     started_count, handling = STARTED.labels(*labels), HANDLING.labels(*labels)
-    handled: dict[grpc.StatusCode, Any] = {}  # code -> counter child, made on first use
+    handled = {code: HANDLED.labels(*labels, _GO_NAMES[code]) for code in grpc.StatusCode}
 
     async def call(request, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
@@ -146,10 +167,7 @@ def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
         finally:
             code = _final_code(context)
             duration = time.perf_counter() - started
-            counter = handled.get(code)
-            if counter is None:
-                counter = handled[code] = HANDLED.labels(*labels, _GO_NAMES[code])
-            counter.inc()
+            handled[code].inc()
             handling.observe(duration)
             if access_log.isEnabledFor(level):
                 logs.fast_log(

@@ -27,7 +27,7 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import logs, metrics, storage_stats, tracing
+from . import interceptors, logs, metrics, storage_stats, tracing
 from .interceptors import CallPathInterceptor
 from .keys import KeySet
 from .owner_only import owner_only_dir, owner_only_socket
@@ -170,6 +170,7 @@ class GrpcService:
         )
         for register in registrars:
             register(self.server)
+        interceptors.initialize_metrics([*self._names, health.SERVICE_NAME])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection([*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
         self._watcher: asyncio.Task | None = None

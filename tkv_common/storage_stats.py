@@ -33,6 +33,13 @@ _FIGURES = {
 GAUGES = {
     field: metrics.Gauge(metrics.REGISTRY, name, text, aggregate="max") for field, (name, text) in _FIGURES.items()
 }
+HIGH_WATER = metrics.Gauge(
+    metrics.REGISTRY,
+    "tkv_storage_high_water_ratio",
+    "Share of the memory limit past which pair writes are refused as storage full "
+    "(TKV_KV_STORAGE_HIGH_WATER_PERCENT / 100).",
+    aggregate="max",
+)
 UPDATED = metrics.Gauge(
     metrics.REGISTRY,
     "tkv_storage_stats_updated_seconds",
