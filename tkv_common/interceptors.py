@@ -160,7 +160,7 @@ def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
     async def call(request, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
         started_count.inc()
-        request_id, _ = request_ids.from_metadata(context.invocation_metadata())
+        request_id = request_ids.from_metadata(context.invocation_metadata())
         token = request_ids.current.set(request_id)
         try:
             return await behaviour(request, context)
@@ -263,7 +263,7 @@ def mapped(method: str, behaviour: Behaviour) -> Behaviour:
 
 
 def _id_trailer(request_id: str | None) -> tuple[tuple[str, str], ...]:
-    # An abort's trailers replace what set_trailing_metadata set: the id goes with them.
+    # A direct caller learns its call's id from an error (request_ids.py says why not on success).
     return ((request_ids.HEADER, request_id),) if request_id else ()
 
 

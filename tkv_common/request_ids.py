@@ -7,9 +7,9 @@ every log line written while the call runs (tkv_common/logs.py), in the `request
 of every error's ErrorInfo.metadata and in an error's trailers.
 
 A successful direct call is not told its id: in the response headers it took a send of its
-own per call (~8 % of kv_svc's 10-key Reads, measured), and in the trailers a header
-encoded anew on every call (~3 %, within this VM's noise but every time lower). A direct
-client that wants to find a successful call in the logs sends its own `x-request-id`.
+own per call (~8 % of kv_svc's 10-key Reads in a probe), and in the trailers a header
+encoded anew on every call (~3 % in a probe, within this VM's noise). A direct client
+that wants to find a successful call in the logs sends its own `x-request-id`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ _PREFIX = f"{secrets.token_hex(6)}-"
 _COUNTER = itertools.count(1)
 
 
-def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> tuple[str, bool]:
-    """The caller's x-request-id and True if it is acceptable, else a new id and False."""
+def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The caller's x-request-id if it is acceptable, else a new one."""
     for key, value in metadata or ():
         if key == HEADER and isinstance(value, str) and _ACCEPTED.fullmatch(value):
-            return value, True
-    return f"{_PREFIX}{next(_COUNTER):08x}", False
+            return value
+    return f"{_PREFIX}{next(_COUNTER):08x}"

@@ -12,8 +12,7 @@ from tkv_common import request_ids, tracing
 
 def test_a_callers_plausible_request_id_is_kept():
     assert request_ids.from_metadata([("x-request-id", "5d0c3f1e-aaaa-4bbb-8ccc-123456789abc")]) == (
-        "5d0c3f1e-aaaa-4bbb-8ccc-123456789abc",
-        True,
+        "5d0c3f1e-aaaa-4bbb-8ccc-123456789abc"
     )
 
 
@@ -24,8 +23,8 @@ def test_a_callers_plausible_request_id_is_kept():
 def test_an_implausible_or_missing_request_id_is_replaced_by_a_new_one(value):
     made = set()
     for metadata in ([("x-request-id", value)], [], None):
-        request_id, given = request_ids.from_metadata(metadata)
-        assert not given and re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]{8,}", request_id), request_id
+        request_id = request_ids.from_metadata(metadata)
+        assert re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]{8,}", request_id), request_id
         made.add(request_id)
     assert len(made) == 3
 
