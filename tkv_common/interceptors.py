@@ -141,6 +141,12 @@ def initialize_metrics(service_names: list[str]) -> None:
                 HANDLED.labels(*labels, _GO_NAMES[code])
 
 
+def _service_and_name(method: str) -> tuple[str, str]:
+    """`/tkv.kv.v1.KeyValueService/Read` -> (`tkv.kv.v1.KeyValueService`, `Read`)."""
+    service, _, name = method.lstrip("/").rpartition("/")
+    return service, name
+
+
 def _final_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     code = context.code() or grpc.StatusCode.OK
     if isinstance(code, int):  # grpc.aio reports an int once aborted
@@ -152,7 +158,7 @@ def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
     """Request id, access log and gRPC server metrics of one method."""
     # Health checks come every second from Envoy and orchestrators.
     level = logging.DEBUG if method.startswith("/grpc.health.") else logging.INFO
-    service, _, name = method.lstrip("/").rpartition("/")
+    service, name = _service_and_name(method)
     labels = (service, name, grpc_type)
     started_count, handling = STARTED.labels(*labels), HANDLING.labels(*labels)
     handled = {code: HANDLED.labels(*labels, _GO_NAMES[code]) for code in grpc.StatusCode}
@@ -186,7 +192,7 @@ def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
 
 def traced(tracer: trace.Tracer, method: str, behaviour: Behaviour) -> Behaviour:
     """A server span per call, the child of the caller's `traceparent` if it sent one."""
-    service, _, name = method.lstrip("/").rpartition("/")
+    service, name = _service_and_name(method)
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
     async def call(request, context: grpc.aio.ServicerContext):
@@ -231,7 +237,7 @@ def tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
 
 
 def mapped(method: str, behaviour: Behaviour) -> Behaviour:
-    service, _, name = method.lstrip("/").rpartition("/")
+    service, name = _service_and_name(method)
 
     async def call(request, context: grpc.aio.ServicerContext):
         try:

@@ -315,7 +315,7 @@ def _serve(
         tracing.configure(name)
         if parent is None:
             _serve_metrics(settings.server)  # a lone process serves its own
-        if settings.server.metrics_dir is not None and settings.server.metrics_listen is not None:
+        if settings.server.metrics_dir is not None:  # set exactly when /metrics is served
             publisher = metrics.Publisher(settings.server.metrics_dir)
             publisher.start()
         loop_factory = uvloop.new_event_loop if settings.server.event_loop == "uvloop" else None

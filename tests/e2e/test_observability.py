@@ -110,6 +110,7 @@ def test_metrics_are_the_sum_over_workers_and_a_restarted_worker_neither_loses_n
     # The store's figures are polled every 5 s.
     wait_until(lambda: scrape(stack.kv_metrics_port)[("tkv_storage_users", ())] >= 1, "the new user counted")
     assert samples[("tkv_storage_memory_limit_bytes", ())] == 128 * 1024 * 1024
+    assert samples[("tkv_storage_high_water_ratio", ())] == 0.9  # the default 90 %
     assert 0 < samples[("tkv_storage_memory_used_bytes", ())] < samples[("tkv_storage_memory_limit_bytes", ())]
     assert samples[("tkv_token_verifications_total", (("result", "cache_hit"),))] >= 1
 

@@ -85,6 +85,17 @@ def test_a_restarted_worker_neither_loses_nor_double_counts(tmp_path):
     assert _samples(tmp_path)[("calls_total", (("code", "OK"),))] == 7
 
 
+def test_a_min_gauge_is_the_lowest_of_the_live_processes(tmp_path):
+    one, two = metrics.Registry(), metrics.Registry()
+    metrics.Gauge(one, "connected", "Connected.", aggregate="min").set(1)
+    metrics.Gauge(two, "connected", "Connected.", aggregate="min").set(0)
+    # Two live processes: this one and the test runner's parent.
+    metrics.Publisher(tmp_path, one).publish()
+    parent = os.getppid()
+    (tmp_path / f"{parent}.json").write_text(json.dumps({"pid": parent, "metrics": two.snapshot()}))
+    assert _samples(tmp_path)[("connected", ())] == 0
+
+
 def test_gauge_functions_are_read_at_snapshot_time(tmp_path):
     registry, _, open_, _, _ = _registry()
     queue = [1, 2, 3]
