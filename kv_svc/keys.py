@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from tkv_common.errors import FieldViolation, with_detail
 
@@ -45,6 +45,10 @@ def key_excerpt(key: str, limit: int = 40) -> str:
     return list_keys([key if len(key) <= limit else key[:limit] + "..."])
 
 
+def _place(where: str | Callable[[], str]) -> str:
+    return where() if callable(where) else where
+
+
 class KeyRules:
     def __init__(self, limits: Limits):
         self._limits = limits
@@ -57,17 +61,18 @@ class KeyRules:
             return [FieldViolation(field, with_detail(limit, f"got {count}"))]
         return []
 
-    def key_violation(self, key: str, where: str) -> str | None:
-        """The text of the rule `key` breaks followed by `where` it is, or None."""
+    def key_violation(self, key: str, where: str | Callable[[], str]) -> str | None:
+        """The text of the rule `key` breaks followed by `where` it is, or None. `where`
+        may be a function giving it, for callers whose naming costs more than the check."""
         if not key:
-            return with_detail(messages.EMPTY_KEY, where)
+            return with_detail(messages.EMPTY_KEY, _place(where))
         if "\x00" in key:
             # C clients, Lua patterns and many tools treat NUL as the end of a string.
-            return with_detail(messages.KEY_WITH_NUL, where)
+            return with_detail(messages.KEY_WITH_NUL, _place(where))
         size = len(key.encode("utf-8"))
         if size > self._limits.max_key_bytes:
             text = messages.KEY_TOO_LONG.format(limit=self._limits.max_key_bytes)
-            return with_detail(text, f"{where}: {size} bytes")
+            return with_detail(text, f"{_place(where)}: {size} bytes")
         return None
 
     def duplicates(self, field: str, keys: Sequence[str]) -> list[FieldViolation]:

@@ -190,6 +190,20 @@ MUTANTS = [
         ("tests/unit/test_values.py",),
     ),
     Mutant(
+        "a value's byte-level proof forgets nested values without a kind",
+        "kv_svc/values.py",
+        'if not stored or b"\\x0a\\x00" in stored or b"\\x12\\x00" in stored:',
+        "if not stored:",
+        ("tests/unit/test_values.py",),
+    ),
+    Mutant(
+        "a value's byte-level proof forgets the depth of long values",
+        "kv_svc/values.py",
+        'return stored.count(b"\\x2a") + stored.count(b"\\x32") > max_depth',
+        "return False",
+        ("tests/unit/test_values.py",),
+    ),
+    Mutant(
         "the original's typo corrected",
         "auth_svc/messages.py",
         "login should have onlu lower-upper",
