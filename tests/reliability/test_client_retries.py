@@ -21,7 +21,10 @@ PASSWORD = "Secr3t!pass"
 async def test_reads_are_retried_across_a_restart_and_unconditional_writes_are_not(stack, report):
     login = "r" + uuid.uuid4().hex[:12]
     gateway = f"127.0.0.1:{stack.gateway_port}"
-    async with AsyncClient(gateway, login=login, password=PASSWORD, retries=8, backoff=0.2) as tkv:
+    # Retries must outlast a restart (1 s, then Tarantool's start-up and the gateway's next
+    # health check) whatever the jitter draws: 8 retries with full jitter ran out in one
+    # make test run ("no healthy upstream"). 30 capped at 0.5 s wait ~7 s on average.
+    async with AsyncClient(gateway, login=login, password=PASSWORD, retries=30, backoff=0.2, max_backoff=0.5) as tkv:
         await tkv.register(login, PASSWORD, "Anna", "Smith")
         await tkv.put("k", "before")
         attempts = {"PutPair": 0, "GetPair": 0}
