@@ -7,6 +7,12 @@ interceptors, no Tarantool, no value work), under the same h2load load as `make 
 
 Whatever kv_svc does per call comes on top of this, so it bounds what any Python service
 can reach here, whatever the limit of Tarantool is.
+
+`measure(..., tarantool=access)` is the second floor (issue 16): the same servers also make
+the one round trip kv_svc makes per Read — `tkv.kv_read` of the 10 keys over asynctnt, as
+kv_svc's user, one connection per process — and still answer the fixed response. What
+kv_svc spends beyond that is its own code: checks, token, errors, logs, metrics, the
+answer built from the rows.
 """
 
 from __future__ import annotations
@@ -26,13 +32,33 @@ from tests.stack import free_port, wait_for_port
 KEYS = [f"read-10-{i}" for i in range(1, 11)]
 
 
-def serve(port: int) -> None:
+def serve(port: int, tarantool: dict | None = None) -> None:
     answer = values.read_response([("", key, loadgen.value_bytes()) for key in KEYS])
 
-    async def read(request: bytes, context) -> bytes:
-        return answer
-
     async def main() -> None:
+        async def read(request: bytes, context) -> bytes:
+            return answer
+
+        if tarantool:
+            import asynctnt
+
+            connection = asynctnt.Connection(
+                host=tarantool["host"],
+                port=tarantool["port"],
+                username=tarantool["user"],
+                password=tarantool["password"],
+                fetch_schema=False,
+                auto_refetch_schema=False,
+            )
+            await connection.connect()
+            args = [*tarantool["token_args"], KEYS, loadgen.MAX_RESPONSE_BYTES]
+
+            async def read(request: bytes, context) -> bytes:  # this variant's
+                result = await connection.call("tkv.kv_read", args)
+                if result.body[0] != "ok":
+                    raise RuntimeError(f"tkv.kv_read answered {result.body[0]}")
+                return answer
+
         server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
         handler = grpc.unary_unary_rpc_method_handler(read)  # bytes in, bytes out
         server.add_generic_rpc_handlers(
@@ -45,13 +71,14 @@ def serve(port: int) -> None:
     uvloop.run(main())
 
 
-def measure(processes: int, seconds: float) -> dict:
-    """calls/s and CPU of `processes` trivial servers under h2load (64 streams)."""
+def measure(processes: int, seconds: float, tarantool: dict | None = None) -> dict:
+    """calls/s and CPU of `processes` trivial servers under h2load (64 streams); with
+    `tarantool` (bench/run.py tarantool_access), each call also reads the 10 keys there."""
     from tkv.kv.v1 import kv_pb2
 
     port = free_port()
     context = multiprocessing.get_context("spawn")
-    servers = [context.Process(target=serve, args=(port,), daemon=True) for _ in range(processes)]
+    servers = [context.Process(target=serve, args=(port, tarantool), daemon=True) for _ in range(processes)]
     for server in servers:
         server.start()
     try:
@@ -70,6 +97,7 @@ def measure(processes: int, seconds: float) -> dict:
     if result["http_errors"] or not calls:
         raise RuntimeError(f"floor server failed: {result['http_errors']} HTTP errors, {calls} calls")
     return {
+        "tarantool_round_trip": bool(tarantool),
         "processes": processes,
         "rps": round(calls / seconds, 1),
         "cpu_cores": round(cpu / wall, 2),

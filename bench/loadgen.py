@@ -51,31 +51,50 @@ def grpc_frame(message: bytes) -> bytes:
 
 
 def h2load(port: int, path: str, message: bytes, token: str, concurrency: int, seconds: float) -> dict:
-    """Unary gRPC with one fixed request. h2load counts HTTP 200 even for gRPC errors, so
-    the caller checks the service's access log for non-OK codes."""
+    """Unary gRPC with one fixed request, closed loop: each of `concurrency` streams sends
+    its next request when the last is answered. h2load counts HTTP 200 even for gRPC
+    errors, so the caller checks the service's access log for non-OK codes."""
     connections, streams = H2_SHAPE.get(concurrency, (concurrency, 1))
+    return _h2load(
+        port, path, grpc_frame(message), _grpc_headers(token), ["-c", str(connections), "-m", str(streams)], seconds
+    )
+
+
+# gRPC's open loop (bench/openloop.py says why h2load here, and not for HTTP/1.1): enough
+# HTTP/2 streams that a call never waits for one at the loads measured, so each is sent
+# on its connection's --rps timer.
+OPEN_LOOP_SHAPE = (8, 128)
+
+
+def h2load_open_loop(port: int, path: str, message: bytes, token: str, rate: float, seconds: float) -> dict:
+    """Unary gRPC at a fixed offered `rate` a second, whatever the answers."""
+    connections, streams = OPEN_LOOP_SHAPE
+    shape = ["-c", str(connections), "-m", str(streams), f"--rps={rate / connections:.3f}"]
+    result = _h2load(port, path, grpc_frame(message), _grpc_headers(token), shape, seconds)
+    result.update(offered_rps=rate, seconds=max(1, round(seconds)))
+    return result
+
+
+def _grpc_headers(token: str) -> list[str]:
+    return ["content-type: application/grpc", "te: trailers", f"authorization: Bearer {token}"]
+
+
+def _h2load(port: int, path: str, body: bytes, headers: list[str], shape: list[str], seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as directory:
-        body, log = Path(directory) / "body", Path(directory) / "log"
-        body.write_bytes(grpc_frame(message))
+        body_file, log = Path(directory) / "body", Path(directory) / "log"
+        body_file.write_bytes(body)
+        header_args = [arg for header in headers for arg in ("-H", header)]
         result = subprocess.run(
             [
                 "h2load",
                 "-D",
                 str(max(1, round(seconds))),  # whole seconds only
-                "-c",
-                str(connections),
-                "-m",
-                str(streams),
+                *shape,
                 "-t",
                 "1",
                 "-d",
-                str(body),
-                "-H",
-                "content-type: application/grpc",
-                "-H",
-                "te: trailers",
-                "-H",
-                f"authorization: Bearer {token}",
+                str(body_file),
+                *header_args,
                 "--log-file",
                 str(log),
                 f"http://127.0.0.1:{port}{path}",

@@ -30,12 +30,13 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import jwt
 
-from bench import fanout, floor, loadgen, observability
+from bench import fanout, floor, loadgen, observability, openloop, scaling, targets, write_path
 from bench.cpu import children_cpu, cpu_in, cpu_seconds, process_tree
 from tests.reliability.workload import Target, new_token
 from tests.stack import Stack, start_all, stop_all
@@ -49,11 +50,13 @@ CONCURRENCY = (1, 16, 64)
 TARGET_CELLS = {(10, 64), (100, 64)}
 OWASP = {"memory_cost": 19456, "rounds": 2, "parallelism": 1}
 # Operations whose gRPC cases run h2load, which cannot see gRPC status codes.
-H2LOAD_OPERATIONS = {"read", "batch-get v2", "list v2"}
+H2LOAD_OPERATIONS = {"read", "batch-get v2", "list v2", "read open-loop"}
 # API v2 beside v1, at the target cells' concurrency: (v2 operation, batch, v1 operation it
 # is held against) for the ratios of issue 11.
 V2_CONCURRENCY = 64
 V2_PAIRS = (("batch-get v2", 10, "read"), ("batch-put v2", 10, "write"))
+# Open loop (issue 16): 10-key Reads at this share of the closed-loop maximum.
+OPEN_LOOP_BATCH, OPEN_LOOP_SHARE = 10, 0.5
 # Watch fan-out (issue 12's target: p99 < 50 ms).
 FANOUT_WATCHERS, FANOUT_RATE, FANOUT_SECONDS = 100, 1000, 5
 
@@ -109,6 +112,8 @@ class Bench:
                 "p99_ms": raw["p99_ms"],
                 "errors": raw["errors"],
             }
+        if "offered_rps" in raw:
+            figures["offered_rps"] = raw["offered_rps"]
         if case in ("grpc-direct", "grpc-envoy") and operation in H2LOAD_OPERATIONS:
             figures["errors"] += self.grpc_errors_since(log_offset)  # h2load cannot see gRPC status
         figures.update(
@@ -272,6 +277,44 @@ def run_v2(bench: Bench, token: str, interleave: dict | None = None) -> None:
             bench.measure(case, operation, batch, concurrency, run)
 
 
+def run_open_loop(bench: Bench, token: str) -> None:
+    """10-key Read at a fixed offered load of half the maximum this run measured for the
+    same case (closed loop, 64 clients, median), over gRPC direct and HTTP through Envoy,
+    `repeat` times interleaved (issue 16: latency with queueing, not Little's law)."""
+    stack, seconds = bench.stack, max(bench.seconds, 5)
+    keys = [f"read-{OPEN_LOOP_BATCH}-{i}" for i in range(1, OPEN_LOOP_BATCH + 1)]
+    maximum = {
+        r["case"]: r["rps"]
+        for r in medians(bench.results)
+        if (r["operation"], r["batch"], r["concurrency"]) == ("read", OPEN_LOOP_BATCH, 64)
+    }
+    cases = [
+        (
+            "grpc-direct",
+            partial(
+                loadgen.h2load_open_loop,
+                stack.kv_port,
+                "/tkv.kv.v1.KeyValueService/Read",
+                kv_pb2.ReadRequest(keys=keys).SerializeToString(),
+                token,
+            ),
+        ),
+        (
+            "http-envoy",
+            partial(
+                openloop.http,
+                stack.gateway_port,
+                openloop.http_request(stack.gateway_port, "/api/read/", json.dumps({"keys": keys}).encode(), token),
+            ),
+        ),
+    ]
+    for _ in range(bench.repeat):
+        for case, run in cases:
+            if case in maximum:
+                rate = OPEN_LOOP_SHARE * maximum[case]
+                bench.measure(case, "read open-loop", OPEN_LOOP_BATCH, 64, partial(run, rate=rate, seconds=seconds))
+
+
 def run_v2_deletes(bench: Bench, token: str, limit: dict) -> None:
     """BatchDeletePairs of 10 keys at 64 clients over gRPC and HTTP, `repeat` times."""
     stack, seconds, concurrency = bench.stack, bench.seconds, V2_CONCURRENCY
@@ -395,8 +438,22 @@ def markdown(results: list[dict], auth: dict, grpc_floor: dict, machine: dict) -
         )
         + ".",
         "",
+        *floor_with_tarantool_lines(grpc_floor),
     ]
     return "\n".join(lines)
+
+
+def floor_with_tarantool_lines(grpc_floor: dict) -> list[str]:
+    second = grpc_floor.get("with_tarantool")
+    if not second:
+        return []
+    return [
+        f"The same servers making kv_svc's one Tarantool round trip per call (`tkv.kv_read` of the 10 keys "
+        f"over asynctnt): {second['rps']:.0f} calls/s, {second['cpu_cores']} cores "
+        f"({second['cpu_us_per_call']:.0f} µs of CPU per call in the servers, Tarantool's not counted), "
+        f"{second['rps'] / grpc_floor['rps']:.0%} of the do-nothing floor.",
+        "",
+    ]
 
 
 def v2_lines(results: list[dict]) -> list[str]:
@@ -557,11 +614,16 @@ def main() -> int:
                         for case, operation, run in cases:
                             bench.measure(case, operation, batch, concurrency, run)
             run_v2_deletes(bench, token, tarantool_access(stack, token_args))
+            run_open_loop(bench, token)
             watch_fanout = run_fanout(stack, token, args.repeat)
             observability_cost = observability.measure(stack, token, max(args.seconds, 4), 5, Path(directory))
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))
+            # ...and the same with kv_svc's one Tarantool round trip per call.
+            grpc_floor["with_tarantool"] = floor.measure(
+                CORES, max(args.seconds, 3), tarantool=tarantool_access(stack, token_args)
+            )
         finally:
             stop_all(stack.processes)
     results = medians(bench.results)
@@ -576,6 +638,8 @@ def main() -> int:
             1e6 * read_10[0]["server_cpu_by_process"]["kv_svc"] / read_10[0]["rps"]
         )
     info = machine(args.seconds, args.repeat)
+    write_checks = write_path.measure()
+    verdicts = targets.evaluate(results, bench.results, grpc_floor, watch_fanout, observability_cost)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
         json.dumps(
@@ -585,6 +649,8 @@ def main() -> int:
                 "grpc_floor": grpc_floor,
                 "watch_fanout": watch_fanout,
                 "observability_cost": observability_cost,
+                "targets": [asdict(verdict) for verdict in verdicts],
+                "write_path_us_per_value": write_checks,
                 "results": results,
                 "runs": bench.results,
             },
@@ -594,11 +660,14 @@ def main() -> int:
     )
     report = (
         markdown(results, auth, grpc_floor, info)
+        + "\n".join(targets.lines(verdicts))
         + "\n".join(fanout_lines(watch_fanout))
         + "\n".join(observability.lines(observability_cost))
+        + "\n".join(write_path.lines(write_checks))
     )
     (args.out / "results.md").write_text(report)
     plot(results, args.out / "throughput.png")
+    (args.out / "scaling.md").write_text(scaling.document(results, info))
     failed = [r for r in results if r["errors"]]
     lost = [run for run in watch_fanout["runs"] if run["delivered"] != run["expected_deliveries"] or run["put_errors"]]
     if lost:
