@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import loadgen
+from bench.cpu import cpu_seconds, process_tree
 from tests.stack import ROOT, Stack, free_port, grpc_serving, wait_for_port, wait_until
 from tkv.kv.v1 import kv_pb2
 
@@ -47,8 +48,10 @@ def before_tree(directory: Path) -> Path:
     return tree
 
 
-def measure(stack: Stack, token: str, seconds: float, repeat: int, directory: Path) -> dict:
-    trees = {"before": before_tree(directory), "now": ROOT}
+def measure(stack: Stack, token: str, seconds: float, repeat: int, directory: Path, *, control: bool = False) -> dict:
+    """BEFORE against now; with `control`, now against itself (an A/A run: what the method
+    reports when there is no difference, i.e. its noise and bias)."""
+    trees = {"before": ROOT if control else before_tree(directory), "now": ROOT}
     ports = {code: free_port() for code in trees}
     processes = []
     for code, tree in trees.items():
@@ -70,19 +73,40 @@ def measure(stack: Stack, token: str, seconds: float, repeat: int, directory: Pa
             wait_for_port(port, process=process)
             wait_until(lambda port=port: grpc_serving(port), f"kv_svc {code} serving")
         message = kv_pb2.ReadRequest(keys=[f"read-{BATCH}-{i}" for i in range(1, BATCH + 1)]).SerializeToString()
+        trees = {code: process_tree(process.pid) for code, process in zip(ports, processes, strict=True)}
         runs = []
-        for _ in range(repeat):
+        for index in range(repeat):
+            cpu_before = {code: cpu_seconds(pids) for code, pids in trees.items()}
+            # Which load starts first alternates: an A/A probe (one tree twice) favoured the
+            # first by ~3 % when it was always BEFORE.
+            order = ("before", "now") if index % 2 == 0 else ("now", "before")
             with ThreadPoolExecutor(2) as pool:
-                before, now = pool.map(
-                    lambda target: loadgen.h2load(target, METHOD, message, token, CLIENTS // 2, seconds),
-                    (ports["before"], ports["now"]),
+                loads = dict(
+                    zip(
+                        order,
+                        pool.map(
+                            lambda code: loadgen.h2load(ports[code], METHOD, message, token, CLIENTS // 2, seconds),
+                            order,
+                        ),
+                        strict=True,
+                    )
                 )
+            before, now = loads["before"], loads["now"]
+            # Each process's CPU over the run (the two start and end together; warm-up and
+            # tail are idle), per call it answered.
+            cpu_us = {
+                code: 1e6 * (cpu_seconds(pids) - cpu_before[code]) / max(1, len(result["latencies"]))
+                for (code, pids), result in zip(trees.items(), (before, now), strict=True)
+            }
             run = {
                 "before_rps": round(len(before["latencies"]) / seconds, 1),
                 "now_rps": round(len(now["latencies"]) / seconds, 1),
+                "before_cpu_us_per_call": round(cpu_us["before"], 1),
+                "now_cpu_us_per_call": round(cpu_us["now"], 1),
                 "errors": before["http_errors"] + now["http_errors"],
             }
             run["ratio"] = round(run["now_rps"] / run["before_rps"], 3)
+            run["cpu_ratio"] = round(cpu_us["now"] / cpu_us["before"], 3)
             runs.append(run)
             print({"observability_cost": run}, flush=True)
     finally:
@@ -90,7 +114,11 @@ def measure(stack: Stack, token: str, seconds: float, repeat: int, directory: Pa
             process.terminate()
             process.wait(timeout=30)
     ratio = statistics.median(run["ratio"] for run in runs)
+    cpu_ratio = statistics.median(run["cpu_ratio"] for run in runs)
     return {
+        "control": control,
+        "cpu_ratio": cpu_ratio,
+        "cpu_cost_percent": round(100 * (cpu_ratio - 1), 1),
         "before_commit": BEFORE,
         "batch": BATCH,
         "clients": CLIENTS,
@@ -200,20 +228,33 @@ def python_cost(kv_cpu_us_per_call: float, calls: int = 20000, repeats: int = 7)
     }
 
 
-def lines(result: dict) -> list[str]:
-    runs = ", ".join(f"{run['now_rps']:,.0f}/{run['before_rps']:,.0f}" for run in result["runs"])
-    return [
+def lines(result: dict, control: dict | None = None) -> list[str]:
+    runs = ", ".join(
+        f"{run['now_rps']:,.0f}/{run['before_rps']:,.0f} ({run['now_cpu_us_per_call']:.0f}/"
+        f"{run['before_cpu_us_per_call']:.0f} µs)"
+        for run in result["runs"]
+    )
+    out = [
         "",
         "## What observability costs (issue 15)",
         "",
         f"10-key Read, gRPC direct, the two loaded at the same time with {result['clients'] // 2} clients "
-        f"each: kv_svc of {result['before_commit']} (no metrics, request ids or tracing) and kv_svc now "
-        f"(metrics recorded and published, a request id made per call, tracing off). "
-        f"Per run, now/before: {runs} req/s; median ratio {result['ratio']}: a cost of "
-        f"{result['cost_percent']} % (target < 3 %).",
+        f"each, which one starts first alternating: kv_svc of {result['before_commit']} (no metrics, request "
+        f"ids or tracing) and kv_svc now (metrics recorded and published, a request id made per call, "
+        f"tracing off). Per run, now/before: {runs} req/s (CPU per call). Medians: CPU per call "
+        f"{result['cpu_ratio']:.3f} of BEFORE's, a cost of {result['cpu_cost_percent']} %; req/s "
+        f"{result['ratio']:.3f}, a cost of {result['cost_percent']} % (target < 3 %).",
         "",
-        *python_lines(result.get("python")),
     ]
+    if control:
+        out += [
+            f"The control, now against itself the same way (no difference to find): CPU per call "
+            f"{control['cpu_ratio']:.3f}, req/s {control['ratio']:.3f}; per run "
+            + ", ".join(f"{run['cpu_ratio']:.3f}" for run in control["runs"])
+            + " (CPU ratios): the method's noise at this many runs.",
+            "",
+        ]
+    return out + python_lines(result.get("python"))
 
 
 def python_lines(python: dict | None) -> list[str]:

@@ -616,7 +616,10 @@ def main() -> int:
             run_v2_deletes(bench, token, tarantool_access(stack, token_args))
             run_open_loop(bench, token)
             watch_fanout = run_fanout(stack, token, args.repeat)
-            observability_cost = observability.measure(stack, token, max(args.seconds, 4), 5, Path(directory))
+            observability_cost = observability.measure(stack, token, max(args.seconds, 4), 8, Path(directory))
+            observability_control = observability.measure(
+                stack, token, max(args.seconds, 4), 8, Path(directory), control=True
+            )
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))
@@ -639,7 +642,9 @@ def main() -> int:
         )
     info = machine(args.seconds, args.repeat)
     write_checks = write_path.measure()
-    verdicts = targets.evaluate(results, bench.results, grpc_floor, watch_fanout, observability_cost)
+    verdicts = targets.evaluate(
+        results, bench.results, grpc_floor, watch_fanout, observability_cost, observability_control
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
         json.dumps(
@@ -649,6 +654,7 @@ def main() -> int:
                 "grpc_floor": grpc_floor,
                 "watch_fanout": watch_fanout,
                 "observability_cost": observability_cost,
+                "observability_control": observability_control,
                 "targets": [asdict(verdict) for verdict in verdicts],
                 "write_path_us_per_value": write_checks,
                 "results": results,
@@ -662,7 +668,7 @@ def main() -> int:
         markdown(results, auth, grpc_floor, info)
         + "\n".join(targets.lines(verdicts))
         + "\n".join(fanout_lines(watch_fanout))
-        + "\n".join(observability.lines(observability_cost))
+        + "\n".join(observability.lines(observability_cost, observability_control))
         + "\n".join(write_path.lines(write_checks))
     )
     (args.out / "results.md").write_text(report)
@@ -678,9 +684,9 @@ def main() -> int:
             f"ERRORS: {r['errors']} in {r['case']} {r['operation']} batch={r['batch']} c={r['concurrency']}",
             file=sys.stderr,
         )
-    if observability_cost["errors"]:
+    if observability_cost["errors"] or observability_control["errors"]:
         print(f"ERRORS: {observability_cost['errors']} in the observability cost runs", file=sys.stderr)
-    return 1 if failed or lost or observability_cost["errors"] else 0
+    return 1 if failed or lost or observability_cost["errors"] or observability_control["errors"] else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""make bench's verdicts (bench/targets.py) and its open-loop HTTP client's response reading
+(bench/openloop.py): a target table that says "met" wrongly, or a generator that misreads
+answers, would misreport every run."""
+
+import asyncio
+
+import pytest
+
+from bench import openloop, targets
+
+
+def result(operation, batch, case, rps, keys=None, cpu=None, concurrency=64):
+    return {
+        "operation": operation,
+        "batch": batch,
+        "case": case,
+        "concurrency": concurrency,
+        "rps": rps,
+        "keys_per_s": keys if keys is not None else rps * batch,
+        "server_cpu_cores": 1.9,
+        "server_cpu_by_process": cpu or {"tarantool": 0.3, "auth_svc": 0.0, "kv_svc": 1.2, "envoy": 0.4},
+    }
+
+
+def open_loop_run(case, p99, offered, achieved):
+    return {"operation": "read open-loop", "case": case, "p99_ms": p99, "offered_rps": offered, "rps": achieved}
+
+
+def verdict(verdicts, start):
+    [found] = [v for v in verdicts if v.measure.startswith(start)]
+    return found
+
+
+def test_ratios_are_judged_against_their_targets_at_the_boundary():
+    results = [
+        result("read", 10, "grpc-direct", 1000),
+        result("read", 10, "http-envoy", 800),  # exactly 80 %: met
+        result("read", 100, "grpc-direct", 1000),
+        result("read", 100, "http-envoy", 799),  # just under: not met
+        result("write", 100, "grpc-direct", 400),
+        result("write", 100, "limit", 1000),  # 40 %: met
+    ]
+    verdicts = targets.evaluate(results, results, {"rps": 1430}, None, None)
+    assert verdict(verdicts, "10-key Read, HTTP").met is True
+    assert verdict(verdicts, "100-key Read, HTTP").met is False
+    assert verdict(verdicts, "100-key Write").met is True
+    # 1000 / 1430 is 69.9 % of the floor: not met; a case not run is not measured, never met.
+    assert verdict(verdicts, "10-key Read, gRPC direct").met is False
+    assert verdict(verdicts, "1000-key Read, HTTP").met is None
+
+
+def test_an_open_loop_run_that_fell_behind_cannot_meet_its_target():
+    runs = [
+        open_loop_run("grpc-direct", 4.0, 1000, 999),
+        open_loop_run("grpc-direct", 5.0, 1000, 1000),
+        open_loop_run("http-envoy", 4.0, 1000, 1000),
+        open_loop_run("http-envoy", 4.0, 1000, 900),  # sent 10 % late: its latencies omit that wait
+    ]
+    verdicts = targets.evaluate([], runs, {}, None, None)
+    assert verdict(verdicts, "10-key Read p99 at half the measured maximum, open loop, grpc-direct").met is True
+    assert verdict(verdicts, "10-key Read p99 at half the measured maximum, open loop, http-envoy").met is False
+
+
+def test_fan_out_and_observability_verdicts():
+    fanout = {"median": {"delivered": 10, "expected_deliveries": 10, "latency_p99_ms": 49.9}}
+    cost = {"cpu_cost_percent": 3.0, "cost_percent": 1.0}
+    verdicts = targets.evaluate([], [], {}, fanout, cost)
+    assert verdict(verdicts, "watch fan-out").met is True
+    assert verdict(verdicts, "metrics + request ids").met is False  # 3.0 is not < 3
+    lost = {"median": {"delivered": 9, "expected_deliveries": 10, "latency_p99_ms": 10}}
+    assert verdict(targets.evaluate([], [], {}, lost, None), "watch fan-out").met is False
+
+
+def test_the_table_marks_every_verdict():
+    verdicts = targets.evaluate([result("read", 10, "grpc-direct", 1000)], [], {"rps": 1000}, None, None)
+    table = targets.lines(verdicts)
+    assert table[0] == "## Targets"
+    assert all(line.endswith(("| met |", "| **not met** |", "| not measured |", "|  |")) for line in table[4:-1])
+
+
+def _read(raw: bytes) -> tuple[int, bytes]:
+    async def run():
+        reader = asyncio.StreamReader()
+        reader.feed_data(raw)
+        reader.feed_eof()
+        status = await openloop._read_http_response(reader)
+        return status, await reader.read()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",
+    ],
+)
+def test_the_open_loop_client_reads_exactly_one_response(raw):
+    status, rest = _read(raw + b"HTTP/1.1 401 Unauthorized\r\n")
+    assert status == 200 and rest == b"HTTP/1.1 401 Unauthorized\r\n"  # the next response is left whole
+
+
+def test_the_open_loop_client_reports_the_status():
+    assert _read(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")[0] == 401
+
+
+def test_an_http_request_is_one_write_with_its_length():
+    request = openloop.http_request(8080, "/api/read/", b'{"keys":["a"]}', "tok")
+    head, _, body = request.partition(b"\r\n\r\n")
+    assert body == b'{"keys":["a"]}' and b"Content-Length: 14" in head and b"Authorization: Bearer tok" in head
