@@ -28,6 +28,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -166,8 +167,9 @@ def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
     async def call(request, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
         started_count.inc()
-        request_id = request_ids.from_metadata(context.invocation_metadata())
+        request_id, authorizations = _read_metadata(context.invocation_metadata())
         token = request_ids.current.set(request_id)
+        given = _AUTHORIZATIONS.set(authorizations)
         try:
             return await behaviour(request, context)
         finally:
@@ -185,9 +187,27 @@ def observed(method: str, grpc_type: str, behaviour: Behaviour) -> Behaviour:
                     duration_ms=round(duration * 1000, 3),
                     peer=context.peer(),
                 )
+            _AUTHORIZATIONS.reset(given)
             request_ids.current.reset(token)
 
     return call
+
+
+# The call's authorization values, read by `observed` for `authenticated`: grpc builds the
+# metadata's tuples anew on every invocation_metadata() (2.6 µs with a token), so the call
+# path reads them once.
+_AUTHORIZATIONS: ContextVar[list[str] | None] = ContextVar("authorizations", default=None)
+
+
+def _read_metadata(metadata) -> tuple[str, list[str]]:
+    """The call's request id and its authorization values, in one pass."""
+    caller_id, authorizations = None, []
+    for key, value in metadata or ():
+        if key == "authorization":
+            authorizations.append(value)
+        elif key == request_ids.HEADER and caller_id is None:
+            caller_id = value
+    return request_ids.accepted_or_new(caller_id), authorizations
 
 
 def traced(tracer: trace.Tracer, method: str, behaviour: Behaviour) -> Behaviour:
@@ -290,7 +310,9 @@ def authenticated(verifier: TokenVerifier, refusal: str, behaviour: Behaviour) -
 
     async def call(request, context: grpc.aio.ServicerContext):
         try:
-            authorizations = [value for key, value in context.invocation_metadata() or () if key == "authorization"]
+            authorizations = _AUTHORIZATIONS.get()
+            if authorizations is None:  # not called through `observed`
+                authorizations = _read_metadata(context.invocation_metadata())[1]
             if len(authorizations) > 1:
                 raise TokenRejected("send exactly one authorization header", reason="TOKEN_INVALID")
             token = bearer_token(authorizations[0] if authorizations else None)

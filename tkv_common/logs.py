@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -24,6 +25,9 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str):
         super().__init__()
         self._service = service
+        self._service_json = _json(service)
+        # The timestamp's whole seconds, formatted once a second.
+        self._second, self._second_text = -1, ""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRS and key[0] != "_"}
@@ -32,6 +36,29 @@ class JsonFormatter(logging.Formatter):
         return self.line(record.created, record.levelname, record.process, record.name, record.getMessage(), fields)
 
     def line(self, created: float, level: str, pid: int | None, logger: str, msg: str, fields: dict) -> str:
+        """One JSON object per line: what json.dumps(entry, default=str, ensure_ascii=False)
+        would write, built directly (the access log writes one per call: 10.9 µs through
+        json.dumps, ~3 µs so; tests/unit/test_logs.py holds the two equal)."""
+        if _RESERVED.intersection(fields):
+            # A field named like an entry of its own: as a dict would have it, the field's
+            # value at the entry's place (and the call's request id over a field's).
+            return self._line_as_dict(created, level, pid, logger, msg, fields)
+        second = int(created)
+        if second != self._second:
+            self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        parts = [
+            f'{{"ts": "{self._second_text}.{int(created * 1000) % 1000:03d}Z", "level": {_json(level.lower())}, '
+            f'"service": {self._service_json}, "pid": {_json(pid)}, "logger": {_json(logger)}, "msg": {_json(msg)}'
+        ]
+        for key, value in fields.items():
+            parts.append(f", {_json(key)}: {_json(value)}")
+        # Every line written while a call runs names it (tkv_common/request_ids.py).
+        request_id = request_ids.current.get()
+        if request_id is not None:
+            parts.append(f', "request_id": {_json(request_id)}')
+        return "".join(parts) + "}"
+
+    def _line_as_dict(self, created: float, level: str, pid: int | None, logger: str, msg: str, fields: dict) -> str:
         entry = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z",
             "level": level.lower(),
@@ -42,11 +69,30 @@ class JsonFormatter(logging.Formatter):
             "msg": msg,
             **fields,
         }
-        # Every line written while a call runs names it (tkv_common/request_ids.py).
         request_id = request_ids.current.get()
         if request_id is not None:
             entry["request_id"] = request_id
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+# Entries every line has; a field of the same name takes the general path.
+_RESERVED = frozenset({"ts", "level", "service", "pid", "logger", "msg", "request_id"})
+
+
+def _json(value: object) -> str:
+    """`value` as json.dumps(value, default=str, ensure_ascii=False) writes it: directly
+    for the plain strings and numbers of nearly every field, else through json.dumps."""
+    kind = type(value)
+    if kind is str:
+        # Printable, no quote or backslash: written as it is (isprintable() is also False
+        # for U+2028 and the like, which take the general path).
+        if value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'
+    elif kind is int:
+        return str(value)
+    elif kind is float and math.isfinite(value):
+        return repr(value)
+    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 class BatchingStreamHandler(logging.Handler):

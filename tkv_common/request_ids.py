@@ -35,7 +35,11 @@ _COUNTER = itertools.count(1)
 
 def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     """The caller's x-request-id if it is acceptable, else a new one."""
-    for key, value in metadata or ():
-        if key == HEADER and isinstance(value, str) and _ACCEPTED.fullmatch(value):
-            return value
+    return accepted_or_new(next((value for key, value in metadata or () if key == HEADER), None))
+
+
+def accepted_or_new(caller_id: str | bytes | None) -> str:
+    """The caller's id (the first x-request-id it sent) if it is acceptable, else a new one."""
+    if isinstance(caller_id, str) and _ACCEPTED.fullmatch(caller_id):
+        return caller_id
     return f"{_PREFIX}{next(_COUNTER):08x}"
