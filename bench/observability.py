@@ -32,6 +32,7 @@ from bench import loadgen
 from bench.cpu import cpu_seconds, process_tree
 from tests.stack import ROOT, Stack, free_port, grpc_serving, wait_for_port, wait_until
 from tkv.kv.v1 import kv_pb2
+from tkv_common import metrics
 
 BEFORE = "c14ce56"
 BATCH, CLIENTS = 10, 64
@@ -40,6 +41,8 @@ METHOD = "/tkv.kv.v1.KeyValueService/Read"
 
 def before_tree(directory: Path) -> Path:
     tree = directory / f"kv_svc-{BEFORE}"
+    if tree.exists():
+        return tree
     tree.mkdir()
     archive = subprocess.run(["git", "archive", BEFORE], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
@@ -131,6 +134,20 @@ def measure(stack: Stack, token: str, seconds: float, repeat: int, directory: Pa
     }
 
 
+def instruction_cost(stack: Stack, token: str, directory: Path) -> dict:
+    """Instructions per 10-key Read of BEFORE's kv_svc and of now's (bench/instructions.py):
+    the deterministic measure of what the call path added."""
+    from bench import instructions
+
+    counts = {
+        "before": instructions.per_call(stack, token, before_tree(directory), directory, "before"),
+        "now": instructions.per_call(stack, token, ROOT, directory, "now"),
+    }
+    ratio = counts["now"]["instructions_per_call"] / counts["before"]["instructions_per_call"]
+    print({"observability_instructions": counts}, flush=True)
+    return {**counts, "ratio": round(ratio, 4), "cost_percent": round(100 * (ratio - 1), 1)}
+
+
 class _Context:
     """What the observation wrapper asks of grpc's ServicerContext: a direct call, no id."""
 
@@ -217,6 +234,7 @@ def python_cost(kv_cpu_us_per_call: float, calls: int = 20000, repeats: int = 7)
         return best
 
     best = asyncio.run(all_timings())
+    best["publish_ms"] = _publish_ms()
     added = best["now"] - best["before"] + best["tarantool_histogram"]
     return {
         "wrapper_now_us": round(best["now"], 2),
@@ -225,7 +243,31 @@ def python_cost(kv_cpu_us_per_call: float, calls: int = 20000, repeats: int = 7)
         "added_us": round(added, 2),
         "kv_svc_cpu_us_per_call": round(kv_cpu_us_per_call, 1),
         "added_percent": round(100 * added / kv_cpu_us_per_call, 2),
+        # A worker publishes its snapshot every PUBLISH_SECONDS, whatever the load.
+        "publish_ms": round(best["publish_ms"], 3),
+        "publish_core_percent": round(100 * best["publish_ms"] / 1000 / metrics.PUBLISH_SECONDS, 3),
     }
+
+
+def _publish_ms(repeats: int = 50) -> float:
+    """One worker's snapshot publish, with kv_svc's series created as at start-up."""
+    import tempfile
+    import time
+
+    from grpc_health.v1 import health
+
+    import kv_svc.server  # noqa: F401 (defines kv_svc's metrics and loads its service descriptors)
+    from tkv_common import interceptors
+
+    interceptors.initialize_metrics(["tkv.kv.v1.KeyValueService", "tkv.kv.v2.KeyValueService", health.SERVICE_NAME])
+    with tempfile.TemporaryDirectory() as directory:
+        publisher = metrics.Publisher(Path(directory))
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            publisher.publish()
+            best = min(best, time.perf_counter() - started)
+    return best * 1000
 
 
 def lines(result: dict, control: dict | None = None) -> list[str]:
@@ -254,6 +296,15 @@ def lines(result: dict, control: dict | None = None) -> list[str]:
             + " (CPU ratios): the method's noise at this many runs.",
             "",
         ]
+    counted = result.get("instructions")
+    if counted:
+        out += [
+            f"Instructions per 10-key Read, counted by callgrind (bench/instructions.py; one process, "
+            f"{counted['now']['calls']} and twice as many sequential calls, metrics publishing off in both, "
+            f"deterministic to ~0.2 %): BEFORE {counted['before']['instructions_per_call']:,}, now "
+            f"{counted['now']['instructions_per_call']:,}: **{counted['cost_percent']:+} %** (target < 3 %).",
+            "",
+        ]
     return out + python_lines(result.get("python"))
 
 
@@ -266,6 +317,7 @@ def python_lines(python: dict | None) -> list[str]:
         f"Tarantool call's histogram observation {python['tarantool_histogram_us']} µs: "
         f"{python['added_us']} µs of the {python['kv_svc_cpu_us_per_call']} µs of CPU kv_svc spends per "
         f"10-key Read in this run, {python['added_percent']} % (target < 3 %). Tracing off adds no "
-        f"wrapper and one comparison per Tarantool call.",
+        f"wrapper and one comparison per Tarantool call. Publishing a worker's snapshot takes "
+        f"{python['publish_ms']} ms every 0.5 s: {python['publish_core_percent']} % of a core, whatever the load.",
         "",
     ]

@@ -620,6 +620,7 @@ def main() -> int:
             observability_control = observability.measure(
                 stack, token, max(args.seconds, 4), 8, Path(directory), control=True
             )
+            observability_cost["instructions"] = observability.instruction_cost(stack, token, Path(directory))
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))

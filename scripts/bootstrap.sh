@@ -6,7 +6,8 @@
 #     supervisord and the test tools all come from PyPI wheels)
 #   - newman in node_modules (`make test` only: runs the Postman collection), with npm
 #     from apt-get when Node.js is missing
-#   - curl, protoc-gen-swagger, h2load, wrk and prometheus (apt-get; `make test`, `make bench`)
+#   - curl, protoc-gen-swagger, h2load, wrk, valgrind and prometheus (apt-get; `make test`,
+#     `make bench`)
 # Usage: scripts/bootstrap.sh [run|test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ if [ "$purpose" = test ]; then
     command -v protoc-gen-swagger >/dev/null || apt_install golang-grpc-gateway  # OpenAPI for the fuzz pass
     command -v h2load >/dev/null || apt_install nghttp2-client  # load generators of `make bench`
     command -v wrk >/dev/null || apt_install wrk
+    command -v valgrind >/dev/null || apt_install valgrind  # instruction counts of `make bench`
     command -v prometheus >/dev/null || apt_install prometheus  # and promtool: the metrics tests
     command -v npm >/dev/null || apt_install npm
     if [ ! -x node_modules/.bin/newman ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

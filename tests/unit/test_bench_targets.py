@@ -63,10 +63,12 @@ def test_an_open_loop_run_that_fell_behind_cannot_meet_its_target():
 
 def test_fan_out_and_observability_verdicts():
     fanout = {"median": {"delivered": 10, "expected_deliveries": 10, "latency_p99_ms": 49.9}}
-    cost = {"cpu_cost_percent": 3.0, "cost_percent": 1.0}
+    cost = {"cpu_cost_percent": 1.0, "cost_percent": 1.0, "instructions": {"cost_percent": 3.0}}
     verdicts = targets.evaluate([], [], {}, fanout, cost)
     assert verdict(verdicts, "watch fan-out").met is True
-    assert verdict(verdicts, "metrics + request ids").met is False  # 3.0 is not < 3
+    assert verdict(verdicts, "metrics + request ids").met is False  # judged on instructions: 3.0 is not < 3
+    uncounted = {"cpu_cost_percent": 1.0, "cost_percent": 1.0}
+    assert verdict(targets.evaluate([], [], {}, None, uncounted), "metrics + request ids").met is None
     lost = {"median": {"delivered": 9, "expected_deliveries": 10, "latency_p99_ms": 10}}
     assert verdict(targets.evaluate([], [], {}, lost, None), "watch fan-out").met is False
 
