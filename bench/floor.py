@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import statistics
 import time
 
 import grpc
@@ -90,6 +91,10 @@ def measure(processes: int, seconds: float, tarantool: dict | None = None) -> di
         result = loadgen.h2load(port, "/tkv.kv.v1.KeyValueService/Read", message, "unused", 64, seconds)
         wall = time.monotonic() - started
         cpu = cpu_seconds(pids) - before
+        # The same servers at half of what they just served, open loop (bench/run.py
+        # run_open_loop does this to kv_svc): the latency this machine allows at half load.
+        rate = len(result["latencies"]) / seconds / 2
+        half = loadgen.h2load_open_loop(port, "/tkv.kv.v1.KeyValueService/Read", message, "unused", rate, 5)
     finally:
         for server in servers:
             server.terminate()
@@ -102,6 +107,12 @@ def measure(processes: int, seconds: float, tarantool: dict | None = None) -> di
         "rps": round(calls / seconds, 1),
         "cpu_cores": round(cpu / wall, 2),
         "cpu_us_per_call": round(cpu / calls * 1e6, 1),
+        "open_loop_at_half": {
+            "offered_rps": round(rate, 1),
+            "achieved_rps": round(len(half["latencies"]) / half["seconds"], 1),
+            "p50_ms": round(1000 * statistics.median(half["latencies"]), 3),
+            "p99_ms": round(1000 * loadgen.percentile(sorted(half["latencies"]), 0.99), 3),
+        },
     }
 
 

@@ -94,6 +94,21 @@ def evaluate(
     )
     for case in ("grpc-direct", "http-envoy"):
         verdicts.append(_open_loop(runs, case))
+    plain, second = (
+        grpc_floor.get("open_loop_at_half"),
+        (grpc_floor.get("with_tarantool") or {}).get("open_loop_at_half"),
+    )
+    if plain and second:
+        verdicts.append(
+            Verdict(
+                16,
+                "bound of the rows above: the two gRPC floors at half their own maximum, open loop, p99 "
+                "(do-nothing; with kv_svc's Tarantool round trip)",
+                f"{plain['p99_ms']:.1f} ms; {second['p99_ms']:.1f} ms",
+                "a bound",
+                None,
+            )
+        )
     # Issue 11 (the v2 row of issue 16's table: "kept").
     for operation, v1_operation, at_least in (("batch-get v2", "read", 0.90), ("batch-put v2", "write", 0.85)):
         for case in ("grpc-direct", "http-envoy"):

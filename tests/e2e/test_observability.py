@@ -244,7 +244,7 @@ def prometheus(stack, tmp_path_factory):
         log.close()
 
 
-def test_a_real_prometheus_scrapes_both_services_and_envoy_and_sees_the_traffic(stack, token, prometheus):
+def test_a_real_prometheus_scrapes_both_services_and_envoy_and_sees_the_traffic(stack, token, prometheus, report):
     stack, _ = stack
     for job in ("tkv_auth", "tkv_kv", "envoy"):
         wait_until(lambda job=job: value(prometheus, f'up{{job="{job}"}}') == 1, f"{job} scraped", timeout=20)
@@ -256,9 +256,12 @@ def test_a_real_prometheus_scrapes_both_services_and_envoy_and_sees_the_traffic(
     rate = 'sum(rate(grpc_server_handled_total{job="tkv_kv",grpc_code="NotFound"}[1m]))'
     assert value(prometheus, rate) > 0
     # The store's figures, and the gateway's own metrics for the same traffic.
-    assert value(prometheus, 'tkv_storage_users{job="tkv_kv"}') >= 1
-    assert value(prometheus, 'tkv_tarantool_connected{job="tkv_kv"}') == 1
-    assert value(prometheus, 'sum(envoy_cluster_upstream_rq_total{envoy_cluster_name="kv_svc"})') > 0
+    users, connected = 'tkv_storage_users{job="tkv_kv"}', 'tkv_tarantool_connected{job="tkv_kv"}'
+    gateway = 'sum(envoy_cluster_upstream_rq_total{envoy_cluster_name="kv_svc"})'
+    assert value(prometheus, users) >= 1
+    assert value(prometheus, connected) == 1
+    assert value(prometheus, gateway) > 0
+    report({expression: value(prometheus, expression) for expression in (not_found, rate, users, connected, gateway)})
     # The alert rules are loaded and evaluate (none fires on a healthy stack).
     with urllib.request.urlopen(f"http://127.0.0.1:{prometheus}/api/v1/rules", timeout=5) as response:
         groups = json.load(response)["data"]["groups"]
