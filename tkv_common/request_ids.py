@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
-from collections.abc import Iterable
 from contextvars import ContextVar
 
 HEADER = "x-request-id"
@@ -31,11 +30,6 @@ current: ContextVar[str | None] = ContextVar("request_id", default=None)
 # New ids: this process's random prefix and a counter, unique without a random draw per call.
 _PREFIX = f"{secrets.token_hex(6)}-"
 _COUNTER = itertools.count(1)
-
-
-def from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
-    """The caller's x-request-id if it is acceptable, else a new one."""
-    return accepted_or_new(next((value for key, value in metadata or () if key == HEADER), None))
 
 
 def accepted_or_new(caller_id: str | bytes | None) -> str:

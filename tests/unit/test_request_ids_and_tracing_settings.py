@@ -7,11 +7,16 @@ import re
 
 import pytest
 
-from tkv_common import request_ids, tracing
+from tkv_common import interceptors, tracing
+
+
+def request_id_of(metadata):
+    """The id the call path gives a call with this metadata (interceptors._read_metadata)."""
+    return interceptors._read_metadata(metadata)[0]
 
 
 def test_a_callers_plausible_request_id_is_kept():
-    assert request_ids.from_metadata([("x-request-id", "5d0c3f1e-aaaa-4bbb-8ccc-123456789abc")]) == (
+    assert request_id_of([("x-request-id", "5d0c3f1e-aaaa-4bbb-8ccc-123456789abc")]) == (
         "5d0c3f1e-aaaa-4bbb-8ccc-123456789abc"
     )
 
@@ -23,10 +28,22 @@ def test_a_callers_plausible_request_id_is_kept():
 def test_an_implausible_or_missing_request_id_is_replaced_by_a_new_one(value):
     made = set()
     for metadata in ([("x-request-id", value)], [], None):
-        request_id = request_ids.from_metadata(metadata)
+        request_id = request_id_of(metadata)
         assert re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]{8,}", request_id), request_id
         made.add(request_id)
     assert len(made) == 3
+
+
+def test_one_pass_over_the_metadata_finds_the_first_id_and_every_authorization():
+    metadata = [
+        ("authorization", "Bearer a"),
+        ("x-request-id", "first-id"),
+        ("user-agent", "x"),
+        ("x-request-id", "second-id"),
+        ("authorization", "Bearer b"),
+    ]
+    # Both authorization values reach `authenticated`, which refuses more than one.
+    assert interceptors._read_metadata(metadata) == ("first-id", ["Bearer a", "Bearer b"])
 
 
 @pytest.mark.parametrize(
