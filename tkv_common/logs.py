@@ -26,8 +26,9 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self._service = service
         self._service_json = _json(service)
-        # The timestamp's whole seconds, formatted once a second.
-        self._second, self._second_text = -1, ""
+        # (whole seconds, their text): formatted once a second, kept in one attribute so
+        # that a thread reading it never pairs one second with another's text.
+        self._stamp: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRS and key[0] != "_"}
@@ -43,11 +44,8 @@ class JsonFormatter(logging.Formatter):
             # A field named like an entry of its own: as a dict would have it, the field's
             # value at the entry's place (and the call's request id over a field's).
             return self._line_as_dict(created, level, pid, logger, msg, fields)
-        second = int(created)
-        if second != self._second:
-            self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         parts = [
-            f'{{"ts": "{self._second_text}.{int(created * 1000) % 1000:03d}Z", "level": {_json(level.lower())}, '
+            f'{{"ts": "{self._timestamp(created)}", "level": {_json(level.lower())}, '
             f'"service": {self._service_json}, "pid": {_json(pid)}, "logger": {_json(logger)}, "msg": {_json(msg)}'
         ]
         for key, value in fields.items():
@@ -58,9 +56,18 @@ class JsonFormatter(logging.Formatter):
             parts.append(f', "request_id": {_json(request_id)}')
         return "".join(parts) + "}"
 
+    def _timestamp(self, created: float) -> str:
+        """UTC with milliseconds: 2026-12-02T07:00:00.123Z."""
+        second, text = self._stamp
+        if int(created) != second:
+            second = int(created)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._stamp = (second, text)
+        return f"{text}.{int(created * 1000) % 1000:03d}Z"
+
     def _line_as_dict(self, created: float, level: str, pid: int | None, logger: str, msg: str, fields: dict) -> str:
         entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z",
+            "ts": self._timestamp(created),
             "level": level.lower(),
             "service": self._service,
             # Several worker processes may share one log (TKV_WORKERS).
