@@ -7,7 +7,8 @@ includes any queueing). Every event must reach every watcher, in order.
 
 runs it on a stack of its own (as `make bench` does, which also runs it); prints one JSON
 object: deliveries, delivery latency (intended send time of the put -> event received by a
-watcher) p50/p99/max, and the CPU per delivered event of each server process. With
+watcher) p50/p99/max and its two halves (-> the put's stored call ran, by the pair's
+update_time; -> received), and the CPU per delivered event of each server process. With
 `--idle N`: N watches that see no change for 30 s, on one kv_svc process: its memory per
 watch and the CPU they cost idle.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
 import json
 import os
@@ -49,14 +51,30 @@ def _percentile(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def _quantiles(ordered: list[float]) -> dict | None:
+    """p50 and p99 of sorted seconds, in ms."""
+    if not ordered:
+        return None
+    return {name: round(_percentile(ordered, q) * 1000, 2) for name, q in (("p50", 0.5), ("p99", 0.99))}
+
+
 async def measure(address: str, token: str, watchers: int, rate: float, seconds: float, server_pids: dict) -> dict:
     md = [("authorization", f"Bearer {token}")]
     prefix = f"fanout-{uuid.uuid4().hex[:8]}/"
-    channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, watchers // WATCHERS_PER_CHANNEL))]
+    # One connection per channel: grpc shares one connection among the channels to an
+    # address unless told not to, and then every watcher reached the same worker.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [
+        grpc.aio.insecure_channel(address, options=options) for _ in range(max(1, watchers // WATCHERS_PER_CHANNEL))
+    ]
     stubs = [kv_pb2_grpc.KeyValueServiceStub(channel) for channel in channels]
+    # The writer is another client than the watchers: a connection of its own.
+    writer_channel = grpc.aio.insecure_channel(address, options=options)
+    writer = kv_pb2_grpc.KeyValueServiceStub(writer_channel)
     total = int(rate * seconds)
     intended: dict[str, float] = {}
-    received: list[list[tuple[str, int, float]]] = [[] for _ in range(watchers)]
+    # Per timed watcher: key, version, when received, when the put's stored call ran.
+    received: list[list[tuple[str, int, float, float]]] = [[] for _ in range(watchers)]
     counts = [0] * watchers
     last_keys = [""] * watchers
     opened = asyncio.Semaphore(0)
@@ -75,22 +93,24 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
                 last_keys[index] = message.events[-1].pair.key
                 if timed:
                     now = time.monotonic()
-                    mine.extend((event.pair.key, event.pair.version, now) for event in message.events)
+                    mine.extend(
+                        (event.pair.key, event.pair.version, now, event.pair.update_time.ToNanoseconds() / 1e9)
+                        for event in message.events
+                    )
         stream.cancel()
 
     readers = [asyncio.create_task(watch(i)) for i in range(watchers)]
     for _ in range(watchers):
         await asyncio.wait_for(opened.acquire(), 30)
 
-    errors = 0
+    errors: collections.Counter[str] = collections.Counter()
 
     async def put(key: str) -> None:
-        nonlocal errors
         request = kv_pb2.PutPairRequest(namespace="me", key=key, value=struct_pb2.Value(number_value=1))
         try:
-            await stubs[0].PutPair(request, metadata=md, timeout=10)
-        except grpc.aio.AioRpcError:
-            errors += 1
+            await writer.PutPair(request, metadata=md, timeout=10)
+        except grpc.aio.AioRpcError as error:
+            errors[error.code().name] += 1
 
     cpu_before = {name: cpu_seconds(pids) for name, pids in server_pids.items()}
     client_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -114,7 +134,7 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
     window = time.monotonic() - started
     cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in server_pids.items()}
     client_after = resource.getrusage(resource.RUSAGE_SELF)
-    for channel in channels:
+    for channel in [*channels, writer_channel]:
         await channel.close()
 
     expected_keys = sorted(intended)
@@ -125,21 +145,27 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
     def in_order(index: int) -> bool:
         if index >= TIMED_WATCHERS:
             return True
-        versions = [version for _, version, _ in received[index]]
-        keys = sorted(key for key, _, _ in received[index])
+        versions = [version for _, version, _, _ in received[index]]
+        keys = sorted(key for key, _, _, _ in received[index])
         return keys == expected_keys and all(a < b for a, b in itertools.pairwise(versions))
 
     complete = sum(
         1 for index in range(watchers) if counts[index] == total and last_keys[index] == last_key and in_order(index)
     )
-    latencies = sorted(at - intended[key] for mine in received for key, _, at in mine)
+    latencies = sorted(at - intended[key] for mine in received for key, _, at, _ in mine)
+    # The two halves of each delivery: the put's way in (intended send -> its stored call
+    # ran, Tarantool's fiber.time(), wall clock) and the watch's way out (-> received).
+    wall = time.time() - time.monotonic()
+    way_in = sorted(stored - (intended[key] + wall) for mine in received for key, _, _, stored in mine)
+    way_out = sorted(at + wall - stored for mine in received for _, _, at, stored in mine)
     delivered = sum(counts)
     client_cpu = (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime)
     return {
         "watchers": watchers,
         "rate_per_s": rate,
         "puts": total,
-        "put_errors": errors,
+        "put_errors": sum(errors.values()),
+        "put_error_codes": dict(errors),
         "put_seconds": round(sent_seconds, 2),
         "delivered": delivered,
         "expected_deliveries": total * watchers,
@@ -148,6 +174,8 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
         "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 2) if latencies else None,
         "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 2) if latencies else None,
         "latency_max_ms": round(latencies[-1] * 1000, 2) if latencies else None,
+        "put_to_stored_ms": _quantiles(way_in),
+        "stored_to_received_ms": _quantiles(way_out),
         "server_cpu_seconds": {name: round(seconds, 3) for name, seconds in cpu.items()},
         "window_seconds": round(window, 2),
         "server_cpu_cores": {name: round(seconds / window, 2) for name, seconds in cpu.items()},
