@@ -36,7 +36,7 @@ from pathlib import Path
 
 import jwt
 
-from bench import fanout, floor, loadgen, observability, openloop, scaling, targets, write_path
+from bench import before_v2, fanout, floor, loadgen, observability, openloop, scaling, targets, write_path
 from bench.cpu import children_cpu, cpu_in, cpu_seconds, process_tree
 from tests.reliability.workload import Target, new_token
 from tests.stack import Stack, start_all, stop_all
@@ -567,7 +567,10 @@ def fanout_lines(result: dict) -> list[str]:
         f"{m['delivered']} of {m['expected_deliveries']} events delivered, "
         f"{m['watchers_complete_in_order']} of {m['watchers']} watchers complete and in revision order; "
         f"delivery latency p50 {m['latency_p50_ms']} ms, p99 {m['latency_p99_ms']} ms (runs: {p99s}), "
-        f"over every event of {m['timed_watchers']} watchers; CPU added per delivered event "
+        f"over every event of {m['timed_watchers']} watchers; its halves: the put's way in (intended send -> "
+        f"its stored call ran) p50 {m['put_to_stored_ms']['p50']} ms, p99 {m['put_to_stored_ms']['p99']} ms, "
+        f"the watch's way out (-> received) p50 {m['stored_to_received_ms']['p50']} ms, "
+        f"p99 {m['stored_to_received_ms']['p99']} ms; CPU added per delivered event "
         f"(against the same writer with no watcher): kv_svc {added['kv_svc']} µs, "
         f"tarantool {added['tarantool']} µs; client CPU {m['client_cpu_cores']} cores.",
         "",
@@ -620,6 +623,9 @@ def main() -> int:
                 stack, token, max(args.seconds, 4), 8, Path(directory), control=True
             )
             observability_cost["instructions"] = observability.instruction_cost(stack, token, Path(directory))
+            # v1 before the v2 API: two more whole stacks; this one idles meanwhile.
+            v1_before_v2 = before_v2.measure(max(args.seconds, 3), 6, Path(directory), CORES)
+            v1_before_v2_control = before_v2.measure(max(args.seconds, 3), 6, Path(directory), CORES, control=True)
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))
@@ -643,7 +649,14 @@ def main() -> int:
     info = machine(args.seconds, args.repeat)
     write_checks = write_path.measure()
     verdicts = targets.evaluate(
-        results, bench.results, grpc_floor, watch_fanout, observability_cost, observability_control
+        results,
+        bench.results,
+        grpc_floor,
+        watch_fanout,
+        observability_cost,
+        observability_control,
+        v1_before_v2,
+        v1_before_v2_control,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
@@ -655,6 +668,8 @@ def main() -> int:
                 "watch_fanout": watch_fanout,
                 "observability_cost": observability_cost,
                 "observability_control": observability_control,
+                "v1_before_v2": v1_before_v2,
+                "v1_before_v2_control": v1_before_v2_control,
                 "targets": [asdict(verdict) for verdict in verdicts],
                 "write_path_us_per_value": write_checks,
                 "results": results,
@@ -669,6 +684,7 @@ def main() -> int:
         + "\n".join(targets.lines(verdicts))
         + "\n".join(fanout_lines(watch_fanout))
         + "\n".join(observability.lines(observability_cost, observability_control))
+        + "\n".join(before_v2.lines(v1_before_v2, v1_before_v2_control))
         + "\n".join(write_path.lines(write_checks))
     )
     (args.out / "results.md").write_text(report)
@@ -686,7 +702,10 @@ def main() -> int:
         )
     if observability_cost["errors"] or observability_control["errors"]:
         print(f"ERRORS: {observability_cost['errors']} in the observability cost runs", file=sys.stderr)
-    return 1 if failed or lost or observability_cost["errors"] or observability_control["errors"] else 0
+    v1_errors = sum(row["errors"] for run in (v1_before_v2, v1_before_v2_control) for row in run["cases"].values())
+    if v1_errors:
+        print(f"ERRORS: {v1_errors} in the v1-before-v2 runs", file=sys.stderr)
+    return 1 if failed or lost or observability_cost["errors"] or observability_control["errors"] or v1_errors else 0
 
 
 if __name__ == "__main__":

@@ -73,6 +73,27 @@ def test_fan_out_and_observability_verdicts():
     assert verdict(targets.evaluate([], [], {}, lost, None), "watch fan-out").met is False
 
 
+def test_v1_before_v2_is_judged_per_case_at_95_percent_and_errors_fail_it():
+    def run(ratio, errors=0):
+        return {"ratio_median": ratio, "errors": errors, "runs": []}
+
+    measured = {
+        "before": "2a21ff8",
+        "cases": {
+            "10-key read, grpc-direct": run(0.95),  # exactly 95 %: met
+            "100-key write, grpc-direct": run(0.949),
+            "10-key read, http-envoy": run(1.2, errors=1),  # a faster run with errors proves nothing
+        },
+    }
+    control = {"cases": {"10-key read, grpc-direct": run(1.01)}}
+    verdicts = targets.evaluate([], [], {}, None, None, None, measured, control)
+    read = verdict(verdicts, "v1 10-key read, grpc-direct")
+    assert read.met is True and read.value == "95% (A/A control 101%)"
+    assert verdict(verdicts, "v1 100-key write, grpc-direct").met is False
+    assert verdict(verdicts, "v1 10-key read, http-envoy").met is False
+    assert verdict(targets.evaluate([], [], {}, None, None), "v1 Read and Write against v1 before").met is None
+
+
 def test_the_table_marks_every_verdict():
     verdicts = targets.evaluate([result("read", 10, "grpc-direct", 1000)], [], {"rps": 1000}, None, None)
     table = targets.lines(verdicts)

@@ -1,0 +1,240 @@
+"""v1 against v1 before the v2 API (issue 11: "v1 itself no more than 5 % below its numbers
+before this issue").
+
+BEFORE_V2 is the last commit before the v2 storage (e621c75): one insert-only `kv` space,
+no versions, owners, usage or change log. Its tree is `git archive BEFORE_V2` with the
+protobuf code made by its own scripts/gen_protos.py, and it runs as a whole stack of its
+own — its Tarantool schema, auth_svc, kv_svc and Envoy config — started by its own
+tests/stack.py, beside a fresh stack of this tree started the same way: same settings,
+same empty store, the same 10 read keys written first.
+
+The cases are v1's cells of the bench table: Read and Write (new keys every call) of 10 and
+100 keys over gRPC directly, and of 10 keys over HTTP through each stack's Envoy. This VM's speed
+drifts by 20-50 % within a minute, so the two stacks are loaded *at the same time* with
+the same load (CLIENTS each), sharing the cores: whichever costs more per call gets fewer
+calls through, and both see the same machine. The stack started first alternates from
+run to run (which one starts its load first measured 1-3 % in the observability case).
+The median of the per-run ratios (now / before) is reported; `control` runs the same with
+this tree on both sides (an A/A run: the method's noise and bias).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+from bench import loadgen
+from tests.stack import ROOT
+from tkv.kv.v1 import kv_pb2
+
+BEFORE_V2 = "2a21ff8"
+BATCHES, CLIENTS = (10, 100), 32
+READ_KEYS = [f"read-{batch}-{i}" for batch in BATCHES for i in range(1, batch + 1)]
+# The stacks' settings beside each tree's test defaults (and `TKV_WORKERS` as the bench's):
+# room for every write of the runs, and no quota of this tree's that could bind (the
+# tree before has none).
+STACK_ENV = {
+    "TKV_TARANTOOL_MEMORY_BYTES": str(2 * 1024**3),
+    "TKV_KV_QUOTA_PAIRS": str(loadgen.WRITE_LIMITS["max_pairs"]),
+    "TKV_KV_QUOTA_BYTES": str(loadgen.WRITE_LIMITS["max_bytes"]),
+}
+
+# Runs in a stack's own tree (cwd and sys.path[0]): starts that tree's stack on its test
+# settings, makes a user, a token and the read keys with that tree's generated code,
+# prints what the bench needs as one JSON line, and stops the stack when stdin closes.
+_STACK_HELPER = r"""
+import json, sys
+from pathlib import Path
+sys.path.insert(0, ".")
+import grpc
+from tests.stack import Stack, start_all, stop_all
+from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
+from tkv.kv.v1 import kv_pb2, kv_pb2_grpc
+
+directory, env, workers = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+keys, value = json.loads(sys.argv[4]), json.loads(sys.argv[5])
+stack = Stack(Path(directory), extra_env={**env, "TKV_WORKERS": workers})
+processes = start_all(stack)
+try:
+    with grpc.insecure_channel(f"127.0.0.1:{stack.auth_port}") as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        auth.Register(auth_pb2.RegisterRequest(login="BenchUser", password="Secr3t!pass", name="Anna", surname="Smith"))
+        token = auth.Login(auth_pb2.LoginRequest(login="BenchUser", password="Secr3t!pass")).token
+    with grpc.insecure_channel(f"127.0.0.1:{stack.kv_port}") as channel:
+        request = kv_pb2.WriteRequest()
+        for key in keys:
+            request.data.fields[key].struct_value.update(value)
+        kv_pb2_grpc.KeyValueServiceStub(channel).Write(request, metadata=[("authorization", f"Bearer {token}")])
+    pids = {name: process.popen.pid for name, process in processes.items()}
+    ready = {"kv_port": stack.kv_port, "gateway_port": stack.gateway_port, "token": token, "pids": pids}
+    print(json.dumps(ready), flush=True)
+    sys.stdin.read()
+finally:
+    stop_all(processes)
+"""
+
+
+def before_tree(directory: Path) -> Path:
+    """BEFORE_V2's files, with the protobuf code its own script makes."""
+    tree = directory / f"tkv-{BEFORE_V2}"
+    if tree.exists():
+        return tree
+    tree.mkdir()
+    archived = subprocess.run(["git", "archive", BEFORE_V2], cwd=ROOT, capture_output=True)
+    if archived.returncode != 0:  # a shallow clone, say
+        raise RuntimeError(f"v1 before v2: cannot read commit {BEFORE_V2} ({archived.stderr.decode().strip()})")
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archived.stdout, check=True)
+    subprocess.run([sys.executable, "scripts/gen_protos.py"], cwd=tree, check=True, capture_output=True)
+    return tree
+
+
+class TreeStack:
+    """One tree's whole stack, in a helper process of that tree's code."""
+
+    def __init__(self, tree: Path, data_dir: Path, workers: int):
+        self.data_dir = data_dir
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _STACK_HELPER,
+                str(data_dir),
+                json.dumps(STACK_ENV),
+                str(workers),
+                json.dumps(READ_KEYS),
+                json.dumps(loadgen.VALUE),
+            ],
+            cwd=tree,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(30)
+            raise RuntimeError(f"the stack of {tree} did not start (exit {self.process.returncode})")
+        ready = json.loads(line)
+        self.kv_port, self.gateway_port, self.token = ready["kv_port"], ready["gateway_port"], ready["token"]
+
+    def kv_log_size(self) -> int:
+        return (self.data_dir / "kv_svc.log").stat().st_size
+
+    def grpc_errors_since(self, offset: int) -> int:
+        """Calls kv_svc answered with another code than OK (both trees log every call as
+        an "rpc" line with its code): h2load counts an HTTP 200 carrying a gRPC error as
+        a success."""
+        with open(self.data_dir / "kv_svc.log", "rb") as log:
+            log.seek(offset)
+            lines = [json.loads(line) for line in log if line.startswith(b"{")]
+        return sum(1 for line in lines if line.get("msg") == "rpc" and line.get("code") != "OK")
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(60)
+
+
+def _cases(stack: TreeStack, seconds: float) -> dict:
+    """The v1 cells, by (operation, transport, keys per call), each a function loading
+    `stack` for `seconds`."""
+    address = f"127.0.0.1:{stack.kv_port}"
+    cases = {}
+    for batch in BATCHES:
+        message = kv_pb2.ReadRequest(keys=[f"read-{batch}-{i}" for i in range(1, batch + 1)]).SerializeToString()
+        cases[("read", "grpc-direct", batch)] = partial(
+            loadgen.h2load, stack.kv_port, "/tkv.kv.v1.KeyValueService/Read", message, stack.token, CLIENTS, seconds
+        )
+        cases[("write", "grpc-direct", batch)] = partial(
+            loadgen.run_python_clients,
+            "grpc_write",
+            processes=1,
+            concurrency=CLIENTS,
+            seconds=seconds,
+            address=address,
+            token=stack.token,
+            batch=batch,
+        )
+    for operation, prefix in (("read", f"read-{BATCHES[0]}-"), ("write", "")):
+        cases[(operation, "http-envoy", BATCHES[0])] = partial(
+            loadgen.wrk, stack.gateway_port, stack.token, operation, BATCHES[0], prefix, CLIENTS, seconds
+        )
+    return cases
+
+
+def _rate(result: dict, seconds: float) -> tuple[float, int]:
+    """Calls per second and errors of one load generator's result (h2load and the
+    Python clients give latencies, wrk counts)."""
+    errors = result.get("errors", 0) + result.get("http_errors", 0)
+    if "latencies" in result:
+        return len(result["latencies"]) / seconds, errors
+    return result["requests"] / result.get("seconds", seconds), errors
+
+
+def measure(seconds: float, repeat: int, directory: Path, workers: int, *, control: bool = False) -> dict:
+    """Every case `repeat` times, both stacks loaded at once; ratios now / before."""
+    trees = {"before": ROOT if control else before_tree(directory), "now": ROOT}
+    stacks: dict[str, TreeStack] = {}
+    try:
+        for code, tree in trees.items():
+            stacks[code] = TreeStack(tree, directory / f"data-{'control-' if control else ''}{code}", workers)
+        cases = {code: _cases(stack, seconds) for code, stack in stacks.items()}
+        results: dict[str, dict] = {}
+        for case in cases["now"]:
+            runs = []
+            for index in range(repeat):
+                order = ("before", "now") if index % 2 == 0 else ("now", "before")
+                offsets = {code: stack.kv_log_size() for code, stack in stacks.items()}
+                with ThreadPoolExecutor(2) as pool:
+                    futures = {code: pool.submit(cases[code][case]) for code in order}
+                    rates = {code: _rate(future.result(), seconds) for code, future in futures.items()}
+                errors = sum(rates[code][1] + stacks[code].grpc_errors_since(offsets[code]) for code in stacks)
+                runs.append(
+                    {
+                        "before_rps": round(rates["before"][0], 1),
+                        "now_rps": round(rates["now"][0], 1),
+                        "errors": errors,
+                        "ratio": round(rates["now"][0] / rates["before"][0], 3) if rates["before"][0] else None,
+                    }
+                )
+            ratios = [run["ratio"] for run in runs if run["ratio"] is not None]
+            name = f"{case[2]}-key {case[0]}, {case[1]}"
+            results[name] = {
+                "ratio_median": round(statistics.median(ratios), 3) if ratios else None,
+                "errors": sum(run["errors"] for run in runs),
+                "runs": runs,
+            }
+            label = "v1_before_v2_control" if control else "v1_before_v2"
+            print(json.dumps({label: {name: results[name]}}), flush=True)
+        return {
+            "before": "this tree" if control else BEFORE_V2,
+            "clients_each": CLIENTS,
+            "cases": results,
+        }
+    finally:
+        for stack in stacks.values():
+            stack.stop()
+
+
+def lines(result: dict, control: dict | None = None) -> list[str]:
+    """The results.md paragraph."""
+    out = [
+        f"v1 now against v1 before the v2 API ({result['before']}): two whole stacks loaded at once, "
+        f"{result['clients_each']} clients each; the median of the per-run ratios of calls/s, now / before, "
+        "and of an A/A control with this tree on both sides:",
+        "",
+        "| v1 case | now / before | A/A control | runs (now / before) | errors |",
+        "|---|---:|---:|---|---:|",
+    ]
+    for case, row in result["cases"].items():
+        runs = ", ".join(f"{run['ratio']}" for run in row["runs"])
+        aa = (control or {}).get("cases", {}).get(case, {}).get("ratio_median", "—")
+        out.append(f"| {case} | {row['ratio_median']} | {aa} | {runs} | {row['errors']} |")
+    out.append("")
+    return out
