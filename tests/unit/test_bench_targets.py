@@ -62,10 +62,20 @@ def test_an_open_loop_run_that_fell_behind_cannot_meet_its_target():
 
 
 def test_fan_out_and_observability_verdicts():
-    fanout = {"median": {"delivered": 10, "expected_deliveries": 10, "latency_p99_ms": 49.9}}
+    fanout = {
+        "median": {
+            "delivered": 10,
+            "expected_deliveries": 10,
+            "latency_p99_ms": 49.9,
+            "put_to_stored_ms": {"p50": 1.0, "p99": 20.0},
+            "stored_to_received_ms": {"p50": 10.0, "p99": 30.0},
+        }
+    }
     cost = {"cpu_cost_percent": 1.0, "cost_percent": 1.0, "instructions": {"cost_percent": 3.0}}
     verdicts = targets.evaluate([], [], {}, fanout, cost)
     assert verdict(verdicts, "watch fan-out").met is True
+    split = verdict(verdicts, "the row above in two halves")
+    assert split.value == "20.0 ms; 30.0 ms" and targets._mark(split) == ""
     assert verdict(verdicts, "metrics + request ids").met is False  # judged on instructions: 3.0 is not < 3
     uncounted = {"cpu_cost_percent": 1.0, "cost_percent": 1.0}
     assert verdict(targets.evaluate([], [], {}, None, uncounted), "metrics + request ids").met is None
