@@ -95,9 +95,10 @@ def before_tree(directory: Path) -> Path:
 
 
 class TreeStack:
-    """One tree's whole stack, in a helper process of that tree's code."""
+    """One tree's whole stack, in a helper process of that tree's code (`env`: the helper's
+    environment, which its processes inherit; default this one's)."""
 
-    def __init__(self, tree: Path, data_dir: Path, workers: int):
+    def __init__(self, tree: Path, data_dir: Path, workers: int, env: dict[str, str] | None = None):
         self.data_dir = data_dir
         if data_dir.exists():
             shutil.rmtree(data_dir)
@@ -113,6 +114,7 @@ class TreeStack:
                 json.dumps(loadgen.VALUE),
             ],
             cwd=tree,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -123,6 +125,7 @@ class TreeStack:
             raise RuntimeError(f"the stack of {tree} did not start (exit {self.process.returncode})")
         ready = json.loads(line)
         self.kv_port, self.gateway_port, self.token = ready["kv_port"], ready["gateway_port"], ready["token"]
+        self.pids: dict[str, int] = ready["pids"]
 
     def kv_log_size(self) -> int:
         return (self.data_dir / "kv_svc.log").stat().st_size
