@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +28,7 @@ from pathlib import Path
 import grpc
 
 from bench import before_v2, loadgen
-from bench.instructions import _Callgrind
-from tests.stack import free_port, wait_for_port
+from bench.instructions import _Callgrind, kv_svc_under_callgrind
 from tkv.kv.v1 import kv_pb2
 
 READ, WRITE = "/tkv.kv.v1.KeyValueService/Read", "/tkv.kv.v1.KeyValueService/Write"
@@ -85,24 +83,8 @@ def _kv_svc_counts(stack: before_v2.TreeStack, tree: Path, directory: Path, call
     """A second kv_svc of `tree` under callgrind, with the environment of the stack's own."""
     environ = Path(f"/proc/{stack.pids['kv_svc']}/environ").read_bytes().split(b"\0")
     env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
-    port = free_port()
-    env.update(
-        TKV_KV_LISTEN=f"127.0.0.1:{port}", TKV_WORKER_SOCKET_DIR="", TKV_WORKERS="1", TKV_KV_METRICS_LISTEN="off"
-    )
-    out = directory / "callgrind.kv_svc"
-    process = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable, "-m", "kv_svc"],
-        cwd=tree,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process=process, timeout=300)
-        return _per_call(_Callgrind(process, out), port, stack.token, calls)
-    finally:
-        process.terminate()
-        process.wait(timeout=120)
+    with kv_svc_under_callgrind(tree, env, directory / "callgrind.kv_svc") as (counter, port):
+        return _per_call(counter, port, stack.token, calls)
 
 
 class _Pid:

@@ -18,10 +18,12 @@ differently), but for two versions of the same Python code path they track CPU c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -67,18 +69,18 @@ class _Callgrind:
         raise RuntimeError("callgrind wrote no dump")
 
 
-def per_call(stack: Stack, token: str, tree: Path, directory: Path, name: str, calls: int = CALLS) -> dict:
-    """Instructions per 10-key Read of kv_svc from `tree` (its own data: the stack's
-    Tarantool, preloaded by bench/run.py prepare)."""
+@contextlib.contextmanager
+def kv_svc_under_callgrind(tree: Path, env: dict[str, str], out: Path) -> Iterator[tuple[_Callgrind, int]]:
+    """One kv_svc process of `tree` (TKV_WORKERS=1, metrics off) under callgrind, with
+    `env` for the rest of its settings: its counter and its port."""
     port = free_port()
     env = {
-        **stack.env,
+        **env,
         "TKV_KV_LISTEN": f"127.0.0.1:{port}",
         "TKV_WORKER_SOCKET_DIR": "",
         "TKV_WORKERS": "1",
         "TKV_KV_METRICS_LISTEN": "off",
     }
-    out = directory / f"callgrind.{name}"
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable, "-m", "kv_svc"],
         cwd=tree,
@@ -88,7 +90,16 @@ def per_call(stack: Stack, token: str, tree: Path, directory: Path, name: str, c
     )
     try:
         wait_for_port(port, process=process, timeout=300)
-        counter = _Callgrind(process, out)
+        yield _Callgrind(process, out), port
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+
+
+def per_call(stack: Stack, token: str, tree: Path, directory: Path, name: str, calls: int = CALLS) -> dict:
+    """Instructions per 10-key Read of kv_svc from `tree` (its own data: the stack's
+    Tarantool, preloaded by bench/run.py prepare)."""
+    with kv_svc_under_callgrind(tree, stack.env, directory / f"callgrind.{name}") as (counter, port):
         asyncio.run(_calls(port, token, 20))  # warm: first calls load code and caches
         counter.zero()
         time.sleep(IDLE_SECONDS)
@@ -99,9 +110,6 @@ def per_call(stack: Stack, token: str, tree: Path, directory: Path, name: str, c
             started = time.monotonic()
             asyncio.run(_calls(port, token, count))
             totals.append(counter.dump() - idle_per_second * (time.monotonic() - started))
-    finally:
-        process.terminate()
-        process.wait(timeout=120)
     return {
         "instructions_per_call": round((totals[1] - totals[0]) / calls),
         "idle_instructions_per_second": round(idle_per_second),
