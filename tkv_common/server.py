@@ -182,15 +182,11 @@ class GrpcService:
     async def start(self, worker_socket: Path | None = None) -> int:
         """Listens on the service's address, and on `worker_socket` (this worker's own
         Unix socket, see ServerSettings.worker_socket_dir) if given."""
-        address = str(self._settings.listen)
-        self.port = self._listen(address)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {self._settings.listen}")
+        self.port = self._listen(str(self._settings.listen))
         if worker_socket is not None:
             # Owner only: the sockets answer like the service's port, for this user's Envoy.
             owner_only_dir(worker_socket.parent)
-            if not self._listen(f"unix:{worker_socket}"):
-                raise OSError(f"cannot listen on {worker_socket}")
+            self._listen(f"unix:{worker_socket}")
             owner_only_socket(worker_socket)
         self._storage.start()
         self._keys.start(self._on_keys_refresh)
@@ -201,10 +197,18 @@ class GrpcService:
         return self.port
 
     def _listen(self, address: str) -> int:
+        """The port bound. A bind that fails is the operator's to fix (another process has
+        the port, or the address is not this host's): a ConfigError, which the process
+        reports in one line, not grpc's traceback."""
         tls = self._settings.tls
-        if tls is None:
-            return self.server.add_insecure_port(address)
-        return self.server.add_secure_port(address, tls.credentials())
+        try:
+            if tls is None:
+                return self.server.add_insecure_port(address)
+            return self.server.add_secure_port(address, tls.credentials())
+        except RuntimeError:  # grpc's "Failed to bind"; its own log line before it says why
+            raise ConfigError(
+                f"cannot listen on {address} (taken by another process, or not an address of this host)"
+            ) from None
 
     async def stop(self) -> None:
         # Stage 1: tell load balancers and health checks to go elsewhere.

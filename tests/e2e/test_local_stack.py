@@ -176,6 +176,25 @@ def test_a_service_with_an_invalid_setting_exits_with_a_clear_message(tmp_path):
     assert result.stderr.strip() == "kv_svc: configuration error: TKV_KV_MAX_BATCH_KEYS must be an integer, got 'lots'"
 
 
+@pytest.mark.parametrize("service", ["auth_svc", "kv_svc"])
+def test_a_service_whose_port_is_taken_exits_with_a_clear_message(tmp_path, service):
+    import socket
+
+    stack = Stack(tmp_path / "taken")  # one process, as TKV_WORKERS=1
+    port = stack.auth_port if service == "auth_svc" else stack.kv_port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", port))
+        result = subprocess.run(
+            [sys.executable, "-m", service], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{service}: configuration error: cannot listen on 127.0.0.1:{port}"
+        " (taken by another process, or not an address of this host)"
+    )
+
+
 def test_tarantool_refuses_to_start_without_service_passwords(tmp_path):
     stack = Stack(tmp_path / "no-secrets")
     (Path(stack.data_dir) / "secrets" / "tarantool-tkv_kv.password").unlink()
