@@ -6,7 +6,7 @@ no versions, owners, usage or change log. Its tree is `git archive BEFORE_V2` wi
 protobuf code made by its own scripts/gen_protos.py, and it runs as a whole stack of its
 own — its Tarantool schema, auth_svc, kv_svc and Envoy config — started by its own
 tests/stack.py, beside a fresh stack of this tree started the same way: same settings,
-same empty store, the same 10 read keys written first.
+same empty store, the same read keys (10- and 100-key sets) written first.
 
 The cases are v1's cells of the bench table: Read and Write (new keys every call) of 10 and
 100 keys over gRPC directly, and of 10 keys over HTTP through each stack's Envoy. This VM's speed
@@ -127,17 +127,12 @@ class TreeStack:
         self.kv_port, self.gateway_port, self.token = ready["kv_port"], ready["gateway_port"], ready["token"]
         self.pids: dict[str, int] = ready["pids"]
 
-    def kv_log_size(self) -> int:
-        return (self.data_dir / "kv_svc.log").stat().st_size
+    @property
+    def kv_log(self) -> Path:
+        return self.data_dir / "kv_svc.log"
 
-    def grpc_errors_since(self, offset: int) -> int:
-        """Calls kv_svc answered with another code than OK (both trees log every call as
-        an "rpc" line with its code): h2load counts an HTTP 200 carrying a gRPC error as
-        a success."""
-        with open(self.data_dir / "kv_svc.log", "rb") as log:
-            log.seek(offset)
-            lines = [json.loads(line) for line in log if line.startswith(b"{")]
-        return sum(1 for line in lines if line.get("msg") == "rpc" and line.get("code") != "OK")
+    def kv_log_size(self) -> int:
+        return self.kv_log.stat().st_size
 
     def stop(self) -> None:
         self.process.stdin.close()
@@ -197,7 +192,9 @@ def measure(seconds: float, repeat: int, directory: Path, workers: int, *, contr
                 with ThreadPoolExecutor(2) as pool:
                     futures = {code: pool.submit(cases[code][case]) for code in order}
                     rates = {code: _rate(future.result(), seconds) for code, future in futures.items()}
-                errors = sum(rates[code][1] + stacks[code].grpc_errors_since(offsets[code]) for code in stacks)
+                errors = sum(
+                    rates[code][1] + loadgen.grpc_errors_since(stacks[code].kv_log, offsets[code]) for code in stacks
+                )
                 runs.append(
                     {
                         "before_rps": round(rates["before"][0], 1),

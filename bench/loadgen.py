@@ -29,6 +29,16 @@ H2_SHAPE = {1: (1, 1), 16: (4, 4), 64: (8, 8)}
 VALUE = {"name": "benchmark value", "count": 42, "tags": ["a", "b", "c"], "ok": True, "ratio": 0.25}  # ~100 B JSON
 
 
+def grpc_errors_since(kv_log: Path, offset: int) -> int:
+    """Calls a kv_svc answered with another code than OK since `offset` of its log (it logs
+    every call as an "rpc" line with its code): h2load counts an HTTP 200 that carries a
+    gRPC error as a success."""
+    with open(kv_log, "rb") as log:
+        log.seek(offset)
+        lines = [json.loads(line) for line in log if line.startswith(b"{")]
+    return sum(1 for line in lines if line.get("msg") == "rpc" and line.get("code") != "OK")
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] if sorted_values else 0.0
 

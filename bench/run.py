@@ -115,7 +115,7 @@ class Bench:
         if "offered_rps" in raw:
             figures["offered_rps"] = raw["offered_rps"]
         if case in ("grpc-direct", "grpc-envoy") and operation in H2LOAD_OPERATIONS:
-            figures["errors"] += self.grpc_errors_since(log_offset)  # h2load cannot see gRPC status
+            figures["errors"] += loadgen.grpc_errors_since(self.stack.processes["kv_svc"].log_path, log_offset)
         figures.update(
             case=case,
             operation=operation,
@@ -131,12 +131,6 @@ class Bench:
 
     def kv_log_size(self) -> int:
         return self.stack.processes["kv_svc"].log_path.stat().st_size
-
-    def grpc_errors_since(self, offset: int) -> int:
-        with open(self.stack.processes["kv_svc"].log_path, "rb") as log:
-            log.seek(offset)
-            lines = [json.loads(line) for line in log if line.startswith(b"{")]
-        return sum(1 for line in lines if line.get("msg") == "rpc" and line.get("code") != "OK")
 
 
 async def prepare(stack: Stack) -> tuple[str, list]:
