@@ -12,7 +12,8 @@ The cases are v1's cells of the bench table: Read and Write (new keys every call
 100 keys over gRPC directly, and of 10 keys over HTTP through each stack's Envoy. This VM's speed
 drifts by 20-50 % within a minute, so the two stacks are loaded *at the same time* with
 the same load (CLIENTS each), sharing the cores: whichever costs more per call gets fewer
-calls through, and both see the same machine. The stack started first alternates from
+calls through, and both see the same machine. Both stacks start afresh for every run (see
+measure()), and the one started first, which also starts its load first, alternates from
 run to run (which one starts its load first measured 1-3 % in the observability case).
 The median of the per-run ratios (now / before) is reported; `control` runs the same with
 this tree on both sides (an A/A run: the method's noise and bias).
@@ -176,18 +177,22 @@ def _rate(result: dict, seconds: float) -> tuple[float, int]:
 
 
 def measure(seconds: float, repeat: int, directory: Path, workers: int, *, control: bool = False) -> dict:
-    """Every case `repeat` times, both stacks loaded at once; ratios now / before."""
+    """Every case `repeat` times, both stacks loaded at once; ratios now / before.
+
+    Each run starts both stacks afresh: the same code's Tarantool differed by up to
+    +-40 % of CPU per call from one process to the next (LuaJIT's traces and collector),
+    which a pair of stacks kept for every run would carry into every ratio."""
     trees = {"before": ROOT if control else before_tree(directory), "now": ROOT}
-    stacks: dict[str, TreeStack] = {}
-    try:
-        for code, tree in trees.items():
-            stacks[code] = TreeStack(tree, directory / f"data-{'control-' if control else ''}{code}", workers)
-        cases = {code: _cases(stack, seconds) for code, stack in stacks.items()}
-        results: dict[str, dict] = {}
-        for case in cases["now"]:
-            runs = []
-            for index in range(repeat):
-                order = ("before", "now") if index % 2 == 0 else ("now", "before")
+    runs: dict[tuple, list[dict]] = {}
+    for index in range(repeat):
+        order = ("before", "now") if index % 2 == 0 else ("now", "before")
+        stacks: dict[str, TreeStack] = {}
+        try:
+            for code in order:
+                data_dir = directory / f"data-{'control-' if control else ''}{code}"
+                stacks[code] = TreeStack(trees[code], data_dir, workers)
+            cases = {code: _cases(stack, seconds) for code, stack in stacks.items()}
+            for case in cases["now"]:
                 offsets = {code: stack.kv_log_size() for code, stack in stacks.items()}
                 with ThreadPoolExecutor(2) as pool:
                     futures = {code: pool.submit(cases[code][case]) for code in order}
@@ -195,7 +200,7 @@ def measure(seconds: float, repeat: int, directory: Path, workers: int, *, contr
                 errors = sum(
                     rates[code][1] + loadgen.grpc_errors_since(stacks[code].kv_log, offsets[code]) for code in stacks
                 )
-                runs.append(
+                runs.setdefault(case, []).append(
                     {
                         "before_rps": round(rates["before"][0], 1),
                         "now_rps": round(rates["now"][0], 1),
@@ -203,23 +208,26 @@ def measure(seconds: float, repeat: int, directory: Path, workers: int, *, contr
                         "ratio": round(rates["now"][0] / rates["before"][0], 3) if rates["before"][0] else None,
                     }
                 )
-            ratios = [run["ratio"] for run in runs if run["ratio"] is not None]
-            name = f"{case[2]}-key {case[0]}, {case[1]}"
-            results[name] = {
-                "ratio_median": round(statistics.median(ratios), 3) if ratios else None,
-                "errors": sum(run["errors"] for run in runs),
-                "runs": runs,
-            }
-            label = "v1_before_v2_control" if control else "v1_before_v2"
-            print(json.dumps({label: {name: results[name]}}), flush=True)
-        return {
-            "before": "this tree" if control else BEFORE_V2,
-            "clients_each": CLIENTS,
-            "cases": results,
+        finally:
+            for stack in stacks.values():
+                stack.stop()
+    results: dict[str, dict] = {}
+    for case, case_runs in runs.items():
+        ratios = [run["ratio"] for run in case_runs if run["ratio"] is not None]
+        name = f"{case[2]}-key {case[0]}, {case[1]}"
+        results[name] = {
+            "ratio_median": round(statistics.median(ratios), 3) if ratios else None,
+            "errors": sum(run["errors"] for run in case_runs),
+            "runs": case_runs,
         }
-    finally:
-        for stack in stacks.values():
-            stack.stop()
+        label = "v1_before_v2_control" if control else "v1_before_v2"
+        print(json.dumps({label: {name: results[name]}}), flush=True)
+    return {
+        "before": "this tree" if control else BEFORE_V2,
+        "clients_each": CLIENTS,
+        "stacks": "fresh for every run",
+        "cases": results,
+    }
 
 
 def lines(result: dict, control: dict | None = None) -> list[str]:
