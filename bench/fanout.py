@@ -8,7 +8,8 @@ includes any queueing). Every event must reach every watcher, in order.
 runs it on a stack of its own (as `make bench` does, which also runs it); prints one JSON
 object: deliveries, delivery latency (intended send time of the put -> event received by a
 watcher) p50/p99/max and its two halves (-> the put's stored call ran, by the pair's
-update_time; -> received), and the CPU per delivered event of each server process. With
+update_time; -> received), how late the generator started its puts, and the CPU per
+delivered event of each server process. With
 `--idle N`: N watches that see no change for 30 s, on one kv_svc process: its memory per
 watch and the CPU they cost idle.
 """
@@ -104,8 +105,12 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
         await asyncio.wait_for(opened.acquire(), 30)
 
     errors: collections.Counter[str] = collections.Counter()
+    # How late each put started against its intended time: the load generator's own lag
+    # (its loop also reads the watchers' messages), which the put's way in includes.
+    late: list[float] = []
 
     async def put(key: str) -> None:
+        late.append(time.monotonic() - intended[key])
         request = kv_pb2.PutPairRequest(namespace="me", key=key, value=struct_pb2.Value(number_value=1))
         try:
             await writer.PutPair(request, metadata=md, timeout=10)
@@ -175,6 +180,7 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
         "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 2) if latencies else None,
         "latency_max_ms": round(latencies[-1] * 1000, 2) if latencies else None,
         "put_to_stored_ms": _quantiles(way_in),
+        "put_start_late_ms": _quantiles(sorted(late)),
         "stored_to_received_ms": _quantiles(way_out),
         "server_cpu_seconds": {name: round(seconds, 3) for name, seconds in cpu.items()},
         "window_seconds": round(window, 2),
