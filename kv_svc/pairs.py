@@ -32,9 +32,9 @@ class KeyValueStore:
         self._limits = limits
         self._rules = KeyRules(limits)
 
-    async def read(self, claims: Claims, keys: Sequence[str]) -> list[Any]:
-        """Stored {key, value} tuples of `keys` in the same order; NotFound names every
-        absent key."""
+    async def read(self, claims: Claims, keys: Sequence[str]) -> Sequence[Any]:
+        """The stored values of `keys` in the same order (KvStorage.read); NotFound names
+        every absent key."""
         violations = self._rules.batch_violations("keys", len(keys))
         if not violations:
             violations += [

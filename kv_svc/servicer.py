@@ -22,8 +22,8 @@ class KeyValueServicer:
 
     async def Read(self, request: kv_pb2.ReadRequest, context: grpc.aio.ServicerContext) -> bytes:
         """Answers an encoded ReadResponse, spliced from the stored values (values.py)."""
-        found = await self._store.read(current_claims.get(), list(request.keys))
-        answer = values.read_response(found)
+        keys = list(request.keys)
+        answer = values.read_response(keys, await self._store.read(current_claims.get(), keys))
         if len(answer) > self._max_response_bytes:
             # Storage refuses answers whose stored size passes the limit before sending
             # them; the encoded answer differs from that by a few bytes per pair, and grpc

@@ -177,10 +177,12 @@ class KvStorage:
 
     # v1: the shared store.
 
-    async def read(self, claims: Claims, keys: list[str]) -> list[Row]:
-        """Rows of `keys` in request order; NotFound names every absent key."""
-        (rows,) = await self._call("tkv.kv_read", claims, keys, self._max_response_bytes)
-        return rows
+    async def read(self, claims: Claims, keys: list[str]) -> Sequence[Any]:
+        """The stored values of `keys` in request order (encoded google.protobuf.Value
+        bytes, or native MessagePack decoded for pairs from before blobs); NotFound names
+        every absent key."""
+        (values,) = await self._call("tkv.kv_read", claims, keys, self._max_response_bytes)
+        return values
 
     async def write(self, claims: Claims, pairs: list[list[Any]]) -> list[str]:
         """`pairs` are [key, encoded google.protobuf.Value]; returns the skipped keys."""

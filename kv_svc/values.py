@@ -83,14 +83,13 @@ def _check(value: struct_pb2.Value, max_depth: int, depth: int) -> None:
         raise InvalidValue("it has no kind set (a google.protobuf.Value must hold one)")
 
 
-def read_response(stored: Sequence[Sequence[Any]]) -> bytes:
-    """Encoded tkv.kv.v1.ReadResponse for stored pair rows (kv_svc/storage.py Row: the key
-    at 1, the value at 2): data (field 1, a Struct) holding one map entry (field 1) per key,
+def read_response(keys: Sequence[str], stored: Sequence[Any]) -> bytes:
+    """Encoded tkv.kv.v1.ReadResponse for `keys` and their stored values in the same order
+    (KvStorage.read): data (field 1, a Struct) holding one map entry (field 1) per key,
     each entry being key (field 1) and the encoded Value (field 2)."""
     entries = []
-    for row in stored:
-        key = row[1].encode()
-        value = row[2]
+    for name, value in zip(keys, stored, strict=True):
+        key = name.encode()
         if type(value) is not bytes:
             value = native_to_bytes(value)
         entry = b"\x0a" + varint(len(key)) + key + b"\x12" + varint(len(value)) + value

@@ -20,6 +20,13 @@ pcall(ffi.cdef, [[
     size_t box_tuple_bsize(struct tuple *tuple);
     ssize_t box_tuple_to_buf(struct tuple *tuple, char *buf, size_t size);
 ]])
+pcall(ffi.cdef, 'const char *box_tuple_field(struct tuple *tuple, uint32_t fieldno);')
+pcall(ffi.cdef, 'typedef struct tuple_format box_tuple_format_t;')
+pcall(ffi.cdef, 'box_tuple_format_t *box_tuple_format_default(void);')
+pcall(ffi.cdef, 'struct tuple *box_tuple_new(box_tuple_format_t *format, const char *data, const char *end);')
+-- Makes a C tuple a Lua one (referenced, freed by Lua's collector), as Tarantool's own
+-- Lua does for the tuples its C functions return.
+local bless = box.internal.tuple.bless
 
 local M = {}
 
@@ -71,21 +78,50 @@ local function write(fn, space_id, fields)
     write_bytes(fn, space_id, M.encode(fields))
 end
 
+local function array_header(n)
+    if n < 16 then
+        return string.char(0x90 + n)
+    elseif n < 0x10000 then
+        return '\xdc' .. string.char(bit.rshift(n, 8), bit.band(n, 0xff))
+    end
+    return '\xdd' .. string.char(
+        bit.band(bit.rshift(n, 24), 0xff), bit.band(bit.rshift(n, 16), 0xff),
+        bit.band(bit.rshift(n, 8), 0xff), bit.band(n, 0xff))
+end
+
 -- A field holding an array of `items`, each the MessagePack bytes of one element (from
 -- M.encode): how the change log nests a batch's events, MP_BIN values included.
 function M.array(items)
-    local n = #items
-    local header
-    if n < 16 then
-        header = string.char(0x90 + n)
-    elseif n < 0x10000 then
-        header = '\xdc' .. string.char(bit.rshift(n, 8), bit.band(n, 0xff))
-    else
-        header = '\xdd' .. string.char(
-            bit.band(bit.rshift(n, 24), 0xff), bit.band(bit.rshift(n, 16), 0xff),
-            bit.band(bit.rshift(n, 8), 0xff), bit.band(n, 0xff))
+    return M.encoded(array_header(#items) .. table.concat(items))
+end
+
+-- One new tuple whose fields are field `n` (1-based, never a tuple's last) of each of
+-- `tuples`, in order, copied as stored: MP_BIN stays MP_BIN, which a Lua string of the
+-- field would not. A reader that needs one field of many tuples gets them without the
+-- other fields, which its client would otherwise decode one by one.
+function M.fields_tuple(tuples, n)
+    local C = ffi.C
+    local header = array_header(#tuples)
+    local total = #header
+    for i = 1, #tuples do
+        local tuple = tuples[i]
+        total = total + (C.box_tuple_field(tuple, n) - C.box_tuple_field(tuple, n - 1))
     end
-    return M.encoded(header .. table.concat(items))
+    local buf = ffi.new('char[?]', total)
+    ffi.copy(buf, header, #header)
+    local at = #header
+    for i = 1, #tuples do
+        local tuple = tuples[i]
+        local from = C.box_tuple_field(tuple, n - 1)
+        local size = C.box_tuple_field(tuple, n) - from
+        ffi.copy(buf + at, from, size)
+        at = at + size
+    end
+    local tuple = C.box_tuple_new(C.box_tuple_format_default(), buf, buf + total)
+    if tuple == nil then
+        box.error()  -- re-raises the error the C API set (out of memory)
+    end
+    return bless(tuple)
 end
 
 -- Replaces by a tuple given as its MessagePack bytes (a caller that encodes its own tuples

@@ -125,29 +125,29 @@ def _expected_response(pairs: dict) -> kv_pb2.ReadResponse:
     return json_format.ParseDict({"data": pairs}, kv_pb2.ReadResponse())
 
 
-def row(key, value):
-    """A stored pair row (kv_svc/storage.py Row) in the shared namespace."""
-    return ["", key, value, 1, 1, "", 0.0, 0, 0]
-
-
 def test_read_response_splices_stored_bytes_in_request_order():
     pairs = {"b": {"x": [1, None]}, "ключ": "значение", "a": 2.5, "big": "y" * 300}
-    stored = [row(key, values.check(encoded(native), 32)) for key, native in pairs.items()]
-    raw = values.read_response(stored)
+    stored = [values.check(encoded(native), 32) for native in pairs.values()]
+    raw = values.read_response(list(pairs), stored)
     assert kv_pb2.ReadResponse.FromString(raw) == _expected_response(pairs)
     assert raw.index(b"\x0a\x01b") < raw.index("ключ".encode()) < raw.index(b"\x0a\x01a")
 
 
 def test_read_response_converts_values_stored_as_native_messagepack():
     # As written by earlier versions or other Tarantool clients.
-    stored = [row("n", {"a": [True, 1.5, "s", {}]}), row("null", None)]
-    assert kv_pb2.ReadResponse.FromString(values.read_response(stored)) == _expected_response(
+    stored = [{"a": [True, 1.5, "s", {}]}, None]
+    assert kv_pb2.ReadResponse.FromString(values.read_response(["n", "null"], stored)) == _expected_response(
         {"n": {"a": [True, 1.5, "s", {}]}, "null": None}
     )
 
 
+def test_read_response_refuses_a_value_count_that_is_not_the_key_count():
+    with pytest.raises(ValueError):
+        values.read_response(["a", "b"], [encoded(1)])
+
+
 def test_read_response_of_nothing_still_has_data():
-    assert values.read_response([]) == b"\x0a\x00"
+    assert values.read_response([], []) == b"\x0a\x00"
     assert kv_pb2.ReadResponse.FromString(b"\x0a\x00").HasField("data")
 
 
