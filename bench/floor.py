@@ -34,7 +34,7 @@ KEYS = [f"read-10-{i}" for i in range(1, 11)]
 
 
 def serve(port: int, tarantool: dict | None = None) -> None:
-    answer = values.read_response([("", key, loadgen.value_bytes()) for key in KEYS])
+    answer = values.read_response(KEYS, [loadgen.value_bytes()] * len(KEYS))
 
     async def main() -> None:
         async def read(request: bytes, context) -> bytes:

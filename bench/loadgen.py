@@ -274,7 +274,7 @@ def write_requests(batch: int, api: str = "v1", prefix: str | None = None):
     raw = value_bytes()
     for keys in batch_keys(prefix or uuid.uuid4().hex[:10], batch):
         if api == "v1":
-            yield values.read_response([("", key, raw) for key in keys])
+            yield values.read_response(keys, [raw] * len(keys))
         else:
             yield b"\x0a\x02me" + b"".join(
                 _field(b"\x12", _field(b"\x0a", key.encode()) + _field(b"\x12", raw)) for key in keys

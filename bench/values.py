@@ -40,11 +40,11 @@ def _to_native(value: struct_pb2.Value):
     return getattr(value, kind)
 
 
-def json_answer(rows: list) -> bytes:
+def json_answer(keys: list[str], stored: list[bytes]) -> bytes:
     """The JSON body of a v1 Read answer made in Python, as HTTP routes answering
     google.api.HttpBody would need (issue 16): each stored Value parsed and walked to
     native objects, then one json.dumps. Envoy's transcoder does this work today."""
-    data = {row[1]: _to_native(struct_pb2.Value.FromString(row[2])) for row in rows}
+    data = {key: _to_native(struct_pb2.Value.FromString(raw)) for key, raw in zip(keys, stored, strict=True)}
     return json.dumps({"data": data}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -58,21 +58,21 @@ def write_bytes(raw_values: list[bytes]) -> list[bytes]:
 
 def main() -> None:
     raw = values.native_to_bytes(json.loads(json.dumps(VALUE)))
-    # Stored pair rows (kv_svc/storage.py Row).
-    native_rows = [("", key, json.loads(json.dumps(VALUE)), 1, 1, "", 0.0, 0, 0) for key in KEYS]
-    bytes_rows = [("", key, raw, 1, 1, "", 0.0, 0, 0) for key in KEYS]
+    # The stored values a v1 Read gets (kv_svc/storage.py KvStorage.read).
+    native_values = [json.loads(json.dumps(VALUE)) for _ in KEYS]
+    bytes_values = [raw for _ in KEYS]
     # The MessagePack a Read answer carries from Tarantool, decoded by the client.
-    native_wire, bytes_wire = msgpack.packb(native_rows), msgpack.packb(bytes_rows)
-    assert kv_pb2.ReadResponse.FromString(values.read_response(bytes_rows)) == kv_pb2.ReadResponse.FromString(
-        values.read_response(native_rows)
+    native_wire, bytes_wire = msgpack.packb(native_values), msgpack.packb(bytes_values)
+    assert kv_pb2.ReadResponse.FromString(values.read_response(KEYS, bytes_values)) == kv_pb2.ReadResponse.FromString(
+        values.read_response(KEYS, native_values)
     )
     runs = 2000
     results = {
         "read: MessagePack decode, native values": lambda: msgpack.unpackb(native_wire),
         "read: MessagePack decode, Value bytes": lambda: msgpack.unpackb(bytes_wire),
-        "read: answer from native values (fill)": lambda: values.read_response(native_rows),
-        "read: answer spliced from Value bytes": lambda: values.read_response(bytes_rows),
-        "read: JSON body made in Python (HttpBody)": lambda: json_answer(bytes_rows),
+        "read: answer from native values (fill)": lambda: values.read_response(KEYS, native_values),
+        "read: answer spliced from Value bytes": lambda: values.read_response(KEYS, bytes_values),
+        "read: JSON body made in Python (HttpBody)": lambda: json_answer(KEYS, bytes_values),
         "write: check, convert to native": lambda: write_native([raw] * len(KEYS)),
         "write: check, keep bytes": lambda: write_bytes([raw] * len(KEYS)),
     }
