@@ -52,7 +52,7 @@ def serve(port: int, tarantool: dict | None = None) -> None:
                 auto_refetch_schema=False,
             )
             await connection.connect()
-            args = [*tarantool["token_args"], KEYS, loadgen.MAX_RESPONSE_BYTES]
+            args = [*tarantool["token_args"], KEYS, loadgen.MAX_RESPONSE_BYTES, True]  # as kv_svc calls it
 
             async def read(request: bytes, context) -> bytes:  # this variant's
                 result = await connection.call("tkv.kv_read", args)

@@ -402,7 +402,8 @@ async def _limit(host, port, user, password, function, token_args, batch, concur
     def next_call():
         nonlocal counter
         if function == "tkv.kv_read":
-            return conn.call(function, [*token_args, read_keys, MAX_RESPONSE_BYTES], timeout=30)
+            # As kv_svc calls it: the values alone (values_only).
+            return conn.call(function, [*token_args, read_keys, MAX_RESPONSE_BYTES, True], timeout=30)
         counter += 1
         pairs = [[f"{prefix}-{counter}-{i}", raw] for i in range(batch)]
         return conn.call(function, [*token_args, pairs, WRITE_LIMITS], timeout=30)

@@ -181,7 +181,8 @@ class KvStorage:
         """The stored values of `keys` in request order (encoded google.protobuf.Value
         bytes, or native MessagePack decoded for pairs from before blobs); NotFound names
         every absent key."""
-        (values,) = await self._call("tkv.kv_read", claims, keys, self._max_response_bytes)
+        # values_only: one tuple of the values, not the pair tuples (tkv/kv.lua v1_read).
+        (values,) = await self._call("tkv.kv_read", claims, keys, self._max_response_bytes, True)
         return values
 
     async def write(self, claims: Claims, pairs: list[list[Any]]) -> list[str]:

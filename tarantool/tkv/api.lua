@@ -181,7 +181,7 @@ local function as_caller(fn)
     end)
 end
 
--- v1 (the shared store): kv_read(keys, max_response_bytes), kv_write(pairs, limits).
+-- v1 (the shared store): kv_read(keys, max_response_bytes[, values_only]), kv_write(pairs, limits).
 M.kv_read = as_caller(kv.v1_read)
 M.kv_write = as_caller(kv.v1_write)
 -- v2: namespaces, versions, conditions, expiry, pages.

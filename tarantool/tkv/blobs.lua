@@ -25,8 +25,10 @@ pcall(ffi.cdef, 'typedef struct tuple_format box_tuple_format_t;')
 pcall(ffi.cdef, 'box_tuple_format_t *box_tuple_format_default(void);')
 pcall(ffi.cdef, 'struct tuple *box_tuple_new(box_tuple_format_t *format, const char *data, const char *end);')
 -- Makes a C tuple a Lua one (referenced, freed by Lua's collector), as Tarantool's own
--- Lua does for the tuples its C functions return.
+-- Lua does for the tuples its C functions return. Internal, so checked at start-up: a
+-- Tarantool without it fails to start instead of failing every v1 Read.
 local bless = box.internal.tuple.bless
+assert(type(bless) == 'function', 'tkv: this Tarantool has no box.internal.tuple.bless')
 
 local M = {}
 

@@ -199,13 +199,16 @@ end
 
 -- v1: the shared store -------------------------------------------------------------------
 
--- One tuple of the values of `keys`, in request order, or 'missing' with every absent
--- (or expired) key, or 'too_large' with the answer's size when it would pass `max_bytes`
--- (checked before anything is sent, so a service never builds an answer it must refuse).
--- Only the values: the caller knows the keys, and decoding the nine fields of each pair
--- tuple cost kv_svc ~12 % more instructions per 100-key Read than v1 before v2 (the
--- values' bytes are copied, not decoded: docs/benchmarks, "v1 against v1 before v2").
-function M.v1_read(_, keys, max_bytes)
+-- The pairs of `keys` in request order, or 'missing' with every absent (or expired) key,
+-- or 'too_large' with the answer's size when it would pass `max_bytes` (checked before
+-- anything is sent, so a service never builds an answer it must refuse).
+--
+-- With `values_only`, one tuple of the values alone instead of the pair tuples: the caller
+-- knows the keys, and decoding the nine fields of each pair tuple cost kv_svc ~12 % more
+-- instructions per 100-key Read than v1 before v2 (the values' bytes are copied, not
+-- decoded: docs/benchmarks, "v1 against v1 before v2"). Without it, the pair tuples, as
+-- kv_svc of earlier releases expects while an upgrade replaces it.
+function M.v1_read(_, keys, max_bytes, values_only)
     local primary, now = box.space.pairs.index.primary, fiber.time()
     local found, missing, size = {}, {}, 0
     for i, key in ipairs(keys) do
@@ -223,7 +226,10 @@ function M.v1_read(_, keys, max_bytes)
     if size > max_bytes then
         return 'too_large', size, max_bytes
     end
-    return 'ok', blobs.fields_tuple(found, VALUE)
+    if values_only then
+        return 'ok', blobs.fields_tuple(found, VALUE)
+    end
+    return 'ok', found
 end
 
 -- Inserts every {key, value} whose key is absent (or expired) in `shared`, owned by the

@@ -3,7 +3,9 @@
 import asyncio
 import re
 
+import asynctnt
 import grpc
+import jwt
 import pytest
 from google.protobuf import json_format, struct_pb2
 
@@ -305,3 +307,25 @@ async def test_values_stored_as_native_messagepack_are_still_read(svc, auth_md):
     svc.stack.console(f"box.space.pairs:insert({{'', '{null_key}', box.NULL, {meta}}})")
     response = await svc.kv.Read(kv_pb2.ReadRequest(keys=[key, null_key]), metadata=auth_md)
     assert as_json(response) == {key: {"a": [True, 1.5, "ü"], "n": None}, null_key: None}
+
+
+async def test_kv_read_answers_pair_tuples_unless_asked_for_the_values_alone(svc, auth_md, token):
+    # kv_svc asks for the values alone (tkv/kv.lua v1_read values_only); kv_svc of an earlier
+    # release, still running while an upgrade replaces it, asks without and gets the pairs.
+    key = unique()
+    await svc.kv.Write(write_request({key: {"a": 1}}), metadata=auth_md)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    args = [claims["jti"], claims["sub"], claims["account_id"], claims["token_epoch"], [key], 1 << 20]
+    password = (svc.stack.data_dir / "secrets" / "tarantool-tkv_kv.password").read_text().strip()
+    conn = asynctnt.Connection(host="127.0.0.1", port=svc.stack.tarantool_port, username="tkv_kv", password=password)
+    await conn.connect()
+    try:
+        pairs = await conn.call("tkv.kv_read", args)
+        values = await conn.call("tkv.kv_read", [*args, True])
+    finally:
+        await conn.disconnect()
+    assert pairs[0] == values[0] == "ok"
+    [pair] = pairs[1]
+    assert list(pair)[:2] == ["", key]
+    assert isinstance(pair[2], bytes)  # MP_BIN as stored
+    assert list(values[1]) == [pair[2]]  # the same bytes, still MP_BIN
