@@ -105,7 +105,7 @@ class KvSettings:
                 progress_seconds=env.float("TKV_KV_WATCH_PROGRESS_SECONDS", 10.0),
                 poll_seconds=env.float("TKV_KV_WATCH_POLL_SECONDS", 5.0),
                 batch_events=env.int("TKV_KV_WATCH_BATCH_EVENTS", 1000),
-                message_rate=env.float("TKV_KV_WATCH_MESSAGE_RATE", 3000),
+                message_rate=env.float("TKV_KV_WATCH_MESSAGE_RATE", 1500),
                 coalesce_seconds=env.float("TKV_KV_WATCH_COALESCE_SECONDS", 0.05),
             ),
         )
