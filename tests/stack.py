@@ -270,7 +270,15 @@ def start_all(stack: Stack) -> dict[str, Process]:
         "envoy": envoy(stack),
     }
     for process in processes.values():
-        process.start()
+        try:
+            process.start()
+        except BaseException as error:
+            # What did start must not outlive the failure: a Tarantool left running after
+            # auth_svc once failed to get ready survived its whole test run. The failing
+            # process's last lines say why it failed.
+            error.add_note(f"{process.name}'s log ends:\n" + "\n".join(process.log().splitlines()[-15:]))
+            stop_all(processes, signal.SIGKILL)
+            raise
     return processes
 
 
