@@ -19,6 +19,7 @@ from tests.stack import (
     envoy_upstreams_healthy,
     kv_svc,
     require_binary,
+    start_all,
     tarantool,
     wait_until,
 )
@@ -193,6 +194,19 @@ def test_a_service_whose_port_is_taken_exits_with_a_clear_message(tmp_path, serv
         f"{service}: configuration error: cannot listen on 127.0.0.1:{port}"
         " (taken by another process, or not an address of this host)"
     )
+
+
+def test_a_stack_that_fails_to_start_leaves_nothing_running(tmp_path):
+    # The harness itself (tests/stack.start_all): Tarantool starts, auth_svc cannot bind.
+    import socket
+
+    stack = Stack(tmp_path / "half")
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", stack.auth_port))
+        with pytest.raises(RuntimeError) as failure:
+            start_all(stack)
+    assert "cannot listen on" in "\n".join(failure.value.__notes__)
+    assert not port_open(stack.tarantool_port)  # the Tarantool it had started is gone
 
 
 def test_tarantool_refuses_to_start_without_service_passwords(tmp_path):
