@@ -262,7 +262,8 @@ def run_v2(bench: Bench, token: str, interleave: dict | None = None) -> None:
     ]
     # Interleaved with v1's cases of the same batch (run_matrix): the machine's speed drifts
     # between minutes more than the two APIs differ, so v2 must be measured beside v1.
-    if interleave:
+    # (`is not None`: the caller passes an empty dict to be filled.)
+    if interleave is not None:
         for case, operation, batch, run in cases:
             interleave.setdefault((batch, concurrency), []).append((case, operation, run))
         return
