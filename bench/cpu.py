@@ -38,6 +38,14 @@ def cpu_in(samples: list[tuple[float, float]], start: float, end: float) -> floa
     return at(end) - at(start)
 
 
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to others while this VM's CPUs wanted it (steal, over
+    all cores, since boot): when it grows during a run, the run measured a slower machine,
+    however idle the processes look."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / TICKS
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime

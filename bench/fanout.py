@@ -1,6 +1,9 @@
 """Watch fan-out (issue 12): W watchers on one prefix and one writer putting at a fixed
 rate, open loop (each put is sent at its intended time whatever the answers, so latency
-includes any queueing). Every event must reach every watcher, in order.
+includes any queueing). Every stored put must reach every watcher, in order: after the
+last answer the writer puts an end key, each watcher reads up to it, and the keys the
+store then lists under the prefix are what each must have seen (a failed put may or may
+not have been stored; the run counts failed puts on their own).
 
     python -m bench.fanout [--watchers 100] [--rate 1000] [--seconds 5]
     python -m bench.fanout --idle 1000
@@ -31,7 +34,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import struct_pb2
 
-from bench.cpu import cpu_seconds, process_tree
+from bench.cpu import cpu_seconds, process_tree, stolen_seconds
 from tests.reliability.workload import Target, new_token
 from tests.stack import Stack, start_all, stop_all
 from tkv.kv.v2 import kv_pb2, kv_pb2_grpc
@@ -78,6 +81,9 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
     received: list[list[tuple[str, int, float, float]]] = [[] for _ in range(watchers)]
     counts = [0] * watchers
     last_keys = [""] * watchers
+    # Put after every other put has its answer; a watcher reads until it sees it.
+    end_key = f"{prefix}~end"
+    finished = [False] * watchers
     opened = asyncio.Semaphore(0)
 
     async def watch(index: int) -> None:
@@ -85,19 +91,28 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
         await stream.read()  # open: the progress message
         opened.release()
         mine, timed = received[index], index < TIMED_WATCHERS
-        while counts[index] < total:
+        while True:
             message = await stream.read()
             if message == grpc.aio.EOF:
                 return
-            if message.events:
-                counts[index] += len(message.events)
-                last_keys[index] = message.events[-1].pair.key
-                if timed:
-                    now = time.monotonic()
-                    mine.extend(
-                        (event.pair.key, event.pair.version, now, event.pair.update_time.ToNanoseconds() / 1e9)
-                        for event in message.events
-                    )
+            if not message.events:
+                continue
+            now = time.monotonic()
+            events = list(message.events)
+            done = events[-1].pair.key == end_key
+            if done:
+                events.pop()
+            counts[index] += len(events)
+            if events:
+                last_keys[index] = events[-1].pair.key
+            if timed:
+                mine.extend(
+                    (event.pair.key, event.pair.version, now, event.pair.update_time.ToNanoseconds() / 1e9)
+                    for event in events
+                )
+            if done:
+                finished[index] = True
+                break
         stream.cancel()
 
     readers = [asyncio.create_task(watch(i)) for i in range(watchers)]
@@ -105,6 +120,8 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
         await asyncio.wait_for(opened.acquire(), 30)
 
     errors: collections.Counter[str] = collections.Counter()
+    failed: set[str] = set()
+    details: set[str] = set()
     # How late each put started against its intended time: the load generator's own lag
     # (its loop also reads the watchers' messages), which the put's way in includes.
     late: list[float] = []
@@ -116,8 +133,11 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
             await writer.PutPair(request, metadata=md, timeout=10)
         except grpc.aio.AioRpcError as error:
             errors[error.code().name] += 1
+            failed.add(key)
+            details.add(f"{error.code().name}: {error.details()}")
 
     cpu_before = {name: cpu_seconds(pids) for name, pids in server_pids.items()}
+    stolen_before = stolen_seconds()
     client_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
     puts = []
@@ -131,6 +151,8 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
         puts.append(asyncio.create_task(put(key)))
     await asyncio.gather(*puts)
     sent_seconds = time.monotonic() - started
+    end = kv_pb2.PutPairRequest(namespace="me", key=end_key, value=struct_pb2.Value(number_value=1))
+    await writer.PutPair(end, metadata=md, timeout=30)
     try:
         await asyncio.wait_for(asyncio.gather(*readers), 30)
     except TimeoutError:
@@ -138,11 +160,16 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
             reader.cancel()
     window = time.monotonic() - started
     cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in server_pids.items()}
+    stolen = stolen_seconds() - stolen_before
     client_after = resource.getrusage(resource.RUSAGE_SELF)
+    # What the store holds is what every watcher must have seen: a put that failed may
+    # still have been stored (an answer lost after the commit), or not.
+    stored = await stored_keys(writer, md, prefix)
+    stored.discard(end_key)
     for channel in [*channels, writer_channel]:
         await channel.close()
 
-    expected_keys = sorted(intended)
+    expected_keys = sorted(stored)
     # Puts overlap (open loop), so they commit in any order: a watcher must see each key
     # once, in the order of the revisions, which is what the last event shows as well.
     last_key = max(received[0], key=lambda item: item[1])[0] if watchers and received[0] else None
@@ -155,7 +182,9 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
         return keys == expected_keys and all(a < b for a, b in itertools.pairwise(versions))
 
     complete = sum(
-        1 for index in range(watchers) if counts[index] == total and last_keys[index] == last_key and in_order(index)
+        1
+        for index in range(watchers)
+        if finished[index] and counts[index] == len(stored) and last_keys[index] == last_key and in_order(index)
     )
     latencies = sorted(at - intended[key] for mine in received for key, _, at, _ in mine)
     # The two halves of each delivery: the put's way in (intended send -> its stored call
@@ -171,9 +200,13 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
         "puts": total,
         "put_errors": sum(errors.values()),
         "put_error_codes": dict(errors),
+        "put_error_details": sorted(details)[:5],
+        "puts_stored": len(stored),
+        "failed_puts_stored": len(failed & stored),
         "put_seconds": round(sent_seconds, 2),
         "delivered": delivered,
-        "expected_deliveries": total * watchers,
+        # Every stored put to every watcher.
+        "expected_deliveries": len(stored) * watchers,
         "watchers_complete_in_order": complete,
         "timed_watchers": min(watchers, TIMED_WATCHERS),
         "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 2) if latencies else None,
@@ -190,7 +223,23 @@ async def measure(address: str, token: str, watchers: int, rate: float, seconds:
         },
         "cpu_us_per_put": {name: round(seconds / total * 1e6, 1) for name, seconds in cpu.items()},
         "client_cpu_cores": round(client_cpu / window, 2),
+        "stolen_cores": round(stolen / window, 2),
     }
+
+
+async def stored_keys(stub, md, prefix: str) -> set[str]:
+    """The keys under `prefix` in the caller's namespace, every page of them."""
+    keys: set[str] = set()
+    token = ""
+    while True:
+        request = kv_pb2.ListPairsRequest(
+            namespace="me", prefix=prefix, page_size=1000, page_token=token, keys_only=True
+        )
+        page = await stub.ListPairs(request, metadata=md, timeout=30)
+        keys.update(pair.key for pair in page.pairs)
+        token = page.next_page_token
+        if not token:
+            return keys
 
 
 def _rss(pids: list[int]) -> int:

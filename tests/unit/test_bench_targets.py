@@ -66,6 +66,9 @@ def test_fan_out_and_observability_verdicts():
         "median": {
             "delivered": 10,
             "expected_deliveries": 10,
+            "watchers": 2,
+            "watchers_complete_in_order": 2,
+            "put_errors": 0,
             "latency_p99_ms": 49.9,
             "put_to_stored_ms": {"p50": 1.0, "p99": 20.0},
             "stored_to_received_ms": {"p50": 10.0, "p99": 30.0},
@@ -79,8 +82,11 @@ def test_fan_out_and_observability_verdicts():
     assert verdict(verdicts, "metrics + request ids").met is False  # judged on instructions: 3.0 is not < 3
     uncounted = {"cpu_cost_percent": 1.0, "cost_percent": 1.0}
     assert verdict(targets.evaluate([], [], {}, None, uncounted), "metrics + request ids").met is None
-    lost = {"median": {"delivered": 9, "expected_deliveries": 10, "latency_p99_ms": 10}}
+    lost = {"median": {**fanout["median"], "delivered": 9, "watchers_complete_in_order": 1, "latency_p99_ms": 10}}
     assert verdict(targets.evaluate([], [], {}, lost, None), "watch fan-out").met is False
+    # Every stored put reached every watcher, but puts failed: not met either.
+    failed_puts = {"median": {**fanout["median"], "put_errors": 3, "latency_p99_ms": 10}}
+    assert verdict(targets.evaluate([], [], {}, failed_puts, None), "watch fan-out").met is False
 
 
 def test_v1_before_v2_is_judged_per_case_at_95_percent_and_errors_fail_it():
