@@ -596,7 +596,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)), help="keys per request, comma-separated")
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)), help="clients, comma-separated")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of the target cells and of login (medians)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of the target cells and of login (medians)")
     args = parser.parse_args()
     batches = tuple(int(b) for b in args.batches.split(","))
     levels = tuple(int(c) for c in args.concurrency.split(","))
