@@ -9,11 +9,12 @@ services.
 
 Tokens: from credentials (logged in on first use, and again before the token expires) or
 given (`token=`; once it expires, calls raise TokenExpired). Every call has a deadline
-(`timeout`). UNAVAILABLE is retried with exponential backoff and full jitter, `retries`
-times, only where repeating is safe: reads, lists, deletes, and writes with a condition
-(`if_version`); an unconditional put is never repeated blindly. Batches larger than the
-server's limits (1000 keys, 4 MiB) are split and their results merged in request order; the
-all-or-nothing guarantee of a batch then holds per chunk.
+(`timeout`). UNAVAILABLE, and CANCELLED this client did not cause, are retried with
+exponential backoff and full jitter, `retries` times, only where repeating is safe: reads,
+lists, deletes, and writes with a condition (`if_version`); an unconditional put is never
+repeated blindly. Batches larger than the server's limits (1000 keys, 4 MiB) are split and
+their results merged in request order; the all-or-nothing guarantee of a batch then holds
+per chunk.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024
 # Log in again this long before the token expires.
 REFRESH_BEFORE_SECONDS = 60
 T = TypeVar("T")
+
+# Worth another try where repeating is safe. CANCELLED reaches this client only from the
+# other side (a cancel of our own raises asyncio.CancelledError instead): gRPC's server core
+# sheds calls its process has not taken up yet once 1,000 wait, with CANCELLED, and such a
+# call never ran (docs/operations.md).
+RETRIED_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -188,7 +195,7 @@ class AsyncClient:
             raise from_rpc_error(error) from None
 
     async def _call(self, method, request, *, safe: bool, authenticated: bool = True) -> Any:
-        """One call with a deadline; UNAVAILABLE retried with backoff when `safe`; a token
+        """One call with a deadline; RETRIED_CODES retried with backoff when `safe`; a token
         the server calls expired is renewed once when the client holds credentials."""
         attempt, relogged = 0, False
         while True:
@@ -199,7 +206,7 @@ class AsyncClient:
                 if error.reason == "TOKEN_EXPIRED" and self._password is not None and not relogged:
                     self._token, relogged = None, True
                     continue
-                if error.code != grpc.StatusCode.UNAVAILABLE or not safe or attempt >= self._retries:
+                if error.code not in RETRIED_CODES or not safe or attempt >= self._retries:
                     raise
             await asyncio.sleep(random.uniform(0, min(self._max_backoff, self._backoff * 2**attempt)))
             attempt += 1
@@ -324,7 +331,7 @@ class AsyncClient:
         resume: bool = True,
     ) -> AsyncIterator[Event]:
         """The changes under `prefix` (or to `key`) as they happen. With `resume`, a stream
-        that breaks (UNAVAILABLE, or ended for reading too slowly) is opened again from the
+        that breaks (UNAVAILABLE or CANCELLED, or ended for reading too slowly) is opened again from the
         last revision seen, so no change is lost or repeated."""
         last, attempt = start_revision, 0
         while True:
@@ -343,7 +350,7 @@ class AsyncClient:
                 return
             except grpc.aio.AioRpcError as rpc_error:
                 error = from_rpc_error(rpc_error)
-                retryable = error.code == grpc.StatusCode.UNAVAILABLE or error.reason == "WATCH_FELL_BEHIND"
+                retryable = error.code in RETRIED_CODES or error.reason == "WATCH_FELL_BEHIND"
                 if not resume or not retryable or attempt >= self._retries:
                     raise error from None
             finally:
