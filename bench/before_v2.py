@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from bench import loadgen
+from bench.cpu import cpu_seconds, process_tree
 from tests.stack import ROOT
 from tkv.kv.v1 import kv_pb2
 
@@ -167,13 +168,13 @@ def _cases(stack: TreeStack, seconds: float) -> dict:
     return cases
 
 
-def _rate(result: dict, seconds: float) -> tuple[float, int]:
-    """Calls per second and errors of one load generator's result (h2load and the
+def _rate(result: dict, seconds: float) -> tuple[float, int, int]:
+    """Calls per second, errors and calls of one load generator's result (h2load and the
     Python clients give latencies, wrk counts)."""
     errors = result.get("errors", 0) + result.get("http_errors", 0)
     if "latencies" in result:
-        return len(result["latencies"]) / seconds, errors
-    return result["requests"] / result.get("seconds", seconds), errors
+        return len(result["latencies"]) / seconds, errors, len(result["latencies"])
+    return result["requests"] / result.get("seconds", seconds), errors, result["requests"]
 
 
 def measure(seconds: float, repeat: int, directory: Path, workers: int, *, control: bool = False) -> dict:
@@ -192,11 +193,24 @@ def measure(seconds: float, repeat: int, directory: Path, workers: int, *, contr
                 data_dir = directory / f"data-{'control-' if control else ''}{code}"
                 stacks[code] = TreeStack(trees[code], data_dir, workers)
             cases = {code: _cases(stack, seconds) for code, stack in stacks.items()}
+            # Every process of each stack (its services' workers too).
+            pids = {
+                code: [child for pid in stack.pids.values() for child in process_tree(pid)]
+                for code, stack in stacks.items()
+            }
             for case in cases["now"]:
                 offsets = {code: stack.kv_log_size() for code, stack in stacks.items()}
+                cpu_before = {code: cpu_seconds(pids[code]) for code in stacks}
                 with ThreadPoolExecutor(2) as pool:
                     futures = {code: pool.submit(cases[code][case]) for code in order}
                     rates = {code: _rate(future.result(), seconds) for code, future in futures.items()}
+                # CPU per call of each stack's processes: unlike calls/s, it does not hang
+                # on which stack the scheduler favoured in this run (runs spread ~3x less).
+                cpu_per_call = {
+                    code: (cpu_seconds(pids[code]) - cpu_before[code]) / rates[code][2] * 1e6
+                    for code in stacks
+                    if rates[code][2]
+                }
                 errors = sum(
                     rates[code][1] + loadgen.grpc_errors_since(stacks[code].kv_log, offsets[code]) for code in stacks
                 )
@@ -206,6 +220,10 @@ def measure(seconds: float, repeat: int, directory: Path, workers: int, *, contr
                         "now_rps": round(rates["now"][0], 1),
                         "errors": errors,
                         "ratio": round(rates["now"][0] / rates["before"][0], 3) if rates["before"][0] else None,
+                        **{
+                            f"{code}_cpu_us_per_call": round(cpu_per_call[code], 1) if code in cpu_per_call else None
+                            for code in ("before", "now")
+                        },
                     }
                 )
         finally:
@@ -214,9 +232,16 @@ def measure(seconds: float, repeat: int, directory: Path, workers: int, *, contr
     results: dict[str, dict] = {}
     for case, case_runs in runs.items():
         ratios = [run["ratio"] for run in case_runs if run["ratio"] is not None]
+        # CPU per call, now / before: below 1, a call costs the servers less than before.
+        cpu_ratios = [
+            run["now_cpu_us_per_call"] / run["before_cpu_us_per_call"]
+            for run in case_runs
+            if run["now_cpu_us_per_call"] and run["before_cpu_us_per_call"]
+        ]
         name = f"{case[2]}-key {case[0]}, {case[1]}"
         results[name] = {
             "ratio_median": round(statistics.median(ratios), 3) if ratios else None,
+            "cpu_per_call_ratio_median": round(statistics.median(cpu_ratios), 3) if cpu_ratios else None,
             "errors": sum(run["errors"] for run in case_runs),
             "runs": case_runs,
         }
@@ -237,12 +262,15 @@ def lines(result: dict, control: dict | None = None) -> list[str]:
         f"{result['clients_each']} clients each; the median of the per-run ratios of calls/s, now / before, "
         "and of an A/A control with this tree on both sides:",
         "",
-        "| v1 case | now / before | A/A control | runs (now / before) | errors |",
-        "|---|---:|---:|---|---:|",
+        "| v1 case | now / before | A/A control | runs (now / before) | server CPU per call, now / before "
+        "(A/A) | errors |",
+        "|---|---:|---:|---|---:|---:|",
     ]
     for case, row in result["cases"].items():
         runs = ", ".join(f"{run['ratio']}" for run in row["runs"])
-        aa = (control or {}).get("cases", {}).get(case, {}).get("ratio_median", "—")
-        out.append(f"| {case} | {row['ratio_median']} | {aa} | {runs} | {row['errors']} |")
+        aa_row = (control or {}).get("cases", {}).get(case, {})
+        aa, aa_cpu = aa_row.get("ratio_median", "—"), aa_row.get("cpu_per_call_ratio_median", "—")
+        cpu = row.get("cpu_per_call_ratio_median", "—")
+        out.append(f"| {case} | {row['ratio_median']} | {aa} | {runs} | {cpu} ({aa_cpu}) | {row['errors']} |")
     out.append("")
     return out

@@ -156,8 +156,14 @@ def evaluate(
         # Both stacks loaded at once (bench/before_v2.py); the A/A control is the method's noise.
         for case, measured in before_v2["cases"].items():
             value = measured["ratio_median"]
-            aa = (before_v2_control or {}).get("cases", {}).get(case, {}).get("ratio_median")
+            control_case = (before_v2_control or {}).get("cases", {}).get(case, {})
+            aa = control_case.get("ratio_median")
             shown = f"{value:.0%}" + (f" (A/A control {aa:.0%})" if aa is not None else "")
+            # Not judged (the target is calls/s), but steadier: what a call costs the servers.
+            cpu, aa_cpu = measured.get("cpu_per_call_ratio_median"), control_case.get("cpu_per_call_ratio_median")
+            if cpu is not None:
+                shown += f"; CPU per call now / before {cpu:.2f}"
+                shown += f" (A/A {aa_cpu:.2f})" if aa_cpu is not None else ""
             verdicts.append(
                 Verdict(
                     11,

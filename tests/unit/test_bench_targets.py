@@ -108,6 +108,11 @@ def test_v1_before_v2_is_judged_per_case_at_95_percent_and_errors_fail_it():
     assert verdict(verdicts, "v1 100-key write, grpc-direct").met is False
     assert verdict(verdicts, "v1 10-key read, http-envoy").met is False
     assert verdict(targets.evaluate([], [], {}, None, None), "v1 Read and Write against v1 before").met is None
+    # CPU per call is shown beside the judged calls/s, and judges nothing.
+    measured["cases"]["10-key read, grpc-direct"]["cpu_per_call_ratio_median"] = 1.2
+    control["cases"]["10-key read, grpc-direct"]["cpu_per_call_ratio_median"] = 0.98
+    read = verdict(targets.evaluate([], [], {}, None, None, None, measured, control), "v1 10-key read, grpc-direct")
+    assert (read.met, read.value) == (True, "95% (A/A control 101%); CPU per call now / before 1.20 (A/A 0.98)")
 
 
 def test_the_table_marks_every_verdict():
