@@ -84,6 +84,9 @@ def test_fan_out_and_observability_verdicts():
     assert verdict(targets.evaluate([], [], {}, None, uncounted), "metrics + request ids").met is None
     lost = {"median": {**fanout["median"], "delivered": 9, "watchers_complete_in_order": 1, "latency_p99_ms": 10}}
     assert verdict(targets.evaluate([], [], {}, lost, None), "watch fan-out").met is False
+    # Every event counted, but a watcher got them out of revision order: not met.
+    disordered = {"median": {**fanout["median"], "watchers_complete_in_order": 1, "latency_p99_ms": 10}}
+    assert verdict(targets.evaluate([], [], {}, disordered, None), "watch fan-out").met is False
     # Every stored put reached every watcher, but puts failed: not met either.
     failed_puts = {"median": {**fanout["median"], "put_errors": 3, "latency_p99_ms": 10}}
     assert verdict(targets.evaluate([], [], {}, failed_puts, None), "watch fan-out").met is False
