@@ -568,13 +568,30 @@ def run_fanout(stack: Stack, token: str, repeat: int) -> dict:
     return {"median": ordered[len(ordered) // 2], "runs": runs}
 
 
+# Where results from before the writer had a process of its own ran it.
+WRITER_BEFORE = "the watchers' process"
+
+
+def _answered_text(run: dict) -> str:
+    # Results from before the put round trip was measured have no such entry.
+    alone = (run.get("no_watcher") or {}).get("put_answered_ms")
+    many = run.get("put_answered_ms")
+    if not (alone and many):
+        return "put round trip not measured"
+    return (
+        f"a put's round trip (intended send -> answer) p50 {many['p50']} ms, p99 {many['p99']} ms, and with no "
+        f"watcher (the same writer on the same stack just before) p50 {alone['p50']} ms, p99 {alone['p99']} ms"
+    )
+
+
 def fanout_lines(result: dict) -> list[str]:
     m = result["median"]
     added = m["added_cpu_us_per_delivered_event"]
     p99s = ", ".join(f"{run['latency_p99_ms']}" for run in result["runs"])
     return [
         f"Watch fan-out ({m['watchers']} watchers of one prefix, one writer at {m['rate_per_s']:.0f} puts/s "
-        f"open loop, {m['puts']} puts; median of {len(result['runs'])} runs by p99): "
+        f"open loop, in {m.get('writer', WRITER_BEFORE)}, {m['puts']} puts; "
+        f"median of {len(result['runs'])} runs by p99): "
         f"{m['put_errors']} puts failed {m['put_error_codes'] or ''}, {m['puts_stored']} stored; "
         f"{m['delivered']} of {m['expected_deliveries']} events delivered (every stored put to every watcher), "
         f"{m['watchers_complete_in_order']} of {m['watchers']} watchers complete and in revision order; "
@@ -582,7 +599,7 @@ def fanout_lines(result: dict) -> list[str]:
         f"over every event of {m['timed_watchers']} watchers; its halves: the put's way in (intended send -> "
         f"its stored call ran) p50 {m['put_to_stored_ms']['p50']} ms, p99 {m['put_to_stored_ms']['p99']} ms, "
         f"the watch's way out (-> received) p50 {m['stored_to_received_ms']['p50']} ms, "
-        f"p99 {m['stored_to_received_ms']['p99']} ms; CPU added per delivered event "
+        f"p99 {m['stored_to_received_ms']['p99']} ms; {_answered_text(m)}; CPU added per delivered event "
         f"(against the same writer with no watcher): kv_svc {added['kv_svc']} µs, "
         f"tarantool {added['tarantool']} µs; client CPU {m['client_cpu_cores']} cores; "
         f"CPU stolen by the hypervisor {m.get('stolen_cores')} cores.",

@@ -211,6 +211,19 @@ def evaluate(
                     None,
                 )
             )
+        alone = (median.get("no_watcher") or {}).get("put_answered_ms")
+        if alone:
+            # Not a target: what the box does to a put with no watch at all, the floor
+            # under the way in (the same writer, stack and minute, just before).
+            verdicts.append(
+                Verdict(
+                    12,
+                    "the same writer with no watcher: a put's round trip (intended send -> answer), p50; p99",
+                    f"{alone['p50']} ms; {alone['p99']} ms",
+                    "a control",
+                    None,
+                )
+            )
     # Issue 15: what observability costs a call. Judged on instructions (deterministic);
     # the paired runs' CPU and req/s are shown with the A/A control that gives their noise.
     if cost:
@@ -268,7 +281,7 @@ def _open_loop(runs: list[dict], case: str) -> Verdict:
 
 
 # Rows that explain a target's row rather than set one.
-_NOT_TARGETS = ("a bound", "a breakdown")
+_NOT_TARGETS = ("a bound", "a breakdown", "a control")
 
 
 def _mark(verdict: Verdict) -> str:

@@ -72,6 +72,7 @@ def test_fan_out_and_observability_verdicts():
             "latency_p99_ms": 49.9,
             "put_to_stored_ms": {"p50": 1.0, "p99": 20.0},
             "stored_to_received_ms": {"p50": 10.0, "p99": 30.0},
+            "no_watcher": {"put_answered_ms": {"p50": 2.0, "p99": 12.5}},
         }
     }
     cost = {"cpu_cost_percent": 1.0, "cost_percent": 1.0, "instructions": {"cost_percent": 3.0}}
@@ -79,6 +80,8 @@ def test_fan_out_and_observability_verdicts():
     assert verdict(verdicts, "watch fan-out").met is True
     split = verdict(verdicts, "the row above in two halves")
     assert split.value == "20.0 ms; 30.0 ms" and targets._mark(split) == ""
+    control = verdict(verdicts, "the same writer with no watcher")
+    assert control.value == "2.0 ms; 12.5 ms" and control.met is None and targets._mark(control) == ""
     assert verdict(verdicts, "metrics + request ids").met is False  # judged on instructions: 3.0 is not < 3
     uncounted = {"cpu_cost_percent": 1.0, "cost_percent": 1.0}
     assert verdict(targets.evaluate([], [], {}, None, uncounted), "metrics + request ids").met is None
