@@ -128,6 +128,13 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _receive(pipe, timeout: float):
+    """The next object from the writer process, failing after `timeout` seconds."""
+    if not pipe.poll(timeout):
+        raise TimeoutError(f"the fan-out writer sent nothing for {timeout:.0f} s")
+    return pipe.recv()
+
+
 def _writer_process(address: str, token: str, prefix: str, total: int, rate: float, pipe) -> None:
     """_write in a process of its own: a writer is another client than its watchers, and
     in one process its puts waited behind the watchers' reads in the same event loop
@@ -221,10 +228,12 @@ async def measure(
             target=_writer_process, args=(address, token, prefix, total, rate, theirs), daemon=True
         )
         process.start()
-        if await loop.run_in_executor(None, ours.recv) != "ready":
+        # Only the child holds its end now: if it dies, recv() raises instead of waiting.
+        theirs.close()
+        if await loop.run_in_executor(None, _receive, ours, 60) != "ready":
             raise RuntimeError("the fan-out writer did not start")
         ours.send(begin())
-        written = await loop.run_in_executor(None, ours.recv)
+        written = await loop.run_in_executor(None, _receive, ours, seconds + 60)
         process.join()
     else:
 
