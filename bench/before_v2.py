@@ -17,6 +17,12 @@ measure()), and the one started first, which also starts its load first, alterna
 run to run (which one starts its load first measured 1-3 % in the observability case).
 The median of the per-run ratios (now / before) is reported; `control` runs the same with
 this tree on both sides (an A/A run: the method's noise and bias).
+
+`v2_share` uses the same method for v2 against v1: both stacks are this tree's, one loaded
+with a v2 call (10-key BatchGetPairs, BatchPutPairs) while the other runs the v1 call it is
+compared with (Read, Write). The interleaved v2/v1 shares of `make bench` compare windows
+seconds apart, which differ here by up to a third in what a call costs; this compares the
+same seconds, and the A/A control above is its noise.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from bench import loadgen
 from bench.cpu import cpu_seconds, process_tree
 from tests.stack import ROOT
 from tkv.kv.v1 import kv_pb2
+from tkv.kv.v2 import kv_pb2 as kv2_pb2
 
 BEFORE_V2 = "2a21ff8"
 BATCHES, CLIENTS = (10, 100), 32
@@ -168,6 +175,55 @@ def _cases(stack: TreeStack, seconds: float) -> dict:
     return cases
 
 
+def _v2_cases(stack: TreeStack, seconds: float) -> dict:
+    """v2's 10-key BatchGetPairs and BatchPutPairs, over gRPC direct and HTTP, as _cases
+    loads v1 (reads of the same preloaded keys, in `shared`)."""
+    batch = BATCHES[0]
+    get = kv2_pb2.BatchGetPairsRequest(namespace="shared", keys=[f"read-{batch}-{i}" for i in range(1, batch + 1)])
+    return {
+        ("batch-get v2", "grpc-direct", batch): partial(
+            loadgen.h2load,
+            stack.kv_port,
+            "/tkv.kv.v2.KeyValueService/BatchGetPairs",
+            get.SerializeToString(),
+            stack.token,
+            CLIENTS,
+            seconds,
+        ),
+        ("batch-put v2", "grpc-direct", batch): partial(
+            loadgen.run_python_clients,
+            "grpc_write",
+            processes=1,
+            concurrency=CLIENTS,
+            seconds=seconds,
+            address=f"127.0.0.1:{stack.kv_port}",
+            token=stack.token,
+            batch=batch,
+            api="v2",
+        ),
+        ("batch-get v2", "http-envoy", batch): partial(
+            loadgen.wrk, stack.gateway_port, stack.token, "v2read", batch, f"read-{batch}-", CLIENTS, seconds
+        ),
+        ("batch-put v2", "http-envoy", batch): partial(
+            loadgen.wrk, stack.gateway_port, stack.token, "v2write", batch, "", CLIENTS, seconds
+        ),
+    }
+
+
+# v2 against v1 on twin stacks of this tree (`measure(..., v2_share=True)`): each v2 case
+# on one stack while the v1 case it is compared with loads the other, at the same time.
+V2_SHARE_PAIRS = {
+    ("batch-get v2", "grpc-direct", 10): ("read", "grpc-direct", 10),
+    ("batch-get v2", "http-envoy", 10): ("read", "http-envoy", 10),
+    ("batch-put v2", "grpc-direct", 10): ("write", "grpc-direct", 10),
+    ("batch-put v2", "http-envoy", 10): ("write", "http-envoy", 10),
+}
+
+
+def _case_name(case: tuple) -> str:
+    return f"{case[2]}-key {case[0]}, {case[1]}"
+
+
 def _rate(result: dict, seconds: float) -> tuple[float, int, int]:
     """Calls per second, errors and calls of one load generator's result (h2load and the
     Python clients give latencies, wrk counts)."""
@@ -177,13 +233,18 @@ def _rate(result: dict, seconds: float) -> tuple[float, int, int]:
     return result["requests"] / result.get("seconds", seconds), errors, result["requests"]
 
 
-def measure(seconds: float, repeat: int, directory: Path, workers: int, *, control: bool = False) -> dict:
+def measure(
+    seconds: float, repeat: int, directory: Path, workers: int, *, control: bool = False, v2_share: bool = False
+) -> dict:
     """Every case `repeat` times, both stacks loaded at once; ratios now / before.
 
     Each run starts both stacks afresh: the same code's Tarantool differed by up to
     +-40 % of CPU per call from one process to the next (LuaJIT's traces and collector),
-    which a pair of stacks kept for every run would carry into every ratio."""
-    trees = {"before": ROOT if control else before_tree(directory), "now": ROOT}
+    which a pair of stacks kept for every run would carry into every ratio.
+
+    With `v2_share`, both stacks are this tree's: "now" runs a v2 case and "before" the v1
+    case it is compared with (V2_SHARE_PAIRS), and the ratio is v2's share of v1."""
+    trees = {"before": ROOT if control or v2_share else before_tree(directory), "now": ROOT}
     runs: dict[tuple, list[dict]] = {}
     for index in range(repeat):
         order = ("before", "now") if index % 2 == 0 else ("now", "before")
@@ -193,16 +254,24 @@ def measure(seconds: float, repeat: int, directory: Path, workers: int, *, contr
                 data_dir = directory / f"data-{'control-' if control else ''}{code}"
                 stacks[code] = TreeStack(trees[code], data_dir, workers)
             cases = {code: _cases(stack, seconds) for code, stack in stacks.items()}
+            # Which case each side runs: the same one, or a v2 case beside its v1 case.
+            plan = (
+                {v2: {"before": v1, "now": v2} for v2, v1 in V2_SHARE_PAIRS.items()}
+                if v2_share
+                else {case: {"before": case, "now": case} for case in cases["now"]}
+            )
+            if v2_share:
+                cases["now"].update(_v2_cases(stacks["now"], seconds))
             # Every process of each stack (its services' workers too).
             pids = {
                 code: [child for pid in stack.pids.values() for child in process_tree(pid)]
                 for code, stack in stacks.items()
             }
-            for case in cases["now"]:
+            for case, sides in plan.items():
                 offsets = {code: stack.kv_log_size() for code, stack in stacks.items()}
                 cpu_before = {code: cpu_seconds(pids[code]) for code in stacks}
                 with ThreadPoolExecutor(2) as pool:
-                    futures = {code: pool.submit(cases[code][case]) for code in order}
+                    futures = {code: pool.submit(cases[code][sides[code]]) for code in order}
                     rates = {code: _rate(future.result(), seconds) for code, future in futures.items()}
                 # CPU per call of each stack's processes: unlike calls/s, it does not hang
                 # on which stack the scheduler favoured in this run (runs spread ~3x less).
@@ -238,17 +307,21 @@ def measure(seconds: float, repeat: int, directory: Path, workers: int, *, contr
             for run in case_runs
             if run["now_cpu_us_per_call"] and run["before_cpu_us_per_call"]
         ]
-        name = f"{case[2]}-key {case[0]}, {case[1]}"
+        name = _case_name(case)
+        if v2_share:
+            name += f" / {V2_SHARE_PAIRS[case][0]}"
         results[name] = {
             "ratio_median": round(statistics.median(ratios), 3) if ratios else None,
             "cpu_per_call_ratio_median": round(statistics.median(cpu_ratios), 3) if cpu_ratios else None,
             "errors": sum(run["errors"] for run in case_runs),
             "runs": case_runs,
         }
-        label = "v1_before_v2_control" if control else "v1_before_v2"
+        if v2_share:  # the v1 case it is compared with, by its name in a control's results
+            results[name]["v1_case"] = _case_name(V2_SHARE_PAIRS[case])
+        label = "v2_share" if v2_share else "v1_before_v2_control" if control else "v1_before_v2"
         print(json.dumps({label: {name: results[name]}}), flush=True)
     return {
-        "before": "this tree" if control else BEFORE_V2,
+        "before": "this tree, v1" if v2_share else "this tree" if control else BEFORE_V2,
         "clients_each": CLIENTS,
         "stacks": "fresh for every run",
         "cases": results,
@@ -272,5 +345,25 @@ def lines(result: dict, control: dict | None = None) -> list[str]:
         aa, aa_cpu = aa_row.get("ratio_median", "—"), aa_row.get("cpu_per_call_ratio_median", "—")
         cpu = row.get("cpu_per_call_ratio_median", "—")
         out.append(f"| {case} | {row['ratio_median']} | {aa} | {runs} | {cpu} ({aa_cpu}) | {row['errors']} |")
+    out.append("")
+    return out
+
+
+def share_lines(result: dict, control: dict | None = None) -> list[str]:
+    """The results.md paragraph of `measure(..., v2_share=True)`; `control` is the A/A run
+    of the v1 cases (the same method, nothing different on either side)."""
+    out = [
+        f"v2 against v1 on twin stacks of this tree, loaded at once, {result['clients_each']} clients each "
+        "(a cross-check of the interleaved shares in Targets): the median of the per-run ratios of calls/s, "
+        "v2 / v1, and the A/A control of the v1 case:",
+        "",
+        "| case | v2 / v1 | A/A control | runs | server CPU per call, v2 / v1 | errors |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for case, row in result["cases"].items():
+        runs = ", ".join(f"{run['ratio']}" for run in row["runs"])
+        aa = (control or {}).get("cases", {}).get(row["v1_case"], {}).get("ratio_median", "—")
+        cpu = row.get("cpu_per_call_ratio_median", "—")
+        out.append(f"| {case} | {row['ratio_median']} | {aa} | {runs} | {cpu} | {row['errors']} |")
     out.append("")
     return out

@@ -656,6 +656,9 @@ def main() -> int:
             # v1 before the v2 API: two more whole stacks; this one idles meanwhile.
             v1_before_v2 = before_v2.measure(max(args.seconds, 3), 6, Path(directory), CORES)
             v1_before_v2_control = before_v2.measure(max(args.seconds, 3), 6, Path(directory), CORES, control=True)
+            # v2 against v1 the same way, on twin stacks of this tree (a cross-check of the
+            # interleaved v2/v1 shares, whose repeats spread widely here).
+            v2_share = before_v2.measure(max(args.seconds, 3), 6, Path(directory), CORES, v2_share=True)
             auth = run_auth(bench, max(args.seconds, 3))
             # What any Python gRPC service could reach here: as many do-nothing servers as workers.
             grpc_floor = floor.measure(CORES, max(args.seconds, 3))
@@ -687,6 +690,7 @@ def main() -> int:
         observability_control,
         v1_before_v2,
         v1_before_v2_control,
+        v2_share,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
@@ -700,6 +704,7 @@ def main() -> int:
                 "observability_control": observability_control,
                 "v1_before_v2": v1_before_v2,
                 "v1_before_v2_control": v1_before_v2_control,
+                "v2_share_twin_stacks": v2_share,
                 "targets": [asdict(verdict) for verdict in verdicts],
                 "write_path_us_per_value": write_checks,
                 "results": results,
@@ -715,6 +720,7 @@ def main() -> int:
         + "\n".join(fanout_lines(watch_fanout))
         + "\n".join(observability.lines(observability_cost, observability_control))
         + "\n".join(before_v2.lines(v1_before_v2, v1_before_v2_control))
+        + "\n".join(before_v2.share_lines(v2_share, v1_before_v2_control))
         + "\n".join(write_path.lines(write_checks))
     )
     (args.out / "results.md").write_text(report)

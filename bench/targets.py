@@ -47,6 +47,7 @@ def evaluate(
     control: dict | None = None,
     before_v2: dict | None = None,
     before_v2_control: dict | None = None,
+    v2_share: dict | None = None,
 ) -> list[Verdict]:
     """`results`: the medians (bench/run.py medians); `runs`: every run (the open-loop
     rows take the median p99 over their runs, not the run of median req/s)."""
@@ -143,6 +144,23 @@ def evaluate(
                     f"{value:.0%} (repeats {min(shares):.0%}-{max(shares):.0%})",
                     f">= {at_least:.0%}",
                     value >= at_least,
+                )
+            )
+    if v2_share:
+        # Not judged: the same shares measured as v1 against v1 before v2 is, on twin
+        # stacks loaded at once (bench/before_v2.py); that measure's A/A control is its noise.
+        for case, measured in v2_share["cases"].items():
+            value, cpu = measured["ratio_median"], measured.get("cpu_per_call_ratio_median")
+            spread = [run["ratio"] for run in measured["runs"] if run["ratio"] is not None]
+            verdicts.append(
+                Verdict(
+                    11,
+                    f"{case}: the share on twin stacks loaded at once",
+                    f"{value:.0%} (runs {min(spread):.0%}-{max(spread):.0%}); CPU per call v2 / v1 {cpu:.2f}"
+                    if value is not None and spread and cpu is not None
+                    else "not measured (no run)",
+                    "a cross-check",
+                    None,
                 )
             )
     for case in ("grpc-direct", "http-envoy"):
@@ -281,7 +299,7 @@ def _open_loop(runs: list[dict], case: str) -> Verdict:
 
 
 # Rows that explain a target's row rather than set one.
-_NOT_TARGETS = ("a bound", "a breakdown", "a control")
+_NOT_TARGETS = ("a bound", "a breakdown", "a control", "a cross-check")
 
 
 def _mark(verdict: Verdict) -> str:

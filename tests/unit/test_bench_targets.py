@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bench import openloop, targets
+from bench import before_v2, openloop, targets
 
 
 def result(operation, batch, case, rps, keys=None, cpu=None, concurrency=64):
@@ -178,3 +178,25 @@ def test_v2_against_v1_is_the_median_of_per_repeat_ratios():
     assert (put.met, put.value) == (False, "80% (repeats 80%-97%)")
     # No v2 put over HTTP was run: not measured, not met.
     assert verdict(verdicts, "10-key batch-put v2, http-envoy").met is None
+
+
+def test_v2_shares_on_twin_stacks_are_shown_beside_the_judged_rows_not_judged():
+    share = {
+        "clients_each": 32,
+        "cases": {
+            "10-key batch-get v2, http-envoy / read": {
+                "ratio_median": 0.873,
+                "cpu_per_call_ratio_median": 1.072,
+                "errors": 0,
+                "v1_case": "10-key read, http-envoy",
+                "runs": [{"ratio": 0.826}, {"ratio": 0.964}, {"ratio": None}],
+            }
+        },
+    }
+    [row] = [v for v in targets.evaluate([], [], {}, None, None, v2_share=share) if v.target == "a cross-check"]
+    assert row.measure == "10-key batch-get v2, http-envoy / read: the share on twin stacks loaded at once"
+    assert row.value == "87% (runs 83%-96%); CPU per call v2 / v1 1.07"
+    assert row.met is None and targets._mark(row) == ""
+    control = {"cases": {"10-key read, http-envoy": {"ratio_median": 1.008}}}
+    table = before_v2.share_lines(share, control)
+    assert "| 10-key batch-get v2, http-envoy / read | 0.873 | 1.008 | 0.826, 0.964, None | 1.072 | 0 |" in table
