@@ -48,3 +48,11 @@ async def test_the_writer_alone_answers_every_put(own_kv):
 
     assert result["put_errors"] == 0 and result["puts_stored"] == 100 and result["delivered"] == 0
     assert result["put_answered_ms"]["p99"] > 0
+
+
+async def test_a_writer_process_that_fails_ends_the_run_at_once(own_kv):
+    # A token no header can carry: the writer's first put raises in its process, which ends.
+    _, address = own_kv
+
+    with pytest.raises(EOFError):  # not the 60-s TimeoutError of a pipe end left open
+        await fanout.measure(address, "bad\ntoken", 0, 10, 0.2, {})
