@@ -568,16 +568,8 @@ def run_fanout(stack: Stack, token: str, repeat: int) -> dict:
     return {"median": ordered[len(ordered) // 2], "runs": runs}
 
 
-# Where results from before the writer had a process of its own ran it.
-WRITER_BEFORE = "the watchers' process"
-
-
 def _answered_text(run: dict) -> str:
-    # Results from before the put round trip was measured have no such entry.
-    alone = (run.get("no_watcher") or {}).get("put_answered_ms")
-    many = run.get("put_answered_ms")
-    if not (alone and many):
-        return "put round trip not measured"
+    alone, many = run["no_watcher"]["put_answered_ms"], run["put_answered_ms"]
     return (
         f"a put's round trip (intended send -> answer) p50 {many['p50']} ms, p99 {many['p99']} ms, and with no "
         f"watcher (the same writer on the same stack just before) p50 {alone['p50']} ms, p99 {alone['p99']} ms"
@@ -590,7 +582,7 @@ def fanout_lines(result: dict) -> list[str]:
     p99s = ", ".join(f"{run['latency_p99_ms']}" for run in result["runs"])
     return [
         f"Watch fan-out ({m['watchers']} watchers of one prefix, one writer at {m['rate_per_s']:.0f} puts/s "
-        f"open loop, in {m.get('writer', WRITER_BEFORE)}, {m['puts']} puts; "
+        f"open loop, in {m['writer']}, {m['puts']} puts; "
         f"median of {len(result['runs'])} runs by p99): "
         f"{m['put_errors']} puts failed {m['put_error_codes'] or ''}, {m['puts_stored']} stored; "
         f"{m['delivered']} of {m['expected_deliveries']} events delivered (every stored put to every watcher), "
