@@ -8,7 +8,7 @@ reads up to it, and the keys the store then lists under the prefix are what each
 have seen (a failed put may or may not have been stored; the run counts failed puts on
 their own).
 
-    python -m bench.fanout [--watchers 100] [--rate 1000] [--seconds 5]
+    python -m bench.fanout [--watchers 100] [--rate 1000] [--seconds 5] [--watcher-processes N]
     python -m bench.fanout --idle 1000
 
 runs it on a stack of its own (as `make bench` does, which also runs it); prints one JSON
@@ -18,6 +18,10 @@ update_time; -> received), how late the generator started its puts, each put's r
 (intended send -> answer; with no watcher, what the box alone does to a put), and the CPU
 per delivered event of each server process. With `--idle N`: N watches that see no change
 for 30 s, on one kv_svc process: its memory per watch and the CPU they cost idle.
+
+The watchers read their streams in this process (as `make bench` runs them) or, with
+`--watcher-processes N`, in N processes of their own: on fresh stacks that changed
+nothing measurable (docs/watch.md), so one process is not what bounds the way out.
 """
 
 from __future__ import annotations
@@ -129,7 +133,7 @@ def _own_cpu() -> float:
 
 
 def _receive(pipe, timeout: float):
-    """The next object from the writer process, failing after `timeout` seconds."""
+    """The next object from a writer or watchers' process, failing after `timeout` seconds."""
     if not pipe.poll(timeout):
         raise TimeoutError(f"the fan-out writer sent nothing for {timeout:.0f} s")
     return pipe.recv()
@@ -149,38 +153,41 @@ def _writer_process(address: str, token: str, prefix: str, total: int, rate: flo
     pipe.send(asyncio.run(_write(address, token, prefix, total, rate, start)))
 
 
-async def measure(
+async def _watch_all(
     address: str,
     token: str,
-    watchers: int,
-    rate: float,
-    seconds: float,
-    server_pids: dict,
-    writer_process: bool = True,
+    prefix: str,
+    indexes: list[int],
+    opened: Callable[[], Awaitable[None]],
+    written: Callable[[], Awaitable[None]],
 ) -> dict:
+    """The watchers `indexes` of a run: opens their streams (calls `opened()` once every one
+    has its first message), reads until each sees the end key or 30 s after `written()`
+    returns, and gives, per watcher, its event count, last key, whether it saw the end
+    key, and for the timed ones what each event was and when it came; with this process's
+    CPU from `opened()` on."""
     md = [("authorization", f"Bearer {token}")]
-    prefix = f"fanout-{uuid.uuid4().hex[:8]}/"
     # One connection per channel: grpc shares one connection among the channels to an
     # address unless told not to, and then every watcher reached the same worker.
     options = [("grpc.use_local_subchannel_pool", 1)]
     channels = [
-        grpc.aio.insecure_channel(address, options=options) for _ in range(max(1, watchers // WATCHERS_PER_CHANNEL))
+        grpc.aio.insecure_channel(address, options=options)
+        for _ in range(max(1, -(-len(indexes) // WATCHERS_PER_CHANNEL)))
     ]
     stubs = [kv_pb2_grpc.KeyValueServiceStub(channel) for channel in channels]
-    total = int(rate * seconds)
     # Per timed watcher: key, version, when received, when the put's stored call ran.
-    received: list[list[tuple[str, int, float, float]]] = [[] for _ in range(watchers)]
-    counts = [0] * watchers
-    last_keys = [""] * watchers
+    received: dict[int, list[tuple[str, int, float, float]]] = {index: [] for index in indexes}
+    counts = dict.fromkeys(indexes, 0)
+    last_keys = dict.fromkeys(indexes, "")
+    finished = dict.fromkeys(indexes, False)
     # Put after every other put has its answer; a watcher reads until it sees it.
     end_key = f"{prefix}{END}"
-    finished = [False] * watchers
-    opened = asyncio.Semaphore(0)
+    open_streams = asyncio.Semaphore(0)
 
-    async def watch(index: int) -> None:
-        stream = stubs[index % len(stubs)].Watch(kv_pb2.WatchRequest(namespace="me", prefix=prefix), metadata=md)
+    async def watch(index: int, stub) -> None:
+        stream = stub.Watch(kv_pb2.WatchRequest(namespace="me", prefix=prefix), metadata=md)
         await stream.read()  # open: the progress message
-        opened.release()
+        open_streams.release()
         mine, timed = received[index], index < TIMED_WATCHERS
         while True:
             message = await stream.read()
@@ -206,34 +213,109 @@ async def measure(
                 break
         stream.cancel()
 
-    readers = [asyncio.create_task(watch(i)) for i in range(watchers)]
-    for _ in range(watchers):
-        await asyncio.wait_for(opened.acquire(), 30)
+    readers = [asyncio.create_task(watch(index, stubs[n % len(stubs)])) for n, index in enumerate(indexes)]
+    for _ in indexes:
+        await asyncio.wait_for(open_streams.acquire(), 30)
+    await opened()
+    cpu_before = _own_cpu()
+    await written()
+    try:
+        await asyncio.wait_for(asyncio.gather(*readers), 30)
+    except TimeoutError:
+        for reader in readers:
+            reader.cancel()
+    cpu_seconds = _own_cpu() - cpu_before
+    for channel in channels:
+        await channel.close()
+    return {
+        "counts": counts,
+        "last_keys": last_keys,
+        "finished": finished,
+        "received": {index: mine for index, mine in received.items() if mine},
+        "cpu_seconds": cpu_seconds,
+    }
+
+
+def _watchers_process(address: str, token: str, prefix: str, indexes: list[int], pipe) -> None:
+    """_watch_all in a process of its own: says "open" once its streams are, reads until
+    it is sent "written", and sends back what _watch_all returns."""
+
+    async def opened() -> None:
+        pipe.send("open")
+
+    async def written() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, _receive, pipe, 600)
+
+    pipe.send(asyncio.run(_watch_all(address, token, prefix, indexes, opened, written)))
+
+
+async def measure(
+    address: str,
+    token: str,
+    watchers: int,
+    rate: float,
+    seconds: float,
+    server_pids: dict,
+    writer_process: bool = True,
+    watcher_processes: int = 0,
+) -> dict:
+    """One run; `watcher_processes` 0 reads the watches in this process, N in N processes of
+    their own (watcher i in process i mod N)."""
+    md = [("authorization", f"Bearer {token}")]
+    prefix = f"fanout-{uuid.uuid4().hex[:8]}/"
+    total = int(rate * seconds)
+    end_key = f"{prefix}{END}"
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")  # not fork: this process uses gRPC
+    writer_done = asyncio.Event()
+    watching: list[asyncio.Task] = []
+    pipes = []
+    if watcher_processes:
+        for n in range(watcher_processes):
+            ours, theirs = context.Pipe()
+            indexes = list(range(n, watchers, watcher_processes))
+            context.Process(
+                target=_watchers_process, args=(address, token, prefix, indexes, theirs), daemon=True
+            ).start()
+            theirs.close()  # only the child holds its end: if it dies, recv() raises
+            pipes.append(ours)
+        for ours in pipes:
+            if await loop.run_in_executor(None, _receive, ours, 60) != "open":
+                raise RuntimeError("a fan-out watcher process did not open its watches")
+    elif watchers:
+        streams_open = asyncio.Event()
+
+        async def opened() -> None:
+            streams_open.set()
+
+        async def written() -> None:
+            await writer_done.wait()
+
+        watching.append(asyncio.create_task(_watch_all(address, token, prefix, list(range(watchers)), opened, written)))
+        await asyncio.wait_for(streams_open.wait(), 60)
 
     # The writer: in a process of its own unless told otherwise (then in this one's loop,
     # as before, for comparison). Measuring starts when it is connected.
-    loop = asyncio.get_running_loop()
     measured: dict = {}
 
     def begin() -> float:
         measured["cpu"] = {name: cpu_seconds(pids) for name, pids in server_pids.items()}
-        measured["stolen"], measured["client"] = stolen_seconds(), _own_cpu()
+        measured["stolen"] = stolen_seconds()
         measured["started"] = time.monotonic()
         return measured["started"]
 
     if writer_process:
-        context = multiprocessing.get_context("spawn")  # not fork: this process uses gRPC
-        ours, theirs = context.Pipe()
+        writer, theirs = context.Pipe()
         process = context.Process(
             target=_writer_process, args=(address, token, prefix, total, rate, theirs), daemon=True
         )
         process.start()
         # Only the child holds its end now: if it dies, recv() raises instead of waiting.
         theirs.close()
-        if await loop.run_in_executor(None, _receive, ours, 60) != "ready":
+        if await loop.run_in_executor(None, _receive, writer, 60) != "ready":
             raise RuntimeError("the fan-out writer did not start")
-        ours.send(begin())
-        written = await loop.run_in_executor(None, _receive, ours, seconds + 60)
+        writer.send(begin())
+        written = await loop.run_in_executor(None, _receive, writer, seconds + 60)
         process.join()
     else:
 
@@ -241,40 +323,44 @@ async def measure(
             return begin()
 
         written = await _write(address, token, prefix, total, rate, start)
-    started, cpu_before, stolen_before, client_before = (
-        measured["started"], measured["cpu"], measured["stolen"], measured["client"]
-    )  # fmt: skip
+    started, cpu_before, stolen_before = measured["started"], measured["cpu"], measured["stolen"]
     intended = {f"{prefix}{i:08d}": started + i / rate for i in range(total)}
     sent_seconds = written["sent"] - started
-    try:
-        await asyncio.wait_for(asyncio.gather(*readers), 30)
-    except TimeoutError:
-        for reader in readers:
-            reader.cancel()
+    writer_done.set()
+    for ours in pipes:
+        ours.send("written")
+    parts = [await task for task in watching]
+    parts += [await loop.run_in_executor(None, _receive, ours, 60) for ours in pipes]
     window = time.monotonic() - started
     cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in server_pids.items()}
     stolen = stolen_seconds() - stolen_before
-    watchers_cpu = _own_cpu() - client_before
-    # In one process the watchers' CPU already counts the writer's.
+    # With the watchers in this process, their CPU already counts an in-process writer's.
+    watchers_cpu = sum(part["cpu_seconds"] for part in parts)
     writer_cpu = written["cpu_seconds"] if writer_process else 0.0
+    counts, last_keys, finished, received = {}, {}, {}, {}
+    for part in parts:
+        counts.update(part["counts"])
+        last_keys.update(part["last_keys"])
+        finished.update(part["finished"])
+        received.update(part["received"])
     # What the store holds is what every watcher must have seen: a put that failed may
     # still have been stored (an answer lost after the commit), or not.
-    stored = await stored_keys(stubs[0], md, prefix)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stored = await stored_keys(kv_pb2_grpc.KeyValueServiceStub(channel), md, prefix)
     stored.discard(end_key)
-    for channel in channels:
-        await channel.close()
     failed = set(written["failed"])
 
     expected_keys = sorted(stored)
     # Puts overlap (open loop), so they commit in any order: a watcher must see each key
     # once, in the order of the revisions, which is what the last event shows as well.
-    last_key = max(received[0], key=lambda item: item[1])[0] if watchers and received[0] else None
+    last_key = max(received[0], key=lambda item: item[1])[0] if 0 in received else None
 
     def in_order(index: int) -> bool:
         if index >= TIMED_WATCHERS:
             return True
-        versions = [version for _, version, _, _ in received[index]]
-        keys = sorted(key for key, _, _, _ in received[index])
+        mine = received.get(index, [])
+        versions = [version for _, version, _, _ in mine]
+        keys = sorted(key for key, _, _, _ in mine)
         return keys == expected_keys and all(a < b for a, b in itertools.pairwise(versions))
 
     complete = sum(
@@ -282,13 +368,13 @@ async def measure(
         for index in range(watchers)
         if finished[index] and counts[index] == len(stored) and last_keys[index] == last_key and in_order(index)
     )
-    latencies = sorted(at - intended[key] for mine in received for key, _, at, _ in mine)
+    latencies = sorted(at - intended[key] for mine in received.values() for key, _, at, _ in mine)
     # The two halves of each delivery: the put's way in (intended send -> its stored call
     # ran, Tarantool's fiber.time(), wall clock) and the watch's way out (-> received).
     wall = time.time() - time.monotonic()
-    way_in = sorted(stored - (intended[key] + wall) for mine in received for key, _, _, stored in mine)
-    way_out = sorted(at + wall - stored for mine in received for _, _, at, stored in mine)
-    delivered = sum(counts)
+    way_in = sorted(stored - (intended[key] + wall) for mine in received.values() for key, _, _, stored in mine)
+    way_out = sorted(at + wall - stored for mine in received.values() for _, _, at, stored in mine)
+    delivered = sum(counts.values())
     return {
         "watchers": watchers,
         "rate_per_s": rate,
@@ -380,9 +466,18 @@ async def idle_cost(stack: Stack, token: str, watchers: int, seconds: float = 30
     return result
 
 
-def run_on(stack: Stack, token: str, watchers: int, rate: float, seconds: float, writer_process: bool = True) -> dict:
+def run_on(
+    stack: Stack,
+    token: str,
+    watchers: int,
+    rate: float,
+    seconds: float,
+    writer_process: bool = True,
+    watcher_processes: int = 0,
+) -> dict:
     pids = {name: process_tree(process.popen.pid) for name, process in stack.processes.items()}
-    return asyncio.run(measure(f"127.0.0.1:{stack.kv_port}", token, watchers, rate, seconds, pids, writer_process))
+    address = f"127.0.0.1:{stack.kv_port}"
+    return asyncio.run(measure(address, token, watchers, rate, seconds, pids, writer_process, watcher_processes))
 
 
 def main() -> None:
@@ -390,6 +485,9 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument(
+        "--watcher-processes", type=int, default=0, help="read the watches in this many processes (0: this one)"
+    )
     parser.add_argument("--idle", type=int, default=0, help="measure this many idle watches instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tkv-fanout-") as directory:
@@ -402,7 +500,8 @@ def main() -> None:
             if args.idle:
                 print(json.dumps(asyncio.run(idle_cost(stack, token, args.idle))))
             else:
-                print(json.dumps(run_on(stack, token, args.watchers, args.rate, args.seconds)))
+                result = run_on(stack, token, args.watchers, args.rate, args.seconds, True, args.watcher_processes)
+                print(json.dumps(result))
         finally:
             stop_all(stack.processes)
 

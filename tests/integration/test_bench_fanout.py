@@ -1,7 +1,8 @@
 """The fan-out benchmark's own checks (bench/fanout.py, run by `make bench`) on a small
 load against real services: with the writer in a process of its own, as `make bench` runs
-it, and in the watchers' process, every stored put reaches every watcher in revision order,
-and the figures the benchmark reports are there. `make bench` takes half an hour; this
+it, or in the watchers' process, and with the watchers in processes of their own, every
+stored put reaches every watcher in revision order, and the figures the benchmark reports
+are there. `make bench` takes half an hour; this
 finds a broken benchmark in seconds."""
 
 from __future__ import annotations
@@ -38,6 +39,19 @@ async def test_every_stored_put_reaches_every_watcher_in_order(own_kv, writer_pr
         assert result[figure]["p50"] <= result[figure]["p99"], figure
     assert result["latency_p50_ms"] > 0
     assert (result["writer_cpu_cores"] is not None) == writer_process
+
+
+async def test_watchers_in_processes_of_their_own_see_every_put_in_order(own_kv):
+    harness, address = own_kv
+    _, token = await register_and_login(harness)
+
+    result = await fanout.measure(address, token, 5, 200, 0.5, {}, watcher_processes=2)
+
+    assert result["put_errors"] == 0 and result["puts_stored"] == 100
+    assert result["delivered"] == result["expected_deliveries"] == 500
+    assert result["watchers_complete_in_order"] == 5
+    assert result["stored_to_received_ms"]["p50"] > 0
+    assert result["client_cpu_cores"] > result["writer_cpu_cores"]  # the watchers' processes count
 
 
 async def test_the_writer_alone_answers_every_put(own_kv):
