@@ -57,6 +57,7 @@ class Event:
 
     def __init__(self, revision: int, time_: float, fields: Sequence[Any]):
         self.revision = revision
+        self.time = time_  # when its write ran (Tarantool's clock, Unix seconds)
         self.namespace: str = fields[_NAMESPACE]
         self.key: str = fields[_KEY]
         self._fields = (time_, fields)
@@ -101,14 +102,26 @@ def watch_response(events: Sequence[bytes], revision: int) -> bytes:
     return b"".join(parts)
 
 
-# An encoded WatchResponse and the number of events in it.
-Message = tuple[bytes, int]
+# An encoded WatchResponse, the number of events in it, and when the write of its oldest
+# event ran (Unix seconds).
+Message = tuple[bytes, int, float]
 
 STREAMS_OPEN = metrics.Gauge(metrics.REGISTRY, "tkv_watch_streams_open", "Watch streams open.")
 EVENTS_DELIVERED = metrics.Counter(
     metrics.REGISTRY,
     "tkv_watch_events_delivered_total",
     "Events handed to watch streams (an event sent to 100 watchers counts 100).",
+)
+# Measured once a message is sent, from its oldest event: what a watcher waits for a change
+# on the server's side (the follower's pause, the fan-out, the stream's queue and send).
+# Tarantool's clock against this process's: across hosts, their skew is in it too.
+WATCH_LAG = metrics.Histogram(
+    metrics.REGISTRY,
+    "tkv_watch_lag_seconds",
+    "Per live watch message: seconds from the write of its oldest event to the message sent.",
+    # Under load the follower's pause (up to TKV_KV_WATCH_COALESCE_SECONDS, 50 ms) puts most
+    # lags within 0-50 ms: finer buckets there than the call latencies'.
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
 
@@ -138,7 +151,8 @@ class Watch:
         # resumes when the watch ends.
         self.delivered = start_revision
         self._buffer_bytes = buffer_bytes
-        self._queue: collections.deque[tuple[int, bytes, int]] = collections.deque()  # revision, message, events
+        # revision, message, events, when the write of its oldest event ran
+        self._queue: collections.deque[tuple[int, bytes, int, float]] = collections.deque()
         self._queued_bytes = 0
         self._wake = asyncio.Event()
         self.ended: TkvError | None = None
@@ -161,11 +175,15 @@ class Watch:
     def message_for(self, batches: Sequence[tuple[int, Sequence[Event]]]) -> Message | None:
         """One message (and its number of events) with the matching events of write
         batches (revision, events) newer than what was sent, or None when none match."""
-        selected = []
+        selected: list[bytes] = []
+        oldest = 0.0
         for revision, events in batches:
             if revision > self.sent:
-                selected += self.select(events)
-        return (watch_response(selected, batches[-1][0]), len(selected)) if selected else None
+                chosen = self.select(events)
+                if chosen and not selected:
+                    oldest = events[0].time
+                selected += chosen
+        return (watch_response(selected, batches[-1][0]), len(selected), oldest) if selected else None
 
     def offer(self, batches: Sequence[tuple[int, Sequence[Event]]], message: Message | None) -> None:
         """Queues `message` (message_for(batches), possibly made for another watch with the
@@ -190,23 +208,25 @@ class Watch:
             self._queued_bytes = 0
             self._wake.set()
 
-    def take(self, max_bytes: int) -> bytes | None:
+    def take(self, max_bytes: int) -> tuple[bytes, float] | None:
         """What is queued, as one message of at most about `max_bytes` (never less than one
-        queued message): encoded WatchResponses concatenate into one (repeated events
-        append, the last revision wins), so a client that reads more slowly than changes
-        come gets fewer, larger messages instead of falling behind at once."""
+        queued message), and when the write of its oldest event ran: encoded
+        WatchResponses concatenate into one (repeated events append, the last revision
+        wins), so a client that reads more slowly than changes come gets fewer, larger
+        messages instead of falling behind at once."""
         if not self._queue:
             return None
         parts, size, events = [], 0, 0
+        oldest = self._queue[0][3]
         while self._queue and (not parts or size + len(self._queue[0][1]) <= max_bytes):
-            revision, message, count = self._queue.popleft()
+            revision, message, count, _ = self._queue.popleft()
             parts.append(message)
             size += len(message)
             events += count
             self.delivered = revision
         self._queued_bytes -= size
         EVENTS_DELIVERED.inc(events)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), oldest
 
     async def wait(self, timeout: float) -> None:
         self._wake.clear()
@@ -293,9 +313,12 @@ class WatchHub:
         expiry = time.monotonic() + expires_in
         last_sent = time.monotonic()
         while True:
-            message = watch.take(MAX_MESSAGE_BYTES)
-            if message is not None:
+            taken = watch.take(MAX_MESSAGE_BYTES)
+            if taken is not None:
+                message, oldest = taken
                 yield message
+                # gRPC asks for the next message once this one is sent.
+                WATCH_LAG.observe(max(0.0, time.time() - oldest))
                 last_sent = time.monotonic()
                 continue
             if watch.ended is not None:

@@ -12,6 +12,7 @@ import jwt
 import pytest
 from google.rpc import error_details_pb2
 
+from kv_svc.watching import WATCH_LAG
 from tests.inprocess import register_and_login, start_services, stop_services, unique
 from tests.integration.test_pairs_v2 import native, put, sign_in
 from tests.stack import Stack, tarantool
@@ -75,6 +76,29 @@ async def test_a_watch_starts_with_progress_then_gets_puts_deletes_and_expiries_
     revision, kind, key, value = got[3]
     assert (kind, key, value) == ("EXPIRE", prefix + "b", None) and revision > r3
     assert first.revision < r1
+    stream.cancel()
+
+
+def watch_lag() -> tuple[int, float]:
+    """tkv_watch_lag_seconds in this process (the services run in it): count, sum."""
+    samples = WATCH_LAG.snapshot()["samples"]
+    return (sum(samples[0][1]), samples[0][2]) if samples else (0, 0.0)
+
+
+async def test_each_live_message_counts_its_lag_from_the_write_to_the_send(svc, user):
+    _, md = user
+    prefix = unique("lag/")
+    stream = watch(svc, md, prefix=prefix)
+    await next_message(stream)  # the progress message: not a change, no lag
+    count, total = watch_lag()
+    written = time.time()
+    await svc.kv2.PutPair(put("me", prefix + "a", 1), metadata=md)
+    await events(stream, 1)
+    received = time.time()
+
+    new_count, new_total = watch_lag()
+    assert new_count == count + 1
+    assert 0 < new_total - total < received - written
     stream.cancel()
 
 
