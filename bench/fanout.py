@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -135,7 +136,7 @@ def _own_cpu() -> float:
 def _receive(pipe, timeout: float):
     """The next object from a writer or watchers' process, failing after `timeout` seconds."""
     if not pipe.poll(timeout):
-        raise TimeoutError(f"the fan-out writer sent nothing for {timeout:.0f} s")
+        raise TimeoutError(f"a fan-out client process sent nothing for {timeout:.0f} s")
     return pipe.recv()
 
 
@@ -182,12 +183,15 @@ async def _watch_all(
     finished = dict.fromkeys(indexes, False)
     # Put after every other put has its answer; a watcher reads until it sees it.
     end_key = f"{prefix}{END}"
-    open_streams = asyncio.Semaphore(0)
+    opening = collections.Counter()
+    all_open = asyncio.Event()
 
     async def watch(index: int, stub) -> None:
         stream = stub.Watch(kv_pb2.WatchRequest(namespace="me", prefix=prefix), metadata=md)
         await stream.read()  # open: the progress message
-        open_streams.release()
+        opening["open"] += 1
+        if opening["open"] == len(indexes):
+            all_open.set()
         mine, timed = received[index], index < TIMED_WATCHERS
         while True:
             message = await stream.read()
@@ -214,19 +218,21 @@ async def _watch_all(
         stream.cancel()
 
     readers = [asyncio.create_task(watch(index, stubs[n % len(stubs)])) for n, index in enumerate(indexes)]
-    for _ in indexes:
-        await asyncio.wait_for(open_streams.acquire(), 30)
-    await opened()
-    cpu_before = _own_cpu()
-    await written()
     try:
-        await asyncio.wait_for(asyncio.gather(*readers), 30)
-    except TimeoutError:
+        await _first_of(all_open, readers, 30, "the fan-out's watches did not open")
+        await opened()
+        cpu_before = _own_cpu()
+        await written()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*readers), 30)
+        cpu_seconds = _own_cpu() - cpu_before
+    finally:
+        # Whether the run went well or not: no stream left reading, every error retrieved.
         for reader in readers:
             reader.cancel()
-    cpu_seconds = _own_cpu() - cpu_before
-    for channel in channels:
-        await channel.close()
+        await asyncio.gather(*readers, return_exceptions=True)
+        for channel in channels:
+            await channel.close()
     return {
         "counts": counts,
         "last_keys": last_keys,
@@ -234,6 +240,24 @@ async def _watch_all(
         "received": {index: mine for index, mine in received.items() if mine},
         "cpu_seconds": cpu_seconds,
     }
+
+
+async def _first_of(event: asyncio.Event, tasks: list[asyncio.Task], timeout: float, what: str) -> None:
+    """Waits for `event`; raises the error of the first of `tasks` to fail before it instead
+    (a refused watch fails the run at once, not after the timeout), or TimeoutError."""
+    waiter = asyncio.create_task(event.wait())
+    pending = {waiter, *tasks}
+    try:
+        async with asyncio.timeout(timeout):
+            while not event.is_set():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not waiter and task.exception() is not None:
+                        raise task.exception()
+    except TimeoutError:
+        raise TimeoutError(f"{what} in {timeout:.0f} s") from None
+    finally:
+        waiter.cancel()
 
 
 def _watchers_process(address: str, token: str, prefix: str, indexes: list[int], pipe) -> None:
@@ -271,17 +295,24 @@ async def measure(
     watching: list[asyncio.Task] = []
     pipes = []
     if watcher_processes:
+        processes = []
         for n in range(watcher_processes):
             ours, theirs = context.Pipe()
             indexes = list(range(n, watchers, watcher_processes))
-            context.Process(
-                target=_watchers_process, args=(address, token, prefix, indexes, theirs), daemon=True
-            ).start()
+            processes.append(
+                context.Process(target=_watchers_process, args=(address, token, prefix, indexes, theirs), daemon=True)
+            )
+            processes[-1].start()
             theirs.close()  # only the child holds its end: if it dies, recv() raises
             pipes.append(ours)
-        for ours in pipes:
-            if await loop.run_in_executor(None, _receive, ours, 60) != "open":
-                raise RuntimeError("a fan-out watcher process did not open its watches")
+        try:
+            for ours in pipes:
+                if await loop.run_in_executor(None, _receive, ours, 60) != "open":
+                    raise RuntimeError("a fan-out watcher process did not open its watches")
+        except BaseException:
+            for process in processes:  # the others would hold their watches open
+                process.terminate()
+            raise
     elif watchers:
         streams_open = asyncio.Event()
 
@@ -292,7 +323,7 @@ async def measure(
             await writer_done.wait()
 
         watching.append(asyncio.create_task(_watch_all(address, token, prefix, list(range(watchers)), opened, written)))
-        await asyncio.wait_for(streams_open.wait(), 60)
+        await _first_of(streams_open, watching, 60, "the fan-out's watches did not open")
 
     # The writer: in a process of its own unless told otherwise (then in this one's loop,
     # as before, for comparison). Measuring starts when it is connected.

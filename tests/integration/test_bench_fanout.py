@@ -7,6 +7,7 @@ finds a broken benchmark in seconds."""
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from bench import fanout
@@ -52,6 +53,25 @@ async def test_watchers_in_processes_of_their_own_see_every_put_in_order(own_kv)
     assert result["watchers_complete_in_order"] == 5
     assert result["stored_to_received_ms"]["p50"] > 0
     assert result["client_cpu_cores"] > result["writer_cpu_cores"]  # the watchers' processes count
+
+
+async def test_a_refused_watch_fails_the_run_with_its_error(own_kv):
+    # Nine watches of one user where the fixture allows eight: the ninth is refused, and the
+    # run fails with that refusal, not with a wait for the watches that ends in a timeout.
+    harness, address = own_kv
+    _, token = await register_and_login(harness)
+
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await fanout.measure(address, token, 9, 10, 0.2, {})
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_a_watchers_process_that_fails_ends_the_run_at_once(own_kv):
+    harness, address = own_kv
+    _, token = await register_and_login(harness)
+
+    with pytest.raises(EOFError):  # its process ended: not the 60-s TimeoutError
+        await fanout.measure(address, token, 9, 10, 0.2, {}, watcher_processes=2)
 
 
 async def test_the_writer_alone_answers_every_put(own_kv):
