@@ -15,8 +15,9 @@ runs it on a stack of its own (as `make bench` does, which also runs it); prints
 object: deliveries, delivery latency (intended send time of the put -> event received by a
 watcher) p50/p99/max and its two halves (-> the put's stored call ran, by the pair's
 update_time; -> received), how late the generator started its puts, each put's round trip
-(intended send -> answer; with no watcher, what the box alone does to a put), and the CPU
-per delivered event of each server process. With `--idle N`: N watches that see no change
+(intended send -> answer; with no watcher, what the box alone does to a put), kv_svc's own
+lag per message from its `tkv_watch_lag_seconds` (on a stack of its own: `run_on`), and
+the CPU per delivered event of each server process. With `--idle N`: N watches that see no change
 for 30 s, on one kv_svc process: its memory per watch and the CPU they cost idle.
 
 The watchers read their streams in this process (as `make bench` runs them) or, with
@@ -37,12 +38,14 @@ import os
 import resource
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 from google.protobuf import struct_pb2
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cpu import cpu_seconds, process_tree, stolen_seconds
 from tests.reliability.workload import Target, new_token
@@ -497,6 +500,51 @@ async def idle_cost(stack: Stack, token: str, watchers: int, seconds: float = 30
     return result
 
 
+# kv_svc's workers publish their metrics every 0.5 s: a scrape this long after a run holds all of it.
+METRICS_SETTLE_SECONDS = 1.2
+
+
+def lag_buckets(metrics_port: int) -> dict[float, float]:
+    """kv_svc's tkv_watch_lag_seconds now: cumulative count per upper bound (le)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "tkv_watch_lag_seconds_bucket"
+    }
+
+
+def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
+    """As Prometheus' histogram_quantile estimates it from cumulative buckets: linear within
+    the bucket the rank falls in; the highest finite bound past the last one."""
+    bounds = sorted(buckets)
+    if not bounds or not buckets[bounds[-1]]:
+        return None
+    rank = q * buckets[bounds[-1]]
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / (buckets[bound] - below)
+        lower, below = bound, buckets[bound]
+    return lower
+
+
+def server_lag(before: dict[float, float], after: dict[float, float]) -> dict | None:
+    """kv_svc's own part of the way out over a run, from its histogram's growth: messages
+    sent on live watches, and p50/p99 in ms of each one's oldest event's write -> sent."""
+    grown = {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
+    if not grown or not grown.get(float("inf")):
+        return None
+    return {
+        "messages": int(grown[float("inf")]),
+        **{name: round(histogram_quantile(q, grown) * 1000, 1) for name, q in (("p50", 0.5), ("p99", 0.99))},
+    }
+
+
 def run_on(
     stack: Stack,
     token: str,
@@ -506,9 +554,15 @@ def run_on(
     writer_process: bool = True,
     watcher_processes: int = 0,
 ) -> dict:
+    """measure() on `stack`, with kv_svc's own part of the way out from its metrics."""
     pids = {name: process_tree(process.popen.pid) for name, process in stack.processes.items()}
     address = f"127.0.0.1:{stack.kv_port}"
-    return asyncio.run(measure(address, token, watchers, rate, seconds, pids, writer_process, watcher_processes))
+    time.sleep(METRICS_SETTLE_SECONDS)  # what an earlier run sent is published
+    before = lag_buckets(stack.kv_metrics_port)
+    result = asyncio.run(measure(address, token, watchers, rate, seconds, pids, writer_process, watcher_processes))
+    time.sleep(METRICS_SETTLE_SECONDS)
+    result["server_lag_ms"] = server_lag(before, lag_buckets(stack.kv_metrics_port))
+    return result
 
 
 def main() -> None:

@@ -576,6 +576,15 @@ def _answered_text(run: dict) -> str:
     )
 
 
+def _server_lag_text(run: dict) -> str:
+    lag = run["server_lag_ms"]
+    return (
+        f"(tkv_watch_lag_seconds: per message sent on a watch, its oldest event's write -> sent, which bounds its "
+        f"other events'; histogram_quantile's estimate from the buckets) p50 {lag['p50']} ms, p99 {lag['p99']} ms "
+        f"over {lag['messages']} messages"
+    )
+
+
 def fanout_lines(result: dict) -> list[str]:
     m = result["median"]
     added = m["added_cpu_us_per_delivered_event"]
@@ -591,7 +600,8 @@ def fanout_lines(result: dict) -> list[str]:
         f"over every event of {m['timed_watchers']} watchers; its halves: the put's way in (intended send -> "
         f"its stored call ran) p50 {m['put_to_stored_ms']['p50']} ms, p99 {m['put_to_stored_ms']['p99']} ms, "
         f"the watch's way out (-> received) p50 {m['stored_to_received_ms']['p50']} ms, "
-        f"p99 {m['stored_to_received_ms']['p99']} ms; {_answered_text(m)}; CPU added per delivered event "
+        f"p99 {m['stored_to_received_ms']['p99']} ms; kv_svc's own lag {_server_lag_text(m)}; "
+        f"{_answered_text(m)}; CPU added per delivered event "
         f"(against the same writer with no watcher): kv_svc {added['kv_svc']} µs, "
         f"tarantool {added['tarantool']} µs; client CPU {m['client_cpu_cores']} cores; "
         f"CPU stolen by the hypervisor {m.get('stolen_cores')} cores.",

@@ -1,5 +1,5 @@
 """The fan-out paragraph of results.md (bench/run.py fanout_lines) names where the writer
-ran and the put's round trip with and without watchers."""
+ran, the put's round trip with and without watchers, and kv_svc's own lag."""
 
 from __future__ import annotations
 
@@ -28,8 +28,11 @@ def test_the_paragraph_states_the_writer_and_both_round_trips():
         "client_cpu_cores": 0.55,
         "writer": "a process of its own",
         "stolen_cores": 0.0,
+        "server_lag_ms": {"messages": 15000, "p50": 39.6, "p99": 73.8},
     }
     [paragraph, _] = run.fanout_lines({"median": median, "runs": [median]})
     assert "one writer at 1000 puts/s open loop, in a process of its own, 5000 puts" in paragraph
     assert "a put's round trip (intended send -> answer) p50 4.9 ms, p99 40.9 ms" in paragraph
     assert "with no watcher (the same writer on the same stack just before) p50 1.8 ms, p99 11.7 ms" in paragraph
+    assert "kv_svc's own lag (tkv_watch_lag_seconds" in paragraph
+    assert "p50 39.6 ms, p99 73.8 ms over 15000 messages" in paragraph
