@@ -173,8 +173,9 @@ class Watch:
         return (self.namespace, self.prefix, self.key, self.keys_only)
 
     def message_for(self, batches: Sequence[tuple[int, Sequence[Event]]]) -> Message | None:
-        """One message (and its number of events) with the matching events of write
-        batches (revision, events) newer than what was sent, or None when none match."""
+        """One message (its bytes, number of events, and when its oldest event's write ran)
+        with the matching events of write batches (revision, events) newer than what was
+        sent, or None when none match."""
         selected: list[bytes] = []
         oldest = 0.0
         for revision, events in batches:
