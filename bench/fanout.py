@@ -64,6 +64,8 @@ TIMED_WATCHERS = 10
 STACK_ENV = {"TKV_KV_MAX_WATCHES_PER_USER": "1000"}
 # The key the writer puts after every other put has its answer (sorts after them).
 END = "~end"
+# The name of each process that reads watches, with its number (--watcher-processes).
+WATCHERS_PROCESS = "fanout-watchers"
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
@@ -296,14 +298,18 @@ async def measure(
     context = multiprocessing.get_context("spawn")  # not fork: this process uses gRPC
     writer_done = asyncio.Event()
     watching: list[asyncio.Task] = []
-    pipes = []
+    pipes, processes = [], []
     if watcher_processes:
-        processes = []
         for n in range(watcher_processes):
             ours, theirs = context.Pipe()
             indexes = list(range(n, watchers, watcher_processes))
             processes.append(
-                context.Process(target=_watchers_process, args=(address, token, prefix, indexes, theirs), daemon=True)
+                context.Process(
+                    target=_watchers_process,
+                    args=(address, token, prefix, indexes, theirs),
+                    name=f"{WATCHERS_PROCESS}-{n}",
+                    daemon=True,
+                )
             )
             processes[-1].start()
             theirs.close()  # only the child holds its end: if it dies, recv() raises
@@ -315,6 +321,7 @@ async def measure(
         except BaseException:
             for process in processes:  # the others would hold their watches open
                 process.terminate()
+                process.join(10)
             raise
     elif watchers:
         streams_open = asyncio.Event()
@@ -365,6 +372,8 @@ async def measure(
         ours.send("written")
     parts = [await task for task in watching]
     parts += [await loop.run_in_executor(None, _receive, ours, 60) for ours in pipes]
+    for process in processes:  # each ends once it has sent its part
+        await loop.run_in_executor(None, process.join, 10)
     window = time.monotonic() - started
     cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in server_pids.items()}
     stolen = stolen_seconds() - stolen_before

@@ -7,12 +7,18 @@ finds a broken benchmark in seconds."""
 
 from __future__ import annotations
 
+import multiprocessing
+
 import grpc
 import pytest
 
 from bench import fanout
 from tests.inprocess import register_and_login, start_services, stop_services
 from tests.stack import free_port
+
+
+def watchers_processes() -> list[multiprocessing.Process]:
+    return [p for p in multiprocessing.active_children() if p.name.startswith(fanout.WATCHERS_PROCESS)]
 
 
 @pytest.fixture
@@ -47,6 +53,7 @@ async def test_watchers_in_processes_of_their_own_see_every_put_in_order(own_kv)
     _, token = await register_and_login(harness)
 
     result = await fanout.measure(address, token, 5, 200, 0.5, {}, watcher_processes=2)
+    assert not watchers_processes()  # each ended once it had sent its part
 
     assert result["put_errors"] == 0 and result["puts_stored"] == 100
     assert result["delivered"] == result["expected_deliveries"] == 500
@@ -72,6 +79,8 @@ async def test_a_watchers_process_that_fails_ends_the_run_at_once(own_kv):
 
     with pytest.raises(EOFError):  # its process ended: not the 60-s TimeoutError
         await fanout.measure(address, token, 9, 10, 0.2, {}, watcher_processes=2)
+    # ...and the other was stopped, not left holding its watches.
+    assert not watchers_processes()
 
 
 async def test_the_writer_alone_answers_every_put(own_kv):
