@@ -188,14 +188,15 @@ async def _watch_all(
     finished = dict.fromkeys(indexes, False)
     # Put after every other put has its answer; a watcher reads until it sees it.
     end_key = f"{prefix}{END}"
-    opening = collections.Counter()
+    opened_streams = 0
     all_open = asyncio.Event()
 
     async def watch(index: int, stub) -> None:
         stream = stub.Watch(kv_pb2.WatchRequest(namespace="me", prefix=prefix), metadata=md)
         await stream.read()  # open: the progress message
-        opening["open"] += 1
-        if opening["open"] == len(indexes):
+        nonlocal opened_streams
+        opened_streams += 1
+        if opened_streams == len(indexes):
             all_open.set()
         mine, timed = received[index], index < TIMED_WATCHERS
         while True:
@@ -566,6 +567,8 @@ def run_on(
     """measure() on `stack`, with kv_svc's own part of the way out from its metrics."""
     pids = {name: process_tree(process.popen.pid) for name, process in stack.processes.items()}
     address = f"127.0.0.1:{stack.kv_port}"
+    if not watchers:  # no watch, no lag to read
+        return asyncio.run(measure(address, token, 0, rate, seconds, pids, writer_process))
     time.sleep(METRICS_SETTLE_SECONDS)  # what an earlier run sent is published
     before = lag_buckets(stack.kv_metrics_port)
     result = asyncio.run(measure(address, token, watchers, rate, seconds, pids, writer_process, watcher_processes))

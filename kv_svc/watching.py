@@ -60,10 +60,10 @@ class Event:
         self.time = time_  # when its write ran (Tarantool's clock, Unix seconds)
         self.namespace: str = fields[_NAMESPACE]
         self.key: str = fields[_KEY]
-        self._fields = (time_, fields)
+        self._fields = fields
 
     def _encode(self, with_value: bool) -> bytes:
-        time_, fields = self._fields
+        fields = self._fields
         row = (
             fields[_NAMESPACE],
             fields[_KEY],
@@ -71,7 +71,7 @@ class Event:
             self.revision,
             fields[_CREATE_VERSION],
             fields[_OWNER],
-            time_,
+            self.time,
             fields[_EXPIRE_TIME],
         )
         pair = wire.pair(row)
