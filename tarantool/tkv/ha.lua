@@ -1,0 +1,233 @@
+-- A node under the failover agent (tkv_ha/agent.py, docs/high-availability.md): the node
+-- is writable only while the agent holds leadership in etcd, and fences itself on its own
+-- clock. The agent calls these through the admin console; no service user may.
+--
+-- Why the node keeps its own deadline: the agent renews its etcd lease and then extends
+-- the node's writable time to (renewal sent) + TTL - margin. If the agent dies, hangs or
+-- loses etcd, nobody extends it, and the fiber below makes the node read-only before the
+-- lease can expire for anyone else, whatever the agent is doing.
+local fiber = require('fiber')
+local fio = require('fio')
+local log = require('log')
+
+local M = {}
+
+-- fiber.clock() past which this node must take no write; nil while it is not the leader.
+local writable_until = nil
+local wakeup = fiber.cond()
+-- Set by init.lua: the master's start-up (migrations, passwords, replication mode), the
+-- replication user's URI prefix, and where a requested rebuild is marked.
+local on_master = nil
+local replication_user = nil
+local rebuild_marker = nil
+
+function M.configure(options)
+    on_master = options.on_master
+    replication_user = options.replication_user
+    rebuild_marker = options.rebuild_marker
+end
+
+-- host:port of each upstream, without the credentials.
+local function upstreams()
+    local peers = {}
+    for _, uri in ipairs(type(box.cfg.replication) == 'table' and box.cfg.replication
+                         or {box.cfg.replication}) do
+        table.insert(peers, (tostring(uri):gsub('^.*@', '')))
+    end
+    return peers
+end
+
+local function fence(why)
+    writable_until = nil
+    if not box.info.ro then
+        box.cfg({read_only = true})
+        log.warn('tkv ha: fenced (read-only): %s', why)
+    end
+end
+
+local function fencer()
+    fiber.name('tkv.ha.fence')
+    while true do
+        if writable_until == nil then
+            wakeup:wait()
+        else
+            local left = writable_until - fiber.clock()
+            if left <= 0 then
+                fence('the agent did not renew leadership in time')
+            else
+                -- A sleep never longer than the time left: the deadline is kept to the ms.
+                wakeup:wait(left)
+            end
+        end
+    end
+end
+
+-- Tarantool 2.6.0 loses acknowledgements of synchronous transactions when more replicas
+-- acknowledge than the quorum needs: with quorum 2 and two replicas, plain Tarantool
+-- stalled 3-6 of 200 serial writes for the whole replication_synchro_timeout, each with
+-- every write queued behind it; with quorum 3 (every replica needed) none of 1,000 did,
+-- nor with quorum 2 and one replica (docs/high-availability.md, "Quorum"). So the leader
+-- asks for the acks of every replica that is keeping up, and never fewer than the
+-- configured quorum: the guarantee is the configured quorum's, the quorum in force is
+-- only ever stricter. A replica counts while it reported within ACK_SILENCE_SECONDS and
+-- has acknowledged all but LAG_ROWS of the leader's rows; one that stops reporting (dead,
+-- or cut off) stops counting within that time, and the writes it held up go through.
+local ADJUST_SECONDS = 0.05
+local ACK_SILENCE_SECONDS = 0.75
+local LAG_ROWS = 1000
+local quorum_floor = 1
+
+local function keeping_up()
+    local own = box.info.vclock[box.info.id] or 0
+    local count = 0
+    for _, r in pairs(box.info.replication) do
+        local down = r.downstream
+        if down ~= nil and down.status == 'follow' and (down.idle or math.huge) < ACK_SILENCE_SECONDS then
+            local acked = down.vclock ~= nil and down.vclock[box.info.id] or 0
+            if own - acked <= LAG_ROWS then
+                count = count + 1
+            end
+        end
+    end
+    return count
+end
+
+local function quorum_keeper()
+    fiber.name('tkv.ha.quorum')
+    while true do
+        fiber.sleep(ADJUST_SECONDS)
+        if writable_until ~= nil and quorum_floor > 1 then
+            local wanted = math.max(quorum_floor, keeping_up() + 1)
+            if box.cfg.replication_synchro_quorum ~= wanted then
+                box.cfg({replication_synchro_quorum = wanted})
+            end
+        end
+    end
+end
+
+function M.start()
+    quorum_floor = box.cfg.replication_synchro_quorum
+    fiber.create(fencer)
+    fiber.create(quorum_keeper)
+end
+
+-- The node's state for the agent: everything it decides on, read in one call.
+function M.state()
+    local vclock = {}
+    for id, lsn in pairs(box.info.vclock) do
+        if id ~= 0 then
+            vclock[tostring(id)] = lsn
+        end
+    end
+    local links = {}
+    for id, r in pairs(box.info.replication) do
+        if id ~= box.info.id and r.upstream ~= nil then
+            links[tostring(id)] = {status = r.upstream.status, lag = r.upstream.lag, idle = r.upstream.idle}
+        end
+    end
+    return {
+        id = box.info.id,
+        uuid = box.info.uuid,
+        replicaset = box.info.cluster.uuid,
+        ro = box.info.ro,
+        status = box.info.status,
+        vclock = vclock,
+        registered = box.space._cluster:len(),
+        -- The configured quorum: what every confirmed transaction is sure to have.
+        sync_quorum = quorum_floor,
+        quorum_in_force = box.cfg.replication_synchro_quorum,
+        sync = box.space.pairs ~= nil and box.space.pairs.is_sync or false,
+        follows = upstreams(),
+        writable_for = writable_until and math.max(writable_until - fiber.clock(), 0) or 0,
+        upstreams = links,
+    }
+end
+
+-- Extends the writable time (a renewed lease); returns whether the node is writable.
+function M.hold(seconds)
+    if writable_until ~= nil then
+        writable_until = fiber.clock() + seconds
+        wakeup:signal()
+    end
+    return not box.info.ro
+end
+
+-- Leadership won, and the agent has checked that this node holds every confirmed row.
+-- It stops following anyone (a leader takes rows from no one: an old master that comes
+-- back can never hand it rows the quorum did not confirm), settles the synchronous queue
+-- the old master left, then takes writes until `seconds` from now unless renewed.
+-- Migrations and passwords run here, where the node is first writable: an upgrade
+-- happens on the first promotion after it.
+function M.promote(seconds)
+    box.cfg({replication = {}})
+    -- The old master's transactions still waiting here for a quorum: every one of them is
+    -- on this node and on the old master, which is a quorum of the configured two (and
+    -- the agent checked no replica has more). So all of them are confirmed, as Raft's new
+    -- leader commits its whole log: with quorum 1 clear_synchro_queue() confirms what
+    -- this node holds. Tarantool 2.6.0 first waits twice replication_synchro_timeout for
+    -- the old master's own verdict, which will not come (it is dead or fenced, and this
+    -- node follows no one now): the short timeout skips that wait.
+    local timeout = box.cfg.replication_synchro_timeout
+    box.cfg({replication_synchro_quorum = 1, replication_synchro_timeout = 0.001})
+    box.ctl.clear_synchro_queue()
+    box.cfg({replication_synchro_quorum = quorum_floor, replication_synchro_timeout = timeout})
+    writable_until = fiber.clock() + seconds
+    wakeup:signal()
+    box.cfg({read_only = false})
+    if on_master ~= nil then
+        on_master()
+    end
+    return not box.info.ro
+end
+
+-- A planned step-down or lost leadership: read-only at once.
+function M.demote(why)
+    fence(why or 'demoted by the agent')
+    return box.info.ro
+end
+
+-- Replicate from the leader only (host:port), once the agent has checked this node holds
+-- nothing the leader lacks.
+function M.follow(address)
+    local current = upstreams()
+    if #current ~= 1 or current[1] ~= address then
+        box.cfg({replication = {replication_user .. address}})
+        log.info('tkv ha: following %s', address)
+    end
+    return true
+end
+
+-- The rows this node has past the leader's vclock (`leader`: {"<replica id>": lsn}), which
+-- a rebuild discards: for the log. Spaces and operations only, never keys or values.
+function M.rows_past(leader)
+    local xlog = require('xlog')
+    local rows = {}
+    for _, path in ipairs(fio.glob(fio.pathjoin(box.cfg.wal_dir, '*.xlog'))) do
+        for _, row in xlog.pairs(path) do
+            local header, body = row.HEADER, row.BODY
+            if header ~= nil and header.lsn ~= nil and header.replica_id ~= nil
+                    and header.lsn > (leader[tostring(header.replica_id)] or 0) then
+                table.insert(rows, {replica_id = header.replica_id, lsn = header.lsn, type = header.type,
+                                    space_id = body and body.space_id})
+            end
+        end
+    end
+    table.sort(rows, function(a, b) return a.lsn < b.lsn end)
+    return rows
+end
+
+-- Diverged from the leader: mark the work dir for a rebuild and stop; the supervisor's
+-- restart moves it aside (init.lua) and the node joins the leader afresh.
+function M.rebuild(why)
+    local file = fio.open(rebuild_marker, {'O_WRONLY', 'O_CREAT', 'O_TRUNC'}, tonumber('600', 8))
+    file:write(why)
+    file:close()
+    log.warn('tkv ha: rebuilding from the leader: %s', why)
+    fiber.create(function()
+        fiber.sleep(0.1)
+        os.exit(0)
+    end)
+    return true
+end
+
+return M

@@ -1,0 +1,80 @@
+"""The agent's line to its own Tarantool: the admin console (a Unix socket), asynchronous.
+
+Only the calls of tarantool/tkv/ha.lua go through here. The console is the one door no
+service user has, and it works before the node lets any client or peer in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from .decision import NodeState
+
+
+class NodeUnavailable(Exception):
+    """The node's console did not answer (the node is down, starting, or hung)."""
+
+
+class Node:
+    def __init__(self, console: Path, timeout: float = 2.0):
+        self._path = console
+        self._timeout = timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()
+
+    async def _eval(self, expression: str, timeout: float | None = None):
+        async with self._lock:
+            try:
+                return await asyncio.wait_for(self._eval_locked(expression), timeout or self._timeout)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as error:
+                await self.close()
+                raise NodeUnavailable(f"{self._path}: {type(error).__name__}: {error}") from None
+
+    async def _eval_locked(self, expression: str):
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_unix_connection(str(self._path))
+            await self._reader.readline()  # the greeting: version, then the instance's uuid
+            await self._reader.readline()
+        self._writer.write(f"require('json').encode({expression})\n".encode())
+        await self._writer.drain()
+        reply = await self._reader.readuntil(b"\n...\n")
+        # YAML: "---", "- '<json>'", "...": a single-quoted scalar, '' for a quote.
+        line = reply.decode().splitlines()[1]
+        if not line.startswith("- '"):
+            raise RuntimeError(f"the console answered: {reply.decode().strip()}")
+        return json.loads(line[3:-1].replace("''", "'"))
+
+    async def state(self) -> NodeState:
+        return NodeState.from_dict(await self._eval("require('tkv.ha').state()"))
+
+    async def hold(self, seconds: float) -> bool:
+        """Extends the node's writable time; whether it is writable."""
+        return bool(await self._eval(f"require('tkv.ha').hold({seconds:.3f})"))
+
+    async def promote(self, seconds: float, timeout: float) -> bool:
+        """Settles the synchronous queue and takes writes for `seconds`; whether writable."""
+        return bool(await self._eval(f"require('tkv.ha').promote({seconds:.3f})", timeout=timeout))
+
+    async def demote(self, why: str) -> bool:
+        return bool(await self._eval(f"require('tkv.ha').demote({json.dumps(why)})"))
+
+    async def follow(self, address: str) -> bool:
+        """Replicates from the leader's host:port only."""
+        return bool(await self._eval(f"require('tkv.ha').follow({json.dumps(address)})"))
+
+    async def rows_past(self, vclock: dict[str, int]) -> list[dict]:
+        """This node's rows past `vclock` (the leader's), for the log: no keys, no values."""
+        table = "{" + ", ".join(f"[{json.dumps(k)}] = {int(v)}" for k, v in vclock.items()) + "}"
+        rows = await self._eval(f"require('tkv.ha').rows_past({table})", timeout=30)
+        return rows if isinstance(rows, list) else []
+
+    async def rebuild(self, why: str) -> None:
+        await self._eval(f"require('tkv.ha').rebuild({json.dumps(why)})")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None

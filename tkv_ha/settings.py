@@ -1,0 +1,72 @@
+"""The failover agent's settings, read once from the environment (docs/high-availability.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tkv_common.ha_keys import Keys, etcd_endpoints
+from tkv_common.settings import Address, ConfigError, Env
+
+
+def parse_peers(raw: str, name: str) -> dict[str, str]:
+    """name=host:port,name=host:port: every node's agent (its own may be listed too)."""
+    peers: dict[str, str] = {}
+    for part in filter(None, (item.strip() for item in raw.split(","))):
+        node, sep, address = part.partition("=")
+        if not sep or not node:
+            raise ConfigError(f"{name} must be name=host:port,..., got {part!r}")
+        peers[node] = str(Address.parse(address, name))
+    return peers
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    name: str  # this node's name in the replica set (n1, n2, ...)
+    listen: Address  # the agent's own HTTP endpoint: /state, /metrics
+    tarantool: str  # host:port of this node, as the services and peers reach it
+    console: Path  # the node's admin console socket
+    peers: dict[str, str]  # the other nodes' agents, by name
+    etcd: tuple[str, ...]
+    keys: Keys
+    ttl: int  # the leader lease's TTL in seconds
+    fence_margin: float  # the node fences itself this long before the lease can expire
+    promote_timeout: float  # how long settling the old master's queue may take
+
+    @property
+    def renew_every(self) -> float:
+        return self.ttl / 3
+
+    @classmethod
+    def from_env(cls, env: Env) -> AgentSettings:
+        name = env.str("TKV_HA_NAME", "")
+        if not name:
+            raise ConfigError("TKV_HA_NAME must name this node (n1, n2, ...)")
+        console = env.str("TKV_TARANTOOL_CONSOLE_SOCKET", "")
+        if not console:
+            raise ConfigError("TKV_TARANTOOL_CONSOLE_SOCKET must give the node's admin console socket")
+        endpoints = etcd_endpoints(env)
+        if not endpoints:
+            raise ConfigError("TKV_ETCD_ENDPOINTS must list etcd's client endpoints (host:port,...)")
+        ttl = env.int("TKV_HA_TTL_SECONDS", 3, minimum=2)
+        margin = env.float("TKV_HA_FENCE_MARGIN_SECONDS", 1.0)
+        # The node's deadline is (renewal sent) + TTL - margin, and renewals are TTL/3
+        # apart: a margin past 2/3 of the TTL would fence a healthy leader between them.
+        if margin >= ttl * 2 / 3:
+            raise ConfigError(
+                f"TKV_HA_FENCE_MARGIN_SECONDS ({margin}) must be under two thirds of TKV_HA_TTL_SECONDS ({ttl})"
+            )
+        peers = parse_peers(env.str("TKV_HA_PEERS", ""), "TKV_HA_PEERS")
+        peers.pop(name, None)
+        return cls(
+            name=name,
+            listen=env.address("TKV_HA_AGENT_LISTEN", "127.0.0.1:9711"),
+            tarantool=str(env.address("TKV_TARANTOOL_LISTEN", "127.0.0.1:3301")),
+            console=Path(console),
+            peers=peers,
+            etcd=endpoints,
+            keys=Keys.from_env(env),
+            ttl=ttl,
+            fence_margin=margin,
+            promote_timeout=env.float("TKV_HA_PROMOTE_TIMEOUT_SECONDS", 10.0),
+        )
