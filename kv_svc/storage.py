@@ -172,8 +172,8 @@ class KvStorage:
         self._limits = quotas.as_storage_limits()
         self._max_response_bytes = max_response_bytes
 
-    async def _call(self, function: str, claims: Claims, *args: Any) -> list[Any]:
-        return _result(*await self.client.call(function, *claims.storage_args(), *args))
+    async def _call(self, function: str, claims: Claims, *args: Any, read: bool = False) -> list[Any]:
+        return _result(*await self.client.call(function, *claims.storage_args(), *args, read=read))
 
     # v1: the shared store.
 
@@ -182,7 +182,7 @@ class KvStorage:
         bytes, or native MessagePack decoded for pairs from before blobs); NotFound names
         every absent key."""
         # values_only: one tuple of the values, not the pair tuples (tkv/kv.lua v1_read).
-        (values,) = await self._call("tkv.kv_read", claims, keys, self._max_response_bytes, True)
+        (values,) = await self._call("tkv.kv_read", claims, keys, self._max_response_bytes, True, read=True)
         return values
 
     async def write(self, claims: Claims, pairs: list[list[Any]]) -> list[str]:
@@ -193,7 +193,9 @@ class KvStorage:
     # v2.
 
     async def get(self, claims: Claims, namespace: str, keys: list[str]) -> Found:
-        rows, missing, revision = await self._call("tkv.kv_get", claims, namespace, keys, self._max_response_bytes)
+        rows, missing, revision = await self._call(
+            "tkv.kv_get", claims, namespace, keys, self._max_response_bytes, read=True
+        )
         return Found(rows, missing, revision)
 
     async def put(self, claims: Claims, namespace: str, items: list[list[Any]]) -> Written:
@@ -220,6 +222,7 @@ class KvStorage:
             limit,
             keys_only,
             self._max_response_bytes,
+            read=True,
         )
         return Page(rows, more, revision)
 
@@ -231,11 +234,11 @@ class KvStorage:
         return grant
 
     async def list_grants(self, claims: Claims, namespace: str) -> list[Row]:
-        (grants,) = await self._call("tkv.kv_list_grants", claims, namespace)
+        (grants,) = await self._call("tkv.kv_list_grants", claims, namespace, read=True)
         return grants
 
     async def received_grants(self, claims: Claims) -> list[Row]:
-        (grants,) = await self._call("tkv.kv_received_grants", claims)
+        (grants,) = await self._call("tkv.kv_received_grants", claims, read=True)
         return grants
 
     async def delete_grant(self, claims: Claims, namespace: str, grantee: str, prefix: str) -> None:

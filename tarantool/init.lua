@@ -55,16 +55,15 @@ local files = require('tkv.files')
 files.restrict_new()
 local ha = require('tkv.ha')
 
-if settings.ha then
-    -- A diverged node is rebuilt from the leader: its old files are kept aside, for the
-    -- operator, and it joins afresh (tkv/ha.lua rebuild).
-    local marker = settings.work_dir .. '.rebuild'
-    if fio.path.exists(marker) then
-        local aside = string.format('%s.diverged-%d', settings.work_dir, os.time())
-        fio.rename(settings.work_dir, aside)
-        fio.unlink(marker)
-        log.warn('tkv ha: the old work dir is kept in %s; joining the leader afresh', aside)
-    end
+-- A diverged node is rebuilt from the leader (tkv/ha.lua rebuild): its old files are
+-- kept aside for the operator, and it joins afresh. The marker stays until the join has
+-- succeeded, so a node whose first join attempt fails never creates a replica set.
+local rebuild_marker = settings.work_dir .. '.rebuild'
+local rebuilt = settings.ha and fio.path.exists(rebuild_marker)
+if rebuilt and #fio.glob(fio.pathjoin(settings.work_dir, '*')) > 0 then
+    local aside = string.format('%s.diverged-%d', settings.work_dir, os.time())
+    fio.rename(settings.work_dir, aside)
+    log.warn('tkv ha: the old work dir is kept in %s; joining the leader afresh', aside)
 end
 files.secure_work_dir(settings.work_dir)
 local fresh = #fio.glob(fio.pathjoin(settings.work_dir, '*.snap')) == 0
@@ -74,7 +73,8 @@ local fresh = #fio.glob(fio.pathjoin(settings.work_dir, '*.snap')) == 0
 -- (tarantool/tkv/ha.lua). Two exceptions, on an empty work dir only: the bootstrapping
 -- node is writable to create the replica set, alone, before anyone can connect; any other
 -- joins the replica set through whichever peer is writable (the leader).
-local bootstrapping = settings.ha and settings.ha_bootstrap and fresh
+-- A rebuilt node joins the replica set it left, never creates one.
+local bootstrapping = settings.ha and settings.ha_bootstrap and fresh and not rebuilt
 local read_only = settings.read_only or (settings.ha and not bootstrapping)
 local upstreams = replication
 if settings.ha and not (fresh and not bootstrapping) then
@@ -115,6 +115,9 @@ local function on_master()
 end
 
 if settings.ha then
+    if rebuilt then
+        fio.unlink(rebuild_marker)
+    end
     if bootstrapping then
         -- The schema exists before anyone connects; writes wait for the agent's leadership.
         on_master()
@@ -123,7 +126,7 @@ if settings.ha then
     ha.configure({
         on_master = on_master,
         replication_user = string.format('%s:%s@', schema.REPLICATION_USER, replication_password),
-        rebuild_marker = settings.work_dir .. '.rebuild',
+        rebuild_marker = rebuild_marker,
     })
     ha.start()
 elseif not box.info.ro then

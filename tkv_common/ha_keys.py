@@ -9,7 +9,6 @@ and the `tkv-ha` command (docs/high-availability.md, "What is in etcd").
                           another replica set (a data dir recreated by mistake) never leads
     <prefix>maintenance   present: automatic failover is paused
     <prefix>switchover    JSON {to}: a planned switchover the leader carries out
-    <prefix>nodes/<name>  each agent's last report (node state, role), under its own lease
 """
 
 from __future__ import annotations
@@ -51,9 +50,6 @@ class Keys:
     def switchover(self) -> str:
         return self.prefix + "switchover"
 
-    @property
-    def nodes(self) -> str:
-        return self.prefix + "nodes/"
 
 
 @dataclass(frozen=True)

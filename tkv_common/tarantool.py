@@ -60,6 +60,8 @@ CONNECTED = metrics.Gauge(
 )
 
 _RETRY_LATER = "storage is unavailable, retry later"
+# A replica set with no writable node: no leader (a failover under way, or etcd lost).
+_NO_LEADER = "storage takes no writes now (its replica set has no leader), retry later"
 _NOT_REPLICATED = "storage could not replicate the write to its quorum; nothing was written, retry later"
 
 # The one translation of Tarantool's errors into the client's terms. Any other database
@@ -151,6 +153,8 @@ class TarantoolClient:
         self._tasks: list[asyncio.Task] = []
         self._probe_now = asyncio.Event()
         self._leader: Address | None = None  # the leader etcd names, once writable
+        # The last writable node: reads go there while no node is writable (below).
+        self._last_writable: asynctnt.Connection | None = self._conn
         self._timers: dict[str, Any] = {}  # function -> its latency histogram child
         CONNECTED.set_function(lambda: 1.0 if self.is_connected else 0.0)
 
@@ -183,28 +187,33 @@ class TarantoolClient:
     def is_connected(self) -> bool:
         return self._conn is not None and self._conn.is_connected
 
-    async def call(self, function: str, *args: Any, wait: float = 0.0) -> list[Any]:
+    async def call(self, function: str, *args: Any, wait: float = 0.0, read: bool = False) -> list[Any]:
         """Call a stored function; returns its return values as a list. `wait`: seconds
-        the function may itself wait (a long poll), on top of the call timeout."""
+        the function may itself wait (a long poll), on top of the call timeout. `read`:
+        the function writes nothing, so while a replica set has no writable node it may go
+        to the last leader, read-only now: with no leader nothing newer can be written
+        (etcd lost: docs/high-availability.md), so reads keep working."""
         tracer = tracing.tracer
         if tracer is None:
-            return await self._call(function, args, wait)
+            return await self._call(function, args, wait, read)
         with tracer.start_as_current_span(
             f"tarantool {function}",
             kind=trace.SpanKind.CLIENT,
             attributes={"db.system": "tarantool", "db.operation.name": function, "server.address": str(self._address)},
         ):
-            return await self._call(function, args, wait)
+            return await self._call(function, args, wait, read)
 
-    async def _call(self, function: str, args: tuple, wait: float) -> list[Any]:
+    async def _call(self, function: str, args: tuple, wait: float, read: bool = False) -> list[Any]:
         timer = self._timers.get(function)
         if timer is None:
             timer = self._timers[function] = CALL_SECONDS.labels(function)
         started = time.perf_counter()
         conn = self._conn
+        if conn is None and read and self._last_writable is not None and self._last_writable.is_connected:
+            conn = self._last_writable
         if conn is None:
             self._log_failure(function, "no_writable_node")
-            raise Unavailable(_RETRY_LATER)
+            raise Unavailable(_NO_LEADER)
         try:
             response = await conn.call(function, list(args), timeout=self._settings.call_timeout + wait)
         except TRANSPORT_ERRORS as exc:
@@ -246,6 +255,8 @@ class TarantoolClient:
                     extra={"from": str(self._address), "to": str(address), "writable": [str(a) for _, a in writable]},
                 )
                 self._conn, self._address = node, address
+                if node is not None:
+                    self._last_writable = node
             self._probe_now.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._probe_now.wait(), self._settings.probe_interval)

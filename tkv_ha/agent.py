@@ -82,6 +82,7 @@ class Agent:
         # Promotion may wait on the synchronous queue: its own console line, so renewals
         # and fencing go on meanwhile.
         self._promoting_node = Node(settings.console)
+
         self.metrics = Metrics(settings.name)
         self._lease: int | None = None
         self._valid_until = 0.0  # monotonic: the node's writable deadline we last set
@@ -121,6 +122,14 @@ class Agent:
                     self.metrics.etcd_up.labels(self.settings.name).set(0)
                     self._say(logging.WARNING, "etcd is unavailable", error=str(error))
                     await _sleep(stop, 0.3)
+                except NodeUnavailable as error:
+                    self._say(logging.WARNING, "the node does not answer", error=str(error))
+                    await _sleep(stop, 0.3)
+                except Exception:
+                    # A bug must not leave the node without its agent: logged, then on. The
+                    # node fences itself meanwhile if it led (its own deadline).
+                    log.exception("agent step failed", extra={"node": self.settings.name})
+                    await _sleep(stop, 1.0)
         finally:
             if self._lease is not None:
                 # A clean stop hands leadership on at once instead of after the TTL.
@@ -148,6 +157,7 @@ class Agent:
             await self._release(f"its node does not answer ({error})")
             return
         self.metrics.node_up.labels(name).set(1)
+        self.metrics.lag.labels(name).set(0)  # the leader lags behind no one
         if state.ro:
             # Restarted (a node starts read-only), or fenced: either way it does not lead now.
             await self._release("its node is read-only (restarted or fenced)")
@@ -207,7 +217,9 @@ class Agent:
         """A planned switchover (`tkv-ha switchover TO`): read-only, wait until the target
         has every row, then release; the target takes leadership (others defer to it)."""
         keys = self.settings.keys
-        kv, _ = await self.etcd.get(keys.switchover)
+        everything = {kv.key: kv for kv in await self.etcd.get_prefix(keys.prefix)}
+        self.metrics.maintenance.labels(self.settings.name).set(1 if keys.maintenance in everything else 0)
+        kv = everything.get(keys.switchover)
         if kv is None:
             return
         target = json.loads(kv.value).get("to")
@@ -233,15 +245,16 @@ class Agent:
 
     async def _follow(self, stop: asyncio.Event) -> None:
         name, keys = self.settings.name, self.settings.keys
-        everything = {kv.key: kv for kv in await self.etcd.get_prefix(keys.prefix)}
-        self.metrics.etcd_up.labels(name).set(1)
-        self.metrics.maintenance.labels(name).set(1 if keys.maintenance in everything else 0)
+        # The node first: its gauge tells the truth even while etcd does not answer.
         try:
             state = await self.node.state()
             self.metrics.node_up.labels(name).set(1)
         except NodeUnavailable:
             self.metrics.node_up.labels(name).set(0)
             state = None
+        everything = {kv.key: kv for kv in await self.etcd.get_prefix(keys.prefix)}
+        self.metrics.etcd_up.labels(name).set(1)
+        self.metrics.maintenance.labels(name).set(1 if keys.maintenance in everything else 0)
         leader_kv = everything.get(keys.leader)
         if leader_kv is not None:
             leader = Leader.decode(leader_kv.value)
@@ -306,6 +319,14 @@ class Agent:
             return  # asked again on the next round
         theirs = NodeState.from_dict(reply["node"])
         if theirs.replicaset != state.replicaset:
+            if state.registered == 1:
+                # A replica set of its own and nothing else: the bootstrapping node started
+                # on an empty data dir after the set existed (its data lost). It never led
+                # (its replica set is not the recorded one), so it holds nothing: it joins.
+                log.error("this node created a replica set of its own: rebuilding it from the leader",
+                          extra={"node": name, "mine": state.replicaset, "leader": theirs.replicaset})  # fmt: skip
+                await self.node.rebuild(f"a replica set of its own, not {leader.name}'s")
+                return
             self._say(logging.ERROR, "this node belongs to another replica set than the leader; not following",
                       mine=state.replicaset, leader=theirs.replicaset)  # fmt: skip
             return
@@ -318,9 +339,9 @@ class Agent:
                     "node": name,
                     "leader": leader.name,
                     "replica_ids": extra,
-                    "rows": len(rows),
-                    "lsns": [f"{r.get('replica_id')}:{r.get('lsn')}" for r in rows[:50]],
-                    "spaces": sorted({r.get("space_id") for r in rows if r.get("space_id") is not None}),
+                    "rows": rows.get("rows"),
+                    "lsn_ranges": rows.get("lsns"),
+                    "spaces": rows.get("spaces"),
                 },
             )
             await self.node.rebuild(f"diverged from {leader.name} (replica ids {', '.join(extra)})")

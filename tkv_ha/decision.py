@@ -81,9 +81,12 @@ def may_lead(
     previous_leader: str | None,
     replicaset: str | None,
 ) -> Decision:
-    """Whether `me` may take leadership now. `peers`: every other node by name, None where
-    it could not be asked; `previous_leader`: the last leader's name (its own vclock does
-    not count: what only it has was never confirmed, or is lost with asynchronous mode)."""
+    """Whether `me` may take leadership now. `peers`: every other configured node by name,
+    None where it could not be asked; `previous_leader`: the last leader's name (its own
+    vclock does not count: what only it has was never confirmed, or is lost with
+    asynchronous mode). The replica set's size is the configured nodes' count, not
+    Tarantool's registrations: a rebuilt node registers anew, and its old registration
+    must not count as a member that has to be heard from."""
     if replicaset is not None and me.replicaset != replicaset:
         return Decision(False, f"this node belongs to replica set {me.replicaset}, not {replicaset}")
     replicas = {name: state for name, state in peers.items() if name != previous_leader and state is not None}
@@ -96,7 +99,7 @@ def may_lead(
     known = 1 + sum(state.replicaset == me.replicaset for state in replicas.values())
     if me.registered <= 1:
         return Decision(True, "the replica set has no other member yet")
-    needed = replicas_needed(me.registered, me.sync, me.sync_quorum)
+    needed = replicas_needed(len(peers) + 1, me.sync, me.sync_quorum)
     if known < needed:
         return Decision(
             False,

@@ -35,7 +35,8 @@ class Node:
 
     async def _eval_locked(self, expression: str):
         if self._writer is None:
-            self._reader, self._writer = await asyncio.open_unix_connection(str(self._path))
+            # A node's state is small, but a rebuild's summary may not be: no 64 KiB cap.
+            self._reader, self._writer = await asyncio.open_unix_connection(str(self._path), limit=1 << 24)
             await self._reader.readline()  # the greeting: version, then the instance's uuid
             await self._reader.readline()
         self._writer.write(f"require('json').encode({expression})\n".encode())
@@ -65,11 +66,12 @@ class Node:
         """Replicates from the leader's host:port only."""
         return bool(await self._eval(f"require('tkv.ha').follow({json.dumps(address)})"))
 
-    async def rows_past(self, vclock: dict[str, int]) -> list[dict]:
-        """This node's rows past `vclock` (the leader's), for the log: no keys, no values."""
+    async def rows_past(self, vclock: dict[str, int]) -> dict:
+        """A summary of this node's rows past `vclock` (the leader's), for the log: their
+        count, LSN ranges and spaces; no keys, no values."""
         table = "{" + ", ".join(f"[{json.dumps(k)}] = {int(v)}" for k, v in vclock.items()) + "}"
-        rows = await self._eval(f"require('tkv.ha').rows_past({table})", timeout=30)
-        return rows if isinstance(rows, list) else []
+        summary = await self._eval(f"require('tkv.ha').rows_past({table})", timeout=30)
+        return summary if isinstance(summary, dict) else {}
 
     async def rebuild(self, why: str) -> None:
         await self._eval(f"require('tkv.ha').rebuild({json.dumps(why)})")

@@ -197,23 +197,29 @@ function M.follow(address)
     return true
 end
 
--- The rows this node has past the leader's vclock (`leader`: {"<replica id>": lsn}), which
--- a rebuild discards: for the log. Spaces and operations only, never keys or values.
+-- What this node has past the leader's vclock (`leader`: {"<replica id>": lsn}), which a
+-- rebuild discards, for the log: how many rows, their LSN range per replica id and their
+-- spaces, never keys or values.
 function M.rows_past(leader)
     local xlog = require('xlog')
-    local rows = {}
+    local summary = {rows = 0, lsns = {}, spaces = {}}
     for _, path in ipairs(fio.glob(fio.pathjoin(box.cfg.wal_dir, '*.xlog'))) do
         for _, row in xlog.pairs(path) do
             local header, body = row.HEADER, row.BODY
             if header ~= nil and header.lsn ~= nil and header.replica_id ~= nil
                     and header.lsn > (leader[tostring(header.replica_id)] or 0) then
-                table.insert(rows, {replica_id = header.replica_id, lsn = header.lsn, type = header.type,
-                                    space_id = body and body.space_id})
+                summary.rows = summary.rows + 1
+                local id = tostring(header.replica_id)
+                local range = summary.lsns[id] or {header.lsn, header.lsn}
+                summary.lsns[id] = {math.min(range[1], header.lsn), math.max(range[2], header.lsn)}
+                local space = body and body.space_id and box.space[body.space_id]
+                if space ~= nil then
+                    summary.spaces[space.name] = (summary.spaces[space.name] or 0) + 1
+                end
             end
         end
     end
-    table.sort(rows, function(a, b) return a.lsn < b.lsn end)
-    return rows
+    return summary
 end
 
 -- Diverged from the leader: mark the work dir for a rebuild and stop; the supervisor's

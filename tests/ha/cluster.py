@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +27,16 @@ from tkv_ha.topology import NodeSpec, Topology
 from .partition import Cgroups
 
 
-def _free_ports(count: int) -> list[int]:
+def _free_ports(count: int, taken: set[int]) -> list[int]:
+    """`count` distinct free ports, none of them in `taken` (the stack's own)."""
     from tests.stack import free_port
 
-    ports: set[int] = set()
+    ports: list[int] = []
     while len(ports) < count:
-        ports.add(free_port())
-    return list(ports)
+        port = free_port()
+        if port not in taken and port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _agent_state(address: str) -> dict | None:
@@ -51,11 +55,19 @@ class HaCluster:
     topology: Topology
     cgroups: Cgroups | None = None
     processes: dict[str, Process] = field(default_factory=dict)
+    # Names of the processes started again when they exit, as supervisord does under
+    # `make run-ha` (a node that rebuilds itself exits on purpose); see `supervise`.
+    supervised: set[str] = field(default_factory=set)
+    restarts: list[tuple[str, float]] = field(default_factory=list)
+    _supervisor: threading.Thread | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def create(cls, tmp_path: Path, *, sync: bool = True, ttl: int = 3, cgroups: bool = False, **options) -> HaCluster:
         stack = Stack(tmp_path / "stack")
-        ports = _free_ports(12)
+        taken = {stack.tarantool_port, stack.auth_port, stack.kv_port, stack.gateway_port, stack.admin_port,
+                 stack.auth_metrics_port, stack.kv_metrics_port}  # fmt: skip
+        ports = _free_ports(12, taken)
         nodes = [NodeSpec(f"n{i + 1}", *ports[4 * i : 4 * i + 4]) for i in range(3)]
         topology = Topology(
             stack.data_dir, nodes, sync_quorum=2 if sync else 0, ttl=ttl,
@@ -113,6 +125,26 @@ class HaCluster:
             raise
         return self
 
+    def supervise(self, *names: str, pause: float = 1.0) -> None:
+        """Starts the named processes again `pause` seconds after they exit (supervisord's
+        restart), until the cluster stops. With no names: every Tarantool node."""
+        self.supervised.update(names or (f"tarantool-{n.name}" for n in self.topology.nodes))
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(target=self._supervise, args=(pause,), daemon=True)
+            self._supervisor.start()
+
+    def _supervise(self, pause: float) -> None:
+        while not self._stopping.wait(0.1):
+            for name in list(self.supervised):
+                process = self.processes.get(name)
+                if process is None or process.popen is None or process.popen.poll() is None:
+                    continue
+                if self._stopping.wait(pause):
+                    return
+                self.restarts.append((name, time.monotonic()))
+                with contextlib.suppress(Exception):  # it may fail to start: tried again
+                    process.start(wait=False)
+
     @staticmethod
     def _port_open(port: int) -> bool:
         import socket
@@ -124,6 +156,9 @@ class HaCluster:
             return False
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         for process in reversed(list(self.processes.values())):
             with contextlib.suppress(Exception):
                 process.stop(signal.SIGKILL)

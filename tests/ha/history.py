@@ -5,9 +5,9 @@ A history is what the clients did (each operation with the real time it started 
 ended, and its outcome) plus, optionally, rounds of write probes sent to every node at
 once. The checks:
 
-- **versions only increase**, per key: of two acknowledged operations on a key where one
-  ended before the other began, the later never shows an older version (a newer one, for
-  two writes), and no two acknowledged writes share a store revision;
+- **versions only increase**, per key: of two acknowledged writes to a key where one
+  ended before the other began, the later has the newer version, and no two acknowledged
+  writes share a store revision;
 - **acknowledged writes survive**: after the run every acknowledged write reads back with
   its value, or with the value of a later write to the same key;
 - **no stale reads**: a read that began after a write was acknowledged returns that
@@ -74,7 +74,7 @@ class History:
 def versions_increase(history: History) -> list[Violation]:
     found = []
     by_key: dict[str, list[Op]] = defaultdict(list)
-    for op in history.acked():
+    for op in history.acked("write"):
         if op.version is not None:
             by_key[op.key].append(op)
     revisions: dict[int, Op] = {}
@@ -95,16 +95,39 @@ def versions_increase(history: History) -> list[Violation]:
             for later in ops[i + 1 :]:
                 if later.start <= earlier.end:
                     continue  # concurrent: either order is fine
-                if later.version < earlier.version or (
-                    later.kind == "write" and earlier.kind == "write" and later.version == earlier.version
-                ):
+                if later.version <= earlier.version:
                     found.append(
                         Violation(
                             "versions only increase",
-                            f"{key}: {later.kind} at version {later.version} began after a {earlier.kind} "
-                            f"at version {earlier.version} was acknowledged",
+                            f"{key}: a write got version {later.version} after one got {earlier.version}",
                         )
                     )
+    return found
+
+
+def reads_going_back(history: History) -> list[Violation]:
+    """Two reads of a key, one after the other, the later showing an older version: the
+    earlier saw a write that was then undone. Tarantool 2.6 has no MVCC: a read sees a
+    synchronous write still waiting for its quorum, and a master that loses its quorum
+    rolls such writes back. Not part of `check`: reported apart (docs/high-availability.md)."""
+    found = []
+    by_key: dict[str, list[Op]] = defaultdict(list)
+    for op in history.acked("read"):
+        if op.version is not None:
+            by_key[op.key].append(op)
+    for key, ops in by_key.items():
+        ops.sort(key=lambda op: op.end)
+        newest: Op | None = None
+        for op in ops:
+            if newest is not None and newest.end < op.start and op.version < newest.version:
+                found.append(
+                    Violation(
+                        "reads never go back",
+                        f"{key}: read version {op.version} after a read of version {newest.version}",
+                    )
+                )
+            if newest is None or op.version > newest.version:
+                newest = op
     return found
 
 

@@ -245,3 +245,23 @@ def first_ack_after(history: History, since: float) -> float | None:
 
 
 __all__ = ["FAILED", "Console", "Gateway", "Writers", "first_ack_after", "probe_rounds", "write_gap"]
+
+
+async def read_back(gateway: Gateway, token: str, history: History, sample: int = 20) -> dict:
+    """Reads up to `sample` acknowledged keys through the gateway now; the answers by
+    HTTP status, and how many values matched what was acknowledged."""
+    http = HttpClient(gateway.host, gateway.port)
+    statuses: dict[str, int] = {}
+    matched = 0
+    try:
+        acked = {op.key: op for op in history.acked("write") if "-v1-" in op.key}
+        for key in list(acked)[-sample:]:
+            try:
+                status, body = await http.request("POST", "/api/read/", {"keys": [key]}, token, timeout=5)
+            except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError):
+                status, body = 0, {}
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+            matched += status == 200 and body.get("data", {}).get(key) == acked[key].value
+    finally:
+        await http.close()
+    return {"statuses": statuses, "matched": matched}

@@ -28,7 +28,7 @@ class ScriptedStorage:
     def start(self) -> None:
         pass
 
-    async def call(self, function: str, *args):
+    async def call(self, function: str, *args, wait: float = 0.0, read: bool = False):
         self.calls.append((function, args))
         answer = self.answers[function]
         if isinstance(answer, BaseException):
