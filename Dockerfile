@@ -1,5 +1,6 @@
 # Image of both Python services (auth_svc and kv_svc); the command picks one. It also
-# renders the gateway's Envoy config (scripts/render_envoy.py) for docker-compose.
+# renders the gateway's Envoy config (scripts/render_envoy.py) for docker-compose, and runs
+# the failover agents of its `ha` profile (`python -m tkv_ha agent`).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,6 +19,7 @@ COPY tkv_common/ tkv_common/
 COPY auth_svc/ auth_svc/
 COPY kv_svc/ kv_svc/
 COPY tkv_client/ tkv_client/
+COPY tkv_ha/ tkv_ha/
 
 # Generate the stubs first (the generator needs grpcio-tools and the googleapis protos),
 # then install the project, generated package included.
