@@ -21,6 +21,10 @@ test: install-test gen
 soak: install-test gen
 	$(PY) -m tests.reliability.soak $(SOAK_ARGS)
 
+# On demand: the master crash of tests/ha repeated on fresh HA stacks, for the median.
+ha-measure: install-test gen
+	$(PY) -m tests.ha.measure $(HA_MEASURE_ARGS)
+
 # On demand: every path to the data against the raw Tarantool limit; writes docs/benchmarks/.
 bench: install-test gen
 	$(PY) -m bench.run $(BENCH_ARGS)

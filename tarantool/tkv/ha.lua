@@ -70,21 +70,36 @@ end
 -- asks for the acks of every replica that is keeping up, and never fewer than the
 -- configured quorum: the guarantee is the configured quorum's, the quorum in force is
 -- only ever stricter. A replica counts while it reported within ACK_SILENCE_SECONDS and
--- has acknowledged all but LAG_ROWS of the leader's rows; one that stops reporting (dead,
--- or cut off) stops counting within that time, and the writes it held up go through.
+-- has acknowledged everything the leader had BEHIND_SECONDS ago; one that stops (dead, cut
+-- off, or stuck) stops counting within about that time, and the writes it held up go
+-- through on the others' acknowledgements.
 local ADJUST_SECONDS = 0.05
 local ACK_SILENCE_SECONDS = 0.75
-local LAG_ROWS = 1000
+local BEHIND_SECONDS = 0.5
 local quorum_floor = 1
+-- This node's own LSN every ADJUST_SECONDS over the last BEHIND_SECONDS: a replica keeps
+-- up if it has acknowledged what this node had written BEHIND_SECONDS ago. Time, not a
+-- row count: a replica that stops acknowledging while writes wait for it falls behind
+-- by time even though no new row gets written.
+local own_lsns = {}
+
+local function lsn_behind()
+    local now, own = fiber.clock(), box.info.vclock[box.info.id] or 0
+    table.insert(own_lsns, {now, own})
+    while #own_lsns > 1 and own_lsns[2][1] <= now - BEHIND_SECONDS do
+        table.remove(own_lsns, 1)
+    end
+    return own_lsns[1][1] <= now - BEHIND_SECONDS and own_lsns[1][2] or 0
+end
 
 local function keeping_up()
-    local own = box.info.vclock[box.info.id] or 0
+    local target = lsn_behind()
     local count = 0
     for _, r in pairs(box.info.replication) do
         local down = r.downstream
         if down ~= nil and down.status == 'follow' and (down.idle or math.huge) < ACK_SILENCE_SECONDS then
             local acked = down.vclock ~= nil and down.vclock[box.info.id] or 0
-            if own - acked <= LAG_ROWS then
+            if acked >= target then
                 count = count + 1
             end
         end
@@ -101,6 +116,8 @@ local function quorum_keeper()
             if box.cfg.replication_synchro_quorum ~= wanted then
                 box.cfg({replication_synchro_quorum = wanted})
             end
+        else
+            own_lsns = {}
         end
     end
 end
