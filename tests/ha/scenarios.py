@@ -94,6 +94,7 @@ async def master_crash(cluster: HaCluster, *, lossless: bool, before: float = 2.
         "new_leader_after_s": round(new_leader_s, 3),
         "writes_failed_for_s": round(gap, 3),
         "first_ack_after_kill_s": _round(first_ack_after(load.history, killed_at)),
+        "services_moved_after_leader_s": services_switch_delay(cluster, new),
         "old_master_rejoined_s": round(rejoined_s, 3),
         **_losses(load),
         **load.history.summary(),
@@ -126,6 +127,34 @@ def _holds(cluster: HaCluster, name: str, leader: str) -> bool:
     if not (mine and theirs and "node" in mine and "node" in theirs):
         return False
     return mine["node"]["vclock"] == theirs["node"]["vclock"]
+
+
+def _log_time(path, message: str, **fields) -> float | None:
+    """The wall-clock time of the last JSON log line with `message` and `fields`."""
+    import datetime
+    import json
+
+    found = None
+    if not path.exists():
+        return None
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith("{") or f'"{message}"' not in line:
+            continue
+        record = json.loads(line)
+        if record.get("msg") == message and all(record.get(k) == v for k, v in fields.items()):
+            found = datetime.datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp()
+    return found
+
+
+def services_switch_delay(cluster: HaCluster, leader: str) -> float | None:
+    """Seconds from the new leader's agent logging that its node takes writes to kv_svc
+    logging that it moved there (both write their times to the millisecond)."""
+    data = cluster.stack.data_dir
+    took = _log_time(data / f"agent-{leader}.log", "leading: the node takes writes", node=leader)
+    moved = _log_time(
+        data / "kv_svc.log", "tarantool writable node changed", to=cluster.topology.node(leader).tarantool
+    )
+    return None if took is None or moved is None else round(moved - took, 3)
 
 
 def _follows(cluster: HaCluster, name: str, leader: str) -> bool:
