@@ -49,3 +49,32 @@ def stolen_seconds() -> float:
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def others_cpu(root: int | None = None) -> dict[tuple[int, int], int]:
+    """CPU ticks (since they started) of every process that is not `root` (default: this
+    process) or its descendant, by (pid, start time): what else runs on the machine. See
+    others_cores."""
+    root = os.getpid() if root is None else root
+    parents, ticks = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        ticks[(pid, int(fields[19]))] = int(fields[11]) + int(fields[12])  # utime + stime; key: starttime
+    ours = {root}
+    while grown := {pid for pid, parent in parents.items() if parent in ours} - ours:
+        ours |= grown  # descendants of root, whatever order /proc lists them in
+    return {key: value for key, value in ticks.items() if key[0] not in ours}
+
+
+def others_cores(before: dict[tuple[int, int], int], after: dict[tuple[int, int], int], seconds: float) -> float:
+    """Cores the other processes used between two others_cpu() samples `seconds` apart:
+    the growth of each one alive at the second sample (all of it for one started in
+    between). A process that ended in between is missed, so this is a lower bound."""
+    return sum(value - before.get(key, 0) for key, value in after.items()) / TICKS / seconds

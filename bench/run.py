@@ -1,7 +1,7 @@
 """`make bench`: throughput and latency of every path to the data, against the raw
 Tarantool limit measured in the same run.
 
-    python -m bench.run [--seconds 2] [--out docs/benchmarks]
+    python -m bench.run [--seconds 2] [--out docs/benchmarks] [--only ha]
 
 Starts the whole stack on free loopback ports with a fresh data dir (TKV_WORKERS = cores,
 default argon2 cost), preloads the keys, then for batches of 1, 10, 100 and 1000 keys
@@ -11,7 +11,9 @@ Write:
   grpc-direct  kv_svc over gRPC (h2load for reads; pre-built requests for writes)
   grpc-envoy   the same through Envoy
   http-envoy   HTTP/JSON through Envoy (wrk)
-plus Login (argon2-bound, against the raw argon2 rate on all cores) and Register.
+plus Login (argon2-bound, against the raw argon2 rate on all cores) and Register, and
+10-key Reads and Writes on the HA replica set against a single node (bench/ha.py; alone
+with `--only ha`, which updates only its section of results.md and its key of results.json).
 Writes results.json, results.md and throughput.png to --out; exits 1 if any request
 failed. Every figure is from this run; ratios are to the limit of this run.
 """
@@ -36,7 +38,7 @@ from pathlib import Path
 
 import jwt
 
-from bench import before_v2, fanout, floor, loadgen, observability, openloop, scaling, targets, write_path
+from bench import before_v2, fanout, floor, ha, loadgen, observability, openloop, scaling, targets, write_path
 from bench.cpu import children_cpu, cpu_in, cpu_seconds, process_tree, stolen_seconds
 from tests.reliability.workload import Target, new_token
 from tests.stack import Stack, start_all, stop_all
@@ -609,6 +611,36 @@ def fanout_lines(result: dict) -> list[str]:
     ]
 
 
+def run_ha(directory: Path, args: argparse.Namespace) -> dict:
+    """The HA cell (bench/ha.py); a failure to run it is recorded, not raised, so that the
+    rest of a whole `make bench` is still written (and the run fails)."""
+    command = " ".join(["python -m bench.run", *sys.argv[1:]])
+    try:
+        return ha.measure(directory / "ha-vs-single", args.seconds, args.repeat, Bench, command=command)
+    except Exception as error:
+        date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        return {"date": date, "command": command, "error": f"{type(error).__name__}: {error}"}
+
+
+def main_only_ha(args: argparse.Namespace) -> int:
+    """`--only ha`: the HA cell alone; its section of results.md and its key of
+    results.json in --out are replaced, the rest kept."""
+    with tempfile.TemporaryDirectory(prefix="tkv-bench-ha-") as directory:
+        result = run_ha(Path(directory), args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_json, results_md = args.out / "results.json", args.out / "results.md"
+    everything = json.loads(results_json.read_text()) if results_json.exists() else {}
+    everything["ha_vs_single"] = result
+    results_json.write_text(json.dumps(everything, indent=2) + "\n")
+    section = ha.lines(result)
+    results_md.write_text(ha.replace_section(results_md.read_text() if results_md.exists() else "", section))
+    print("\n".join(section))
+    failed = ha.problems(result)
+    for problem in failed:
+        print(f"ERRORS: {problem}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0)
@@ -616,7 +648,10 @@ def main() -> int:
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)), help="keys per request, comma-separated")
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)), help="clients, comma-separated")
     parser.add_argument("--repeat", type=int, default=5, help="runs of the target cells and of login (medians)")
+    parser.add_argument("--only", choices=("ha",), help="run one part alone: ha, the HA replica set against one node")
     args = parser.parse_args()
+    if args.only == "ha":
+        return main_only_ha(args)
     batches = tuple(int(b) for b in args.batches.split(","))
     levels = tuple(int(c) for c in args.concurrency.split(","))
     with tempfile.TemporaryDirectory(prefix="tkv-bench-") as directory:
@@ -670,6 +705,8 @@ def main() -> int:
             )
         finally:
             stop_all(stack.processes)
+        # Two more stacks of its own (a single node, the HA replica set); the bench's is gone.
+        ha_cost = run_ha(Path(directory), args)
     results = medians(bench.results)
     ratios(results)
     read_10 = [
@@ -709,6 +746,7 @@ def main() -> int:
                 "v2_share_twin_stacks": v2_share,
                 "targets": [asdict(verdict) for verdict in verdicts],
                 "write_path_us_per_value": write_checks,
+                "ha_vs_single": ha_cost,
                 "results": results,
                 "runs": bench.results,
             },
@@ -724,6 +762,7 @@ def main() -> int:
         + "\n".join(before_v2.lines(v1_before_v2, v1_before_v2_control))
         + "\n".join(before_v2.share_lines(v2_share, v1_before_v2_control))
         + "\n".join(write_path.lines(write_checks))
+        + "\n".join(ha.lines(ha_cost))
     )
     (args.out / "results.md").write_text(report)
     plot(results, args.out / "throughput.png")
@@ -747,7 +786,10 @@ def main() -> int:
     if v1_errors:
         print(f"ERRORS: {v1_errors} in the v1-before-v2 runs", file=sys.stderr)
     observability_errors = observability_cost["errors"] or observability_control["errors"]
-    return 1 if failed or lost or failed_puts or observability_errors or v1_errors else 0
+    ha_problems = ha.problems(ha_cost)
+    for problem in ha_problems:
+        print(f"ERRORS: {problem}", file=sys.stderr)
+    return 1 if failed or lost or failed_puts or observability_errors or v1_errors or ha_problems else 0
 
 
 if __name__ == "__main__":
