@@ -287,6 +287,13 @@ MUTANTS = [
         ("tests/ha/test_failover.py::test_a_replica_missing_confirmed_writes_never_leads",),
     ),
     Mutant(
+        "a node whose agent stops renewing does not fence itself (its own deadline)",
+        "tarantool/tkv/ha.lua",
+        "                fence('the agent did not renew leadership in time')\n",
+        "                writable_until = nil\n",
+        ("tests/ha/test_failover.py::test_a_leader_whose_agent_hangs_fences_itself_before_anyone_else_leads",),
+    ),
+    Mutant(
         "a leader that cannot renew its lease does not fence its node",
         "tarantool/tkv/ha.lua",
         "        box.cfg({read_only = true})\n        log.warn('tkv ha: fenced (read-only): %s', why)",

@@ -11,6 +11,7 @@ balancer does. Every call carries a timeout; a failed endpoint is skipped for th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +27,21 @@ T = TypeVar("T")
 
 class EtcdUnavailable(Exception):
     """No endpoint answered (etcd down, or no member with a quorum reachable)."""
+
+
+class EtcdRejected(Exception):
+    """etcd answered, and refused (a lease that no longer exists, a bad request)."""
+
+
+REJECTIONS = {
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+}
 
 
 @dataclass(frozen=True)
@@ -84,9 +100,16 @@ class Etcd:
             index = (self._current + step) % len(self.endpoints)
             try:
                 result = await call(self._channel(self.endpoints[index]), timeout or self.timeout)
-            except (grpc.aio.AioRpcError, TimeoutError) as error:
-                # UNAVAILABLE (down), DEADLINE_EXCEEDED (no quorum behind it: etcd answers
-                # "request timed out"), or the member is stopping: try the next one.
+            except TimeoutError as error:
+                last = error
+                continue
+            except grpc.aio.AioRpcError as error:
+                # etcd's answer to the request itself (a lease that is gone, a bad request)
+                # is final; anything else (UNAVAILABLE: down or stopping; DEADLINE_EXCEEDED
+                # or UNKNOWN "context deadline exceeded": no quorum behind that member) sends
+                # the call to the next endpoint.
+                if error.code() in REJECTIONS:
+                    raise EtcdRejected(f"etcd refused the request: {error.code().name} {error.details()}") from None
                 last = error
                 continue
             self._current = index
@@ -123,18 +146,21 @@ class Etcd:
 
         await self._call(call)
 
-    async def create(self, key: str, value: bytes, lease: int = 0) -> bool:
+    async def create(self, key: str, value: bytes, lease: int = 0, also: dict[str, str] | None = None) -> bool:
         """Puts the key only if it does not exist (etcd's create_revision == 0): the one
-        atomic step by which leadership is taken. True if this call created it."""
+        atomic step by which leadership is taken; `also` are put in the same transaction.
+        True if this call created it."""
 
         async def call(channel, timeout):
+            puts = [rpc.PutRequest(key=key.encode(), value=value, lease=lease)]
+            puts += [rpc.PutRequest(key=k.encode(), value=v.encode()) for k, v in (also or {}).items()]
             request = rpc.TxnRequest(
                 compare=[
                     rpc.Compare(
                         key=key.encode(), target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0
                     )
                 ],
-                success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value, lease=lease))],
+                success=[rpc.RequestOp(request_put=put) for put in puts],
             )
             return (await rpc.KVStub(channel).Txn(request, timeout=timeout)).succeeded
 
@@ -162,6 +188,12 @@ class Etcd:
 
     async def keep_alive(self, lease: int) -> int:
         """Renews the lease once; its remaining TTL in seconds (0: it had expired)."""
+        try:
+            return await self._keep_alive(lease)
+        except EtcdRejected:  # "requested lease not found": expired
+            return 0
+
+    async def _keep_alive(self, lease: int) -> int:
 
         async def call(channel, timeout):
             stream = rpc.LeaseStub(channel).LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease)]), timeout=timeout)
@@ -170,6 +202,19 @@ class Etcd:
             return 0
 
         return await self._call(call)
+
+    async def leader_endpoint(self) -> str | None:
+        """The endpoint whose member is etcd's Raft leader now (None if none answers)."""
+        for endpoint in self.endpoints:
+            try:
+                reply = await rpc.MaintenanceStub(self._channel(endpoint)).Status(
+                    rpc.StatusRequest(), timeout=self.timeout
+                )
+            except grpc.aio.AioRpcError:
+                continue
+            if reply.leader and reply.leader == reply.header.member_id:
+                return endpoint
+        return None
 
     async def time_to_live(self, lease: int) -> int:
         """The lease's remaining TTL in seconds (-1: it no longer exists)."""
@@ -182,10 +227,13 @@ class Etcd:
         return await self._call(call)
 
     async def revoke(self, lease: int) -> None:
+        """Ends the lease and deletes its keys; a lease already gone is no error."""
+
         async def call(channel, timeout):
             await rpc.LeaseStub(channel).LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease), timeout=timeout)
 
-        await self._call(call)
+        with contextlib.suppress(EtcdRejected):
+            await self._call(call)
 
     async def wait_change(self, key: str, after_revision: int, timeout: float) -> bool:
         """Waits until `key` changes after `after_revision`, or `timeout`; True if it did

@@ -51,7 +51,6 @@ class Keys:
         return self.prefix + "switchover"
 
 
-
 @dataclass(frozen=True)
 class Leader:
     """The value of the leader key."""

@@ -259,7 +259,8 @@ class GrpcService:
         serving = None
         away_since: float | None = None
         while True:
-            connected = self._storage.is_connected
+            # A replica set with no writable node still serves reads (tkv_common/tarantool.py).
+            connected = getattr(self._storage, "is_serving", self._storage.is_connected)
             away_since = None if connected else (away_since or time.monotonic())
             now = connected or (
                 serving is not False and time.monotonic() - away_since < self._settings.storage_grace_seconds

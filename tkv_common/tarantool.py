@@ -62,7 +62,8 @@ CONNECTED = metrics.Gauge(
 _RETRY_LATER = "storage is unavailable, retry later"
 # A replica set with no writable node: no leader (a failover under way, or etcd lost).
 _NO_LEADER = "storage takes no writes now (its replica set has no leader), retry later"
-_NOT_REPLICATED = "storage could not replicate the write to its quorum; nothing was written, retry later"
+# Not "nothing was written": after a failover, the new leader confirms what it holds.
+_NOT_REPLICATED = "storage could not replicate the write to its quorum in time, retry later"
 
 # The one translation of Tarantool's errors into the client's terms. Any other database
 # error is a bug (a stored function failing) and propagates to become INTERNAL.
@@ -79,7 +80,7 @@ DB_ERRORS: dict[int, Callable[[], TkvError]] = {
     # quorum (box.ctl.clear_synchro_queue, scripts/failover.py): nothing was written.
     ErrorCode.ER_UNCOMMITTED_FOREIGN_SYNC_TXNS: lambda: Unavailable(_RETRY_LATER),
     # Tarantool 2.6 also answers "Failed to write to disk" to the transactions it rolls
-    # back behind one whose quorum timed out (seen under failover tests): nothing written.
+    # back behind one whose quorum timed out (seen under failover tests).
     ErrorCode.ER_WAL_IO: lambda: Unavailable(_NOT_REPLICATED),
     ErrorCode.ER_SYNC_MASTER_MISMATCH: lambda: Unavailable(_RETRY_LATER),
     # A value above memtx_max_tuple_size (TKV_TARANTOOL_MAX_TUPLE_BYTES); the transaction
@@ -153,8 +154,10 @@ class TarantoolClient:
         self._tasks: list[asyncio.Task] = []
         self._probe_now = asyncio.Event()
         self._leader: Address | None = None  # the leader etcd names, once writable
-        # The last writable node: reads go there while no node is writable (below).
+        # The last writable node: reads go there while no node is writable and no new
+        # leader is known to take writes (below).
         self._last_writable: asynctnt.Connection | None = self._conn
+        self._new_leader_elsewhere = False  # etcd names a writable leader we are not on
         self._timers: dict[str, Any] = {}  # function -> its latency histogram child
         CONNECTED.set_function(lambda: 1.0 if self.is_connected else 0.0)
 
@@ -187,12 +190,27 @@ class TarantoolClient:
     def is_connected(self) -> bool:
         return self._conn is not None and self._conn.is_connected
 
+    @property
+    def is_serving(self) -> bool:
+        """Whether calls can be served: writes, or at least reads (see `call`)."""
+        return self.is_connected or self._read_fallback() is not None
+
+    def _read_fallback(self) -> asynctnt.Connection | None:
+        """The last leader, for reads while no node is writable: with no leader, nothing
+        newer than what it holds can be written anywhere. Not once etcd names another
+        leader that takes writes (this process just has not reached it yet): that one
+        may already hold newer writes, and token revocations."""
+        node = self._last_writable
+        if node is None or not node.is_connected or self._new_leader_elsewhere:
+            return None
+        return node
+
     async def call(self, function: str, *args: Any, wait: float = 0.0, read: bool = False) -> list[Any]:
         """Call a stored function; returns its return values as a list. `wait`: seconds
         the function may itself wait (a long poll), on top of the call timeout. `read`:
         the function writes nothing, so while a replica set has no writable node it may go
-        to the last leader, read-only now: with no leader nothing newer can be written
-        (etcd lost: docs/high-availability.md), so reads keep working."""
+        to the last leader, read-only now (`_read_fallback`): reads keep working while etcd
+        has lost its quorum (docs/high-availability.md)."""
         tracer = tracing.tracer
         if tracer is None:
             return await self._call(function, args, wait, read)
@@ -209,8 +227,8 @@ class TarantoolClient:
             timer = self._timers[function] = CALL_SECONDS.labels(function)
         started = time.perf_counter()
         conn = self._conn
-        if conn is None and read and self._last_writable is not None and self._last_writable.is_connected:
-            conn = self._last_writable
+        if conn is None and read:
+            conn = self._read_fallback()
         if conn is None:
             self._log_failure(function, "no_writable_node")
             raise Unavailable(_NO_LEADER)
@@ -257,6 +275,7 @@ class TarantoolClient:
                 self._conn, self._address = node, address
                 if node is not None:
                     self._last_writable = node
+                    self._new_leader_elsewhere = self._leader is not None and address != self._leader
             self._probe_now.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._probe_now.wait(), self._settings.probe_interval)
@@ -270,10 +289,12 @@ class TarantoolClient:
                 try:
                     kv, revision = await etcd.get(self._settings.leader_key)
                 except EtcdUnavailable:
+                    self._new_leader_elsewhere = False  # no leader can be elected either
                     await asyncio.sleep(1.0)
                     continue
                 leader = Leader.decode(kv.value) if kv is not None else None
                 address = Address.parse(leader.tarantool) if leader is not None and leader.writable else None
+                self._new_leader_elsewhere = address is not None and address != self._address
                 if address != self._leader:
                     self._leader = address
                     self._probe_now.set()

@@ -6,7 +6,7 @@ A follower watches the leader key. When it disappears (the lease expired, or the
 released it because its node died), each agent whose node holds every confirmed row
 (tkv_ha/decision.py) tries to create it; etcd lets exactly one succeed. The winner
 settles the old master's queue and makes its node writable. The leader renews its lease
-every TTL/3 and, after each renewal, extends its node's writable time to the moment the
+every TTL/6 and, after each renewal, extends its node's writable time to the moment the
 renewal was sent + TTL - margin: the node fences itself (read-only) at that moment on its
 own clock unless renewed again (tarantool/tkv/ha.lua), before the lease can expire for
 anyone else, even if this process hangs or dies. No vote is ours: etcd decides.
@@ -33,6 +33,9 @@ from .node import Node, NodeUnavailable
 from .settings import AgentSettings
 
 log = logging.getLogger(__name__)
+
+# How soon a failed lease renewal is tried again.
+RETRY_SECONDS = 0.2
 
 
 class Metrics:
@@ -77,7 +80,8 @@ class Metrics:
 class Agent:
     def __init__(self, settings: AgentSettings, etcd: Etcd | None = None):
         self.settings = settings
-        self.etcd = etcd or Etcd(settings.etcd, timeout=min(1.0, settings.renew_every))
+        # A short wait per endpoint: a member without a quorum must not eat the deadline.
+        self.etcd = etcd or Etcd(settings.etcd, timeout=min(0.3, settings.renew_every))
         self.node = Node(settings.console)
         # Promotion may wait on the synchronous queue: its own console line, so renewals
         # and fencing go on meanwhile.
@@ -154,13 +158,14 @@ class Agent:
             state = await self.node.state()
         except NodeUnavailable as error:
             self.metrics.node_up.labels(name).set(0)
-            await self._release(f"its node does not answer ({error})")
+            await self._release(f"its node does not answer ({error})", down=error.down)
             return
         self.metrics.node_up.labels(name).set(1)
         self.metrics.lag.labels(name).set(0)  # the leader lags behind no one
         if state.ro:
-            # Restarted (a node starts read-only), or fenced: either way it does not lead now.
-            await self._release("its node is read-only (restarted or fenced)")
+            # Restarted (a node starts read-only), or fenced: either way it does not lead
+            # now, and takes no writes: the lease can go at once.
+            await self._release("its node is read-only (restarted or fenced)", down=True)
             return
         sent = time.monotonic()
         try:
@@ -177,9 +182,12 @@ class Agent:
             self.metrics.etcd_up.labels(name).set(1)
             self._valid_until = sent + self.settings.ttl - self.settings.fence_margin
             try:
-                await self.node.hold(self._valid_until - time.monotonic())
+                still_writable = await self.node.hold(self._valid_until)
             except NodeUnavailable as error:
-                await self._release(f"its node does not answer ({error})")
+                await self._release(f"its node does not answer ({error})", down=error.down)
+                return
+            if not still_writable:
+                await self._step_down("its node fenced itself (a renewal came too late)")
                 return
         if time.monotonic() >= self._valid_until:
             # The node has fenced itself by now (its own deadline); this says so, and stops.
@@ -189,7 +197,10 @@ class Agent:
             await self._carry_out_switchover(state)
             if self._lease is None:
                 return
-        pause = min(started + self.settings.renew_every, self._valid_until) - time.monotonic()
+        # After a failed renewal, try again soon: an etcd leader election (a member lost)
+        # takes about a second, and the node's deadline is TTL - margin after the last one.
+        next_try = started + (self.settings.renew_every if left else RETRY_SECONDS)
+        pause = min(next_try, self._valid_until) - time.monotonic()
         await _sleep(stop, max(pause, 0))
 
     async def _step_down(self, why: str) -> None:
@@ -201,15 +212,22 @@ class Agent:
         with contextlib.suppress(NodeUnavailable):  # if so, its own deadline fences it
             await self.node.demote(f"leadership lost: {why}")
 
-    async def _release(self, why: str) -> None:
-        """Gives leadership up at once (revoking the lease deletes the key), so a replica
-        takes over now rather than after the TTL."""
+    async def _release(self, why: str, down: bool = False) -> None:
+        """Gives leadership up. The lease is revoked (a replica takes over now rather than
+        after the TTL) only once the node is known to take no writes: demoted, read-only,
+        or gone (`down`: nothing listens on its console). A node that merely does not
+        answer may still serve clients until its deadline: then the lease runs out, and
+        the node has fenced itself before it can (the margin)."""
         lease, self._lease = self._lease, None
         self.metrics.leader.labels(self.settings.name).set(0)
         log.warning("releasing leadership", extra={"node": self.settings.name, "why": why})
-        with contextlib.suppress(NodeUnavailable):
-            await self.node.demote(f"leadership released: {why}")
-        if lease is not None:
+        safe = down
+        if not safe:
+            try:
+                safe = await self.node.demote(f"leadership released: {why}")
+            except NodeUnavailable as error:
+                safe = error.down
+        if lease is not None and safe:
             with contextlib.suppress(EtcdUnavailable):  # if so, it expires by itself
                 await self.etcd.revoke(lease)
 
@@ -227,19 +245,25 @@ class Agent:
             await self.etcd.delete(keys.switchover)
             return
         log.warning("switchover requested", extra={"node": self.settings.name, "to": target})
-        await self.node.demote(f"switchover to {target}")
-        mine = await self.node.state()
+        # Read-only, the queue kept: what waits is confirmed while this node still leads.
+        await self.node.demote(f"switchover to {target}", keep_queue=True)
+        # The lease is renewed while the target catches up; the wait is bounded well within
+        # the node's deadline, so leadership is never lost on the way.
         deadline = time.monotonic() + self.settings.promote_timeout
         while time.monotonic() < deadline:
+            mine = await self.node.state()
             reply = await get_json(self.settings.peers[target], "/state", timeout=0.5)
             theirs = NodeState.from_dict(reply["node"]) if reply and "node" in reply else None
             if theirs is not None and not decision.ahead_of(mine, theirs):
-                await self._release(f"switchover to {target}")
+                await self._release(f"switchover to {target}", down=True)
                 return
+            sent = time.monotonic()
+            if await self.etcd.keep_alive(self._lease):
+                self._valid_until = sent + self.settings.ttl - self.settings.fence_margin
             await asyncio.sleep(0.05)
-        log.error("switchover abandoned: the target did not catch up", extra={"to": target})
+        log.error("switchover abandoned: the target did not catch up; leadership released", extra={"to": target})
         await self.etcd.delete(keys.switchover)
-        await self.node.promote(self._valid_until - time.monotonic(), timeout=self.settings.promote_timeout)
+        await self._release(f"switchover to {target} abandoned", down=True)
 
     # -- following ---------------------------------------------------------------------
 
@@ -260,8 +284,12 @@ class Agent:
             leader = Leader.decode(leader_kv.value)
             self._last_leader = leader.name
             if leader.name == name:
-                # Our own key, from before this agent restarted: let it go and start over.
-                await self.etcd.revoke(leader_kv.lease)
+                # Our own key, from before this agent restarted. The node may still take
+                # writes until its last deadline: read-only first, then the key goes.
+                if state is not None and await self.node.demote("the agent restarted"):
+                    with contextlib.suppress(EtcdUnavailable):
+                        await self.etcd.revoke(leader_kv.lease)
+                await _sleep(stop, 0.2)
                 return
             if state is not None:
                 await self._follow_leader(state, leader)
@@ -314,6 +342,10 @@ class Agent:
         self.metrics.lag.labels(name).set(max(lags, default=0.0))
         if state.follows == (leader.tarantool,):
             return
+        # Nothing more from the old leader while this node is compared with the new one.
+        if state.follows:
+            await self.node.unfollow()
+            state = await self.node.state()
         reply = await get_json(leader.agent, "/state", timeout=0.5)
         if not reply or "node" not in reply:
             return  # asked again on the next round
@@ -332,7 +364,10 @@ class Agent:
             return
         extra = decision.diverged(state, theirs)
         if extra:
-            rows = await self.node.rows_past(theirs.vclock)
+            try:
+                rows = await self.node.rows_past(theirs.vclock)
+            except NodeUnavailable as error:  # the summary is for the log: never a reason to wait
+                rows = {"summary_failed": str(error)}
             log.error(
                 "this node has rows the leader lacks (never confirmed by a quorum): rebuilding it from the leader",
                 extra={
@@ -354,7 +389,8 @@ class Agent:
         sent = time.monotonic()
         lease = await self.etcd.grant(settings.ttl)
         leader = Leader(settings.name, settings.tarantool, str(settings.listen), writable=False, since=time.time())
-        if not await self.etcd.create(keys.leader, leader.encode(), lease):
+        # The last leader's name goes with the key, in one transaction: never stale.
+        if not await self.etcd.create(keys.leader, leader.encode(), lease, also={keys.last_leader: settings.name}):
             await self.etcd.revoke(lease)
             return
         self._valid_until = sent + settings.ttl - settings.fence_margin
@@ -363,9 +399,7 @@ class Agent:
         # Renewals go on while the node settles the old master's queue.
         renewing = asyncio.create_task(self._keep_renewing_while_promoting())
         try:
-            writable = await self._promoting_node.promote(
-                self._valid_until - time.monotonic(), timeout=settings.promote_timeout
-            )
+            writable = await self._promoting_node.promote(self._valid_until, timeout=settings.promote_timeout)
         except NodeUnavailable as error:
             writable = False
             log.error("promotion failed", extra={"node": settings.name, "error": str(error)})
@@ -374,11 +408,12 @@ class Agent:
         if not writable or self._lease is None:
             await self._release("its node could not be made writable")
             return
+        if not await self.etcd.put_if_lease(keys.leader, replace(leader, writable=True).encode(), lease):
+            await self._release("the lease was lost while promoting")
+            return
         self.metrics.leader.labels(settings.name).set(1)
         self.metrics.failovers.labels(settings.name).inc()
-        await self.etcd.put_if_lease(keys.leader, replace(leader, writable=True).encode(), lease)
         await self.etcd.create(keys.replicaset, state.replicaset.encode())
-        await self.etcd.put(keys.last_leader, settings.name.encode())
         if switchover:
             await self.etcd.delete(keys.switchover)
         log.warning(
@@ -392,7 +427,7 @@ class Agent:
             try:
                 if await self.etcd.keep_alive(self._lease):
                     self._valid_until = sent + self.settings.ttl - self.settings.fence_margin
-                    await self.node.hold(self._valid_until - time.monotonic())
+                    await self.node.hold(self._valid_until)
             except (EtcdUnavailable, NodeUnavailable):
                 self.metrics.renewal_failures.labels(self.settings.name).inc()
 

@@ -16,6 +16,12 @@ from .decision import NodeState
 class NodeUnavailable(Exception):
     """The node's console did not answer (the node is down, starting, or hung)."""
 
+    def __init__(self, message: str, *, down: bool = False):
+        super().__init__(message)
+        # True only when nothing listens on the console: the process is gone, so it
+        # serves no one. A timeout proves nothing of the kind (a hung node may wake up).
+        self.down = down
+
 
 class Node:
     def __init__(self, console: Path, timeout: float = 2.0):
@@ -29,9 +35,16 @@ class Node:
         async with self._lock:
             try:
                 return await asyncio.wait_for(self._eval_locked(expression), timeout or self._timeout)
+            except (FileNotFoundError, ConnectionRefusedError) as error:
+                await self.close()
+                raise NodeUnavailable(f"{self._path}: {type(error).__name__}: {error}", down=True) from None
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as error:
                 await self.close()
                 raise NodeUnavailable(f"{self._path}: {type(error).__name__}: {error}") from None
+            except asyncio.CancelledError:
+                # A reply may be under way: the next call must not read it as its own.
+                await self.close()
+                raise
 
     async def _eval_locked(self, expression: str):
         if self._writer is None:
@@ -51,16 +64,22 @@ class Node:
     async def state(self) -> NodeState:
         return NodeState.from_dict(await self._eval("require('tkv.ha').state()"))
 
-    async def hold(self, seconds: float) -> bool:
-        """Extends the node's writable time; whether it is writable."""
-        return bool(await self._eval(f"require('tkv.ha').hold({seconds:.3f})"))
+    async def hold(self, deadline: float) -> bool:
+        """Extends the node's writable time to `deadline` (time.monotonic(): the node's
+        clock.monotonic() is the same clock); whether it is still writable."""
+        return bool(await self._eval(f"require('tkv.ha').hold({deadline:.6f})"))
 
-    async def promote(self, seconds: float, timeout: float) -> bool:
-        """Settles the synchronous queue and takes writes for `seconds`; whether writable."""
-        return bool(await self._eval(f"require('tkv.ha').promote({seconds:.3f})", timeout=timeout))
+    async def promote(self, deadline: float, timeout: float) -> bool:
+        """Settles the synchronous queue and takes writes until `deadline`; whether writable."""
+        return bool(await self._eval(f"require('tkv.ha').promote({deadline:.6f})", timeout=timeout))
 
-    async def demote(self, why: str) -> bool:
-        return bool(await self._eval(f"require('tkv.ha').demote({json.dumps(why)})"))
+    async def demote(self, why: str, keep_queue: bool = False) -> bool:
+        """Read-only now; whether it is. `keep_queue`: let waiting writes be confirmed."""
+        keep = "true" if keep_queue else "false"
+        return bool(await self._eval(f"require('tkv.ha').demote({json.dumps(why)}, {keep})"))
+
+    async def unfollow(self) -> None:
+        await self._eval("require('tkv.ha').unfollow()")
 
     async def follow(self, address: str) -> bool:
         """Replicates from the leader's host:port only."""

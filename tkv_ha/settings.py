@@ -35,7 +35,9 @@ class AgentSettings:
 
     @property
     def renew_every(self) -> float:
-        return self.ttl / 3
+        # Six chances per TTL: an etcd leader election (a member lost) costs about a
+        # second, and must not outlast the TTL - margin the node stays writable.
+        return self.ttl / 6
 
     @classmethod
     def from_env(cls, env: Env) -> AgentSettings:
@@ -50,14 +52,18 @@ class AgentSettings:
             raise ConfigError("TKV_ETCD_ENDPOINTS must list etcd's client endpoints (host:port,...)")
         ttl = env.int("TKV_HA_TTL_SECONDS", 3, minimum=2)
         margin = env.float("TKV_HA_FENCE_MARGIN_SECONDS", 1.0)
-        # The node's deadline is (renewal sent) + TTL - margin, and renewals are TTL/3
-        # apart: a margin past 2/3 of the TTL would fence a healthy leader between them.
-        if margin >= ttl * 2 / 3:
+        # The node's deadline is (renewal sent) + TTL - margin, and renewals are TTL/6
+        # apart: a margin past half the TTL would leave an etcd election no room.
+        if margin > ttl / 2:
             raise ConfigError(
-                f"TKV_HA_FENCE_MARGIN_SECONDS ({margin}) must be under two thirds of TKV_HA_TTL_SECONDS ({ttl})"
+                f"TKV_HA_FENCE_MARGIN_SECONDS ({margin}) must be at most half of TKV_HA_TTL_SECONDS ({ttl})"
             )
         peers = parse_peers(env.str("TKV_HA_PEERS", ""), "TKV_HA_PEERS")
         peers.pop(name, None)
+        # The lag check hears from the other nodes' agents: without them, a node would
+        # count itself the whole replica set and lead alone.
+        if len(peers) < 2:
+            raise ConfigError("TKV_HA_PEERS must list the agents of the other nodes (at least two), name=host:port,...")
         return cls(
             name=name,
             listen=env.address("TKV_HA_AGENT_LISTEN", "127.0.0.1:9711"),

@@ -94,10 +94,11 @@ class Topology:
             "--initial-cluster", cluster,
             "--initial-cluster-token", self.etcd_cluster_token,
             "--initial-cluster-state", "new",
-            # Loopback: raft heartbeats every 100 ms, an etcd leader lost is replaced in
-            # about a second (etcd's defaults; its tuning guide).
+            # Loopback: raft heartbeats every 100 ms; a lost etcd leader is replaced within
+            # about 0.6-1 s, well inside the TTL - margin a Tarantool leader stays writable
+            # (etcd's tuning guide: election timeout at least 5 heartbeats).
             "--heartbeat-interval", "100",
-            "--election-timeout", "1000",
+            "--election-timeout", "600",
             # A member cut off and back must not depose a healthy etcd leader (its raised
             # term would): measured, without it a healed partition cost the leader a lease.
             "--pre-vote",

@@ -5,14 +5,18 @@
 -- Why the node keeps its own deadline: the agent renews its etcd lease and then extends
 -- the node's writable time to (renewal sent) + TTL - margin. If the agent dies, hangs or
 -- loses etcd, nobody extends it, and the fiber below makes the node read-only before the
--- lease can expire for anyone else, whatever the agent is doing.
+-- lease can expire for anyone else, whatever the agent is doing. The deadline is absolute,
+-- on CLOCK_MONOTONIC (clock.monotonic() here, time.monotonic() in the agent: the same
+-- clock on one host), so no delay in delivering it can stretch it; fiber.clock() would
+-- not do (it is cached per event-loop iteration).
+local clock = require('clock')
 local fiber = require('fiber')
 local fio = require('fio')
 local log = require('log')
 
 local M = {}
 
--- fiber.clock() past which this node must take no write; nil while it is not the leader.
+-- clock.monotonic() past which this node must take no write; nil while it does not lead.
 local writable_until = nil
 local wakeup = fiber.cond()
 -- Set by init.lua: the master's start-up (migrations, passwords, replication mode), the
@@ -20,6 +24,8 @@ local wakeup = fiber.cond()
 local on_master = nil
 local replication_user = nil
 local rebuild_marker = nil
+-- The configured synchronous quorum (1: asynchronous), read at start.
+local quorum_floor = 1
 
 function M.configure(options)
     on_master = options.on_master
@@ -37,11 +43,20 @@ local function upstreams()
     return peers
 end
 
-local function fence(why)
+-- Read-only, and no confirmation of what already waits for a quorum: an acknowledgement
+-- arriving late would otherwise confirm a write (and answer its client) after leadership
+-- passed on. The highest quorum Tarantool accepts makes every waiting transaction time
+-- out and roll back.
+local UNREACHABLE_QUORUM = 31
+
+local function fence(why, keep_queue)
     writable_until = nil
     if not box.info.ro then
         box.cfg({read_only = true})
         log.warn('tkv ha: fenced (read-only): %s', why)
+    end
+    if not keep_queue and quorum_floor > 1 and box.cfg.replication_synchro_quorum ~= UNREACHABLE_QUORUM then
+        box.cfg({replication_synchro_quorum = UNREACHABLE_QUORUM})
     end
 end
 
@@ -51,11 +66,12 @@ local function fencer()
         if writable_until == nil then
             wakeup:wait()
         else
-            local left = writable_until - fiber.clock()
+            local left = writable_until - clock.monotonic()
             if left <= 0 then
                 fence('the agent did not renew leadership in time')
             else
-                -- A sleep never longer than the time left: the deadline is kept to the ms.
+                -- A sleep never longer than the time left; a stalled transaction thread
+                -- delays it by the stall (the margin covers stalls shorter than itself).
                 wakeup:wait(left)
             end
         end
@@ -76,7 +92,6 @@ end
 local ADJUST_SECONDS = 0.05
 local ACK_SILENCE_SECONDS = 0.75
 local BEHIND_SECONDS = 0.5
-local quorum_floor = 1
 -- This node's own LSN every ADJUST_SECONDS over the last BEHIND_SECONDS: a replica keeps
 -- up if it has acknowledged what this node had written BEHIND_SECONDS ago. Time, not a
 -- row count: a replica that stops acknowledging while writes wait for it falls behind
@@ -155,15 +170,16 @@ function M.state()
         quorum_in_force = box.cfg.replication_synchro_quorum,
         sync = box.space.pairs ~= nil and box.space.pairs.is_sync or false,
         follows = upstreams(),
-        writable_for = writable_until and math.max(writable_until - fiber.clock(), 0) or 0,
+        writable_for = writable_until and math.max(writable_until - clock.monotonic(), 0) or 0,
         upstreams = links,
     }
 end
 
--- Extends the writable time (a renewed lease); returns whether the node is writable.
-function M.hold(seconds)
+-- Extends the writable time to `deadline` (clock.monotonic(), a renewed lease); whether
+-- the node is writable (false: it has fenced itself, the agent must step down).
+function M.hold(deadline)
     if writable_until ~= nil then
-        writable_until = fiber.clock() + seconds
+        writable_until = deadline
         wakeup:signal()
     end
     return not box.info.ro
@@ -172,10 +188,13 @@ end
 -- Leadership won, and the agent has checked that this node holds every confirmed row.
 -- It stops following anyone (a leader takes rows from no one: an old master that comes
 -- back can never hand it rows the quorum did not confirm), settles the synchronous queue
--- the old master left, then takes writes until `seconds` from now unless renewed.
+-- the old master left, then takes writes until `deadline` unless renewed (renewals apply
+-- meanwhile). A deadline already past makes it refuse: leadership was lost meanwhile.
 -- Migrations and passwords run here, where the node is first writable: an upgrade
 -- happens on the first promotion after it.
-function M.promote(seconds)
+function M.promote(deadline)
+    writable_until = deadline
+    wakeup:signal()
     box.cfg({replication = {}})
     -- The old master's transactions still waiting here for a quorum: every one of them is
     -- on this node and on the old master, which is a quorum of the configured two (and
@@ -188,8 +207,10 @@ function M.promote(seconds)
     box.cfg({replication_synchro_quorum = 1, replication_synchro_timeout = 0.001})
     box.ctl.clear_synchro_queue()
     box.cfg({replication_synchro_quorum = quorum_floor, replication_synchro_timeout = timeout})
-    writable_until = fiber.clock() + seconds
-    wakeup:signal()
+    if writable_until == nil or clock.monotonic() >= writable_until then
+        fence('leadership ran out while promoting')
+        return false
+    end
     box.cfg({read_only = false})
     if on_master ~= nil then
         on_master()
@@ -197,10 +218,21 @@ function M.promote(seconds)
     return not box.info.ro
 end
 
--- A planned step-down or lost leadership: read-only at once.
-function M.demote(why)
-    fence(why or 'demoted by the agent')
+-- Lost leadership: read-only at once, and nothing waiting is confirmed any more. A
+-- planned switchover keeps the queue (`keep_queue`): its writes are confirmed as usual
+-- while the leader still holds the lease, and the target waits for them.
+function M.demote(why, keep_queue)
+    fence(why or 'demoted by the agent', keep_queue)
     return box.info.ro
+end
+
+-- Replicate from no one: the agent compares this node's vclock with a new leader's only
+-- once nothing more can arrive from the old one.
+function M.unfollow()
+    if #upstreams() > 0 then
+        box.cfg({replication = {}})
+    end
+    return true
 end
 
 -- Replicate from the leader only (host:port), once the agent has checked this node holds

@@ -228,11 +228,23 @@ async def master_partition(cluster: HaCluster, *, lossless: bool, cut_for: float
     return Outcome(figures, load.history, violations, load.unchecked)
 
 
-async def etcd_member_lost(cluster: HaCluster) -> Outcome:
-    """One etcd member SIGKILLed under load: nothing may change (same leader, writes on)."""
+async def etcd_member_lost(cluster: HaCluster, raft_leader: bool) -> Outcome:
+    """One etcd member SIGKILLed under load: nothing may change (same leader, writes on).
+    `raft_leader`: etcd's own leader (an etcd election follows), else the member the
+    leader's agent talks to first when it is not etcd's leader."""
+    from tkv_common.etcd import Etcd
+
     leader = cluster.wait_for_leader()
-    # Not the member the leader's agent talks to first: that one is the harder case.
-    victim = f"etcd-{leader}"
+    etcd = Etcd(tuple(cluster.topology.etcd_endpoints.split(",")))
+    try:
+        raft = await etcd.leader_endpoint()
+    finally:
+        await etcd.close()
+    by_endpoint = {n.etcd_client: n.name for n in cluster.topology.nodes}
+    if raft_leader:
+        victim = f"etcd-{by_endpoint[raft]}"
+    else:
+        victim = next(f"etcd-{n}" for n in (leader, *by_endpoint.values()) if by_endpoint.get(raft) != n)
     async with Load(cluster) as load:
         await asyncio.sleep(1.5)
         killed_at = time.monotonic()
@@ -242,6 +254,7 @@ async def etcd_member_lost(cluster: HaCluster) -> Outcome:
         violations = await load.finish(lossless=True)
     figures = {
         "killed": victim,
+        "etcd_raft_leader": by_endpoint.get(raft),
         "leader_before": leader,
         "leader_after": same_leader,
         "writes_failed_for_s": round(write_gap(load.history, killed_at), 3),
@@ -250,7 +263,7 @@ async def etcd_member_lost(cluster: HaCluster) -> Outcome:
     return Outcome(figures, load.history, violations)
 
 
-async def etcd_quorum_lost(cluster: HaCluster, down_for: float = 6.0) -> Outcome:
+async def etcd_quorum_lost(cluster: HaCluster, down_for: float = 9.0) -> Outcome:
     """Two of three etcd members down: the leader cannot renew, fences itself; writes get
     UNAVAILABLE while reads go on (from the last leader, read-only now); etcd back, and
     writes come back by themselves."""
@@ -265,7 +278,8 @@ async def etcd_quorum_lost(cluster: HaCluster, down_for: float = 6.0) -> Outcome
             cluster.processes[name].stop(signal.SIGKILL)
         await wait_for(lambda: not cluster.writable_nodes(), "every node read-only", timeout=15)
         read_only_s = time.monotonic() - lost_at
-        await asyncio.sleep(1.0)
+        # Past the services' health grace and Envoy's health checks: reads must still work.
+        await asyncio.sleep(4.0)
         # Reads while no node is writable: the writers' own keys, through the gateway.
         reads = await read_back(load.gateway, load.writers.token, load.history)
         writes_during = [op for op in load.history.ops if op.kind == "write" and op.start > lost_at + read_only_s]
@@ -329,3 +343,36 @@ async def lagging_replica_kept_from_leading(cluster: HaCluster) -> Outcome:
         **load.history.summary(),
     }
     return Outcome(figures, load.history, violations)
+
+
+async def leader_agent_paused(cluster: HaCluster, *, lossless: bool) -> Outcome:
+    """The leader's agent stops (SIGSTOP: hung, as after a long GC pause or a frozen VM)
+    while its node runs on: nothing renews the node's deadline, so the node must fence
+    itself on its own clock, before the lease can expire and a replica takes over."""
+    old = cluster.wait_for_leader()
+    cluster.supervise()
+    agent = cluster.processes[f"agent-{old}"]
+    async with Load(cluster) as load:
+        await asyncio.sleep(1.5)
+        paused_at = time.monotonic()
+        agent.send(signal.SIGSTOP)
+        fenced = asyncio.create_task(_first_moment(lambda: _ro(cluster, old), paused_at, timeout=20))
+        await wait_for(lambda: cluster.leader() not in (None, old), "a new leader", timeout=30)
+        new_leader_s = time.monotonic() - paused_at
+        new = cluster.leader()
+        await asyncio.sleep(2.0)
+        fenced_s = await fenced
+        violations = await load.finish(lossless)
+    agent.send(signal.SIGCONT)
+    rejoined_s = await wait_for(lambda: _follows(cluster, old, new), "the old leader following", timeout=90)
+    violations += old_master_after_new(load.history, old, new)
+    figures = {
+        "old": old,
+        "new": new,
+        "old_leader_read_only_after_s": _round(fenced_s),
+        "new_leader_after_s": round(new_leader_s, 3),
+        "old_leader_rejoined_s": round(rejoined_s, 3),
+        **_losses(load),
+        **load.history.summary(),
+    }
+    return Outcome(figures, load.history, violations, load.unchecked)

@@ -76,14 +76,17 @@ async def test_a_partitioned_master_fences_itself_and_comes_back_as_a_replica(cl
     # the new one's first; and what clients saw holds up (the checker)...
     assert outcome.violations == [], outcome.violations[:10]
     assert figures["new"] != figures["old"]
-    # ... and it refused writes within the lease TTL plus the margin after the cut.
+    # ... and it refused writes before a new leader took them, within the lease TTL plus
+    # the margin of the cut (an etcd leader cut off renews locally until it steps down).
     assert figures["old_master_read_only_after_s"] is not None
+    assert figures["old_master_read_only_after_s"] < figures["new_leader_after_s"]
     assert figures["old_master_read_only_after_s"] <= TTL + FENCE_MARGIN
 
 
 @pytest.mark.log_errors_expected(*EXPECTED)
-async def test_losing_one_etcd_member_changes_nothing(cluster, report):
-    outcome = await scenarios.etcd_member_lost(cluster)
+@pytest.mark.parametrize("raft_leader", [True, False], ids=["etcd-leader", "etcd-follower"])
+async def test_losing_one_etcd_member_changes_nothing(cluster, report, raft_leader):
+    outcome = await scenarios.etcd_member_lost(cluster, raft_leader)
     report(outcome.figures)
     assert outcome.figures["leader_after"] == outcome.figures["leader_before"]
     assert outcome.figures["writes_failed_for_s"] < 1.0
@@ -103,6 +106,20 @@ async def test_losing_etcds_quorum_stops_writes_not_reads(cluster, report):
     assert figures["reads_while_down"]["matched"] > 0
     assert figures["acked_after_etcd_back"] > 0
     assert outcome.violations == [], outcome.violations[:10]
+
+
+@pytest.mark.log_errors_expected(*EXPECTED)
+@pytest.mark.parametrize("cluster", [{"sync": False}], indirect=True)
+async def test_a_leader_whose_agent_hangs_fences_itself_before_anyone_else_leads(cluster, report):
+    # Asynchronous: no quorum stands in for the fence here; only the node's own clock does.
+    outcome = await scenarios.leader_agent_paused(cluster, lossless=False)
+    report(outcome.figures)
+    figures = outcome.figures
+    assert outcome.violations == [], outcome.violations[:10]
+    assert figures["old_leader_read_only_after_s"] is not None
+    assert figures["old_leader_read_only_after_s"] < figures["new_leader_after_s"]
+    # Its deadline: its last renewal (at most TTL/3 before the pause) + TTL - margin.
+    assert figures["old_leader_read_only_after_s"] <= TTL - FENCE_MARGIN + 0.5
 
 
 @pytest.mark.log_errors_expected(*EXPECTED)
