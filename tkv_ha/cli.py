@@ -173,6 +173,8 @@ def switchover(node: str, timeout: float) -> None:
                 if kv is not None and (leader := Leader.decode(kv.value)).name == node and leader.writable:
                     return True
                 await asyncio.sleep(0.1)
+            # Not left behind: the other agents defer to a requested target while it stands.
+            await etcd.delete(keys.switchover)
             return False
         finally:
             await etcd.close()
