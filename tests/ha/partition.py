@@ -84,8 +84,11 @@ class Cgroups:
 
 
 class Partition:
-    """Cuts `isolated` off from `others`: what either side's processes send to the other
-    side's ports is dropped. `heal()` removes the rules."""
+    """Cuts `isolated` off from `others`, both ways on every connection between them:
+    what either side's processes send to the other side's listening ports is dropped on
+    the way out (the sending socket's cgroup), and what comes from the other side's
+    listening ports is dropped on the way in (the receiving socket's cgroup), which
+    covers the answers on connections the other side opened. `heal()` removes the rules."""
 
     def __init__(self, cgroups: Cgroups, isolated: str, ports: dict[str, list[int]]):
         self.cgroups, self.isolated, self.ports = cgroups, isolated, ports
@@ -100,6 +103,7 @@ class Partition:
         rules = [
             f"add table inet {self.table}",
             f"add chain inet {self.table} out {{ type filter hook output priority 0; policy accept; }}",
+            f"add chain inet {self.table} in {{ type filter hook input priority 0; policy accept; }}",
         ]
         mine = ", ".join(str(p) for p in self.ports[self.isolated])
         for other, ports in self.ports.items():
