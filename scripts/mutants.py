@@ -40,9 +40,13 @@ class Mutant:
 MUTANTS = [
     Mutant(
         "write batch without a transaction",
-        "tarantool/tkv/api.lua",
-        "    box.atomic(function()",
-        "    (function(f) f() end)(function()",
+        "tarantool/tkv/kv.lua",
+        "    box.atomic(function()\n        local revision, events = next_revision(), {}\n"
+        "        for _, write in ipairs(writes) do",
+        # A plain call instead (a statement may not start with "(" in Lua: ambiguous syntax).
+        "    local run = function(f) f() end\n    run(function()\n"
+        "        local revision, events = next_revision(), {}\n"
+        "        for _, write in ipairs(writes) do",
         ("tests/integration/test_storage_faults.py::test_a_failure_inside_the_batch_rolls_back_every_pair",),
     ),
     Mutant(
@@ -91,8 +95,8 @@ MUTANTS = [
     Mutant(
         "login lock not checked",
         "tarantool/tkv/api.lua",
-        "    if wait ~= nil then",
-        "    if false then",
+        "    local wait = logins.wait(login, client, now, limits)\n    if wait ~= nil then",
+        "    local wait = logins.wait(login, client, now, limits)\n    if false then",
         ("tests/security/test_login_throttling.py",),
     ),
     Mutant(
@@ -105,8 +109,8 @@ MUTANTS = [
     Mutant(
         "login locks per login only",
         "auth_svc/servicer.py",
-        "        client = client_of(context.peer(), forwarded, self._trusted_proxies)",
-        '        client = "everyone"',
+        "        return client_of(context.peer(), forwarded, self._trusted_proxies)",
+        '        return "everyone"',
         (
             "tests/security/test_login_throttling.py::"
             "test_an_attacker_hammering_a_login_locks_out_only_their_own_address",
