@@ -32,6 +32,9 @@ def cluster(request, tmp_path):
 #   agent logs as an error; fenced nodes log the writes they refuse;
 # - two nodes joining at once briefly reach each other (twice, or before either is
 #   registered); their agents then point both at the leader alone;
+# - a leader that fences puts its quorum out of reach on purpose, so the writes still waiting
+#   time out and roll back: Tarantool logs the timeout and "Failed to write to disk" for
+#   each write rolled back behind it (the clients get UNAVAILABLE);
 # - a rebuilt node's join fails while the leader confirms synchronous writes meanwhile:
 #   2.6.0 cannot apply a CONFIRM row (request type 40) during a join. It exits, its
 #   supervisor starts it again, and a later attempt joins (docs/high-availability.md).
@@ -42,6 +45,9 @@ EXPECTED = (
     r"duplicate connection with the same replica UUID",
     r"ER_UNKNOWN_REPLICA: Replica .* is not registered",
     r"Unknown request type 40",
+    r"ER_SYNC_QUORUM_TIMEOUT",
+    r"ER_SYNC_ROLLBACK",
+    r"ER_WAL_IO: Failed to write to disk",
 )
 
 
