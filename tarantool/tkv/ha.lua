@@ -82,7 +82,7 @@ end
 -- acknowledge than the quorum needs: with quorum 2 and two replicas, plain Tarantool
 -- stalled 3-6 of 200 serial writes for the whole replication_synchro_timeout, each with
 -- every write queued behind it; with quorum 3 (every replica needed) none of 1,000 did,
--- nor with quorum 2 and one replica (docs/high-availability.md, "Quorum"). So the leader
+-- nor with quorum 2 and one replica (docs/high-availability.md, "Tarantool 2.6.0: what we found"). So the leader
 -- asks for the acks of every replica that is keeping up, and never fewer than the
 -- configured quorum: the guarantee is the configured quorum's, the quorum in force is
 -- only ever stricter. A replica counts while it reported within ACK_SILENCE_SECONDS and

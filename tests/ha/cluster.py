@@ -9,10 +9,8 @@ a node off with nft (tests/ha/partition.py).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -237,17 +235,3 @@ class HaCluster:
         return subprocess.run(
             [sys.executable, "-m", "tkv_ha", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
         )
-
-
-async def wait_async(check, what: str, timeout: float) -> float:
-    """Polls a blocking check off the event loop; the seconds it took."""
-    started = time.monotonic()
-    while not await asyncio.to_thread(check):
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{what} not true after {timeout}s")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -244,9 +244,6 @@ def first_ack_after(history: History, since: float) -> float | None:
     return min(later) - since if later else None
 
 
-__all__ = ["FAILED", "Console", "Gateway", "Writers", "first_ack_after", "probe_rounds", "write_gap"]
-
-
 async def read_back(gateway: Gateway, token: str, history: History, sample: int = 20) -> dict:
     """Reads up to `sample` acknowledged keys through the gateway now; the answers by
     HTTP status, and how many values matched what was acknowledged."""
