@@ -3,13 +3,13 @@ what it names, and nothing else), and every test it names exists. Fast and stati
 mutants themselves run in `make mutants`."""
 
 import re
-import runpy
 from pathlib import Path
 
 import pytest
 
+from tests.mutants import MUTANTS
+
 ROOT = Path(__file__).resolve().parents[2]
-MUTANTS = runpy.run_path(str(ROOT / "scripts" / "mutants.py"), run_name="mutants")["MUTANTS"]
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])

@@ -1,0 +1,18 @@
+"""The catalogue of `make mutants` (scripts/mutants.py): one mutant per rule, by area.
+
+A rule added to the code gets its mutant here, in the area's module, naming the tests that
+prove the rule; tests/unit/test_mutants_apply.py checks in `make test` that it still applies.
+"""
+
+from tests.mutants import auth, gateway, ha, kv, service, storage, watch
+from tests.mutants.mutant import Mutant
+
+MUTANTS: list[Mutant] = [
+    *auth.MUTANTS,
+    *gateway.MUTANTS,
+    *kv.MUTANTS,
+    *watch.MUTANTS,
+    *service.MUTANTS,
+    *storage.MUTANTS,
+    *ha.MUTANTS,
+]
