@@ -14,6 +14,8 @@ The script exits 0 only when every mutant is killed.
 
     python scripts/mutants.py            # every mutant
     python scripts/mutants.py -k sync    # those whose name contains "sync"
+    python scripts/mutants.py --area ha  # those of tests/mutants/ha.py
+    python scripts/mutants.py --list     # what would run
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.mutants import MUTANTS  # noqa: E402  (the catalogue lives beside the tests)
+from tests.mutants import AREAS, MUTANTS  # noqa: E402  (the catalogue lives beside the tests)
 
 # What a copy leaves out: state, caches and installed tools (the venv is shared).
 NOT_COPIED = shutil.ignore_patterns(
@@ -87,10 +89,12 @@ def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> Run:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default="", help="only mutants whose name contains this")
+    parser.add_argument("--area", choices=sorted(AREAS), help="only the mutants of this area (tests/mutants/AREA.py)")
     parser.add_argument("--list", action="store_true", help="list the mutants and their tests, run nothing")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per test run")
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTANTS if args.k.lower() in m.name.lower()]
+    pool = AREAS[args.area] if args.area else MUTANTS
+    chosen = [m for m in pool if args.k.lower() in m.name.lower()]
     if args.list:
         for mutant in chosen:
             print(f"{mutant.name}  [{mutant.path}]\n    " + "\n    ".join(mutant.tests))

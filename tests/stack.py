@@ -124,24 +124,38 @@ class Stack:
         }
 
 
+class NeverHappened(AssertionError):
+    """What a test waited for did not come before its deadline: an assertion about the
+    system (it must get there in that time), not a fault of the test's own."""
+
+
 def wait_until(ready, what: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {timeout}s")
+            raise NeverHappened(f"{what} not ready after {timeout}s")
         time.sleep(0.05)
 
 
 async def eventually(check, what: str, timeout: float = 10.0, interval: float = 0.05):
-    """Awaits `check()` until it returns something true, which it returns; a TimeoutError
+    """Awaits `check()` until it returns something true, which it returns; NeverHappened
     naming `what` (and the last value) after `timeout`. For waits on a condition a fixed
     sleep would only guess at."""
     deadline = time.monotonic() + timeout
     while not (value := await check()):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not true after {timeout}s (last: {value!r})")
+            raise NeverHappened(f"{what} not true after {timeout}s (last: {value!r})")
         await asyncio.sleep(interval)
     return value
+
+
+async def within(awaitable, seconds: float, what: str):
+    """`awaitable`'s result, or NeverHappened after `seconds`: for the next message of a
+    stream that the test expects to come."""
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise NeverHappened(f"{what} did not come within {seconds}s") from None
 
 
 def grpc_serving(port: int) -> bool:

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.e2e.http_client import call
 from tests.inprocess import start_services, stop_services
-from tests.stack import Stack, auth_svc, envoy, kv_svc, tarantool
+from tests.stack import NeverHappened, Stack, auth_svc, envoy, kv_svc, tarantool
 from tkv_common import tracing
 
 pytestmark = pytest.mark.slow
@@ -60,7 +60,7 @@ async def eventually(check, what: str, timeout: float = 20.0):
         if result:
             return result
         await asyncio.sleep(0.1)
-    raise TimeoutError(what)
+    raise NeverHappened(what)
 
 
 def envoy_span(collector: Collector, trace_id: bytes, span_id: bytes):

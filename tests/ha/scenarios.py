@@ -11,6 +11,8 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from tests.stack import NeverHappened
+
 from .cluster import HaCluster
 from .history import History, Violation, check, old_master_after_new, reads_going_back
 from .workload import Console, Gateway, Writers, first_ack_after, probe_rounds, write_gap
@@ -67,7 +69,7 @@ async def wait_for(check, what: str, timeout: float) -> float:
     started = time.monotonic()
     while not await asyncio.to_thread(check):
         if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{what} not true after {timeout}s")
+            raise NeverHappened(f"{what} not true after {timeout}s")
         await asyncio.sleep(0.05)
     return time.monotonic() - started
 

@@ -7,12 +7,7 @@ prove the rule; tests/unit/test_mutants_apply.py checks in `make test` that it s
 from tests.mutants import auth, gateway, ha, kv, service, storage, watch
 from tests.mutants.mutant import Mutant
 
-MUTANTS: list[Mutant] = [
-    *auth.MUTANTS,
-    *gateway.MUTANTS,
-    *kv.MUTANTS,
-    *watch.MUTANTS,
-    *service.MUTANTS,
-    *storage.MUTANTS,
-    *ha.MUTANTS,
-]
+AREAS: dict[str, list[Mutant]] = {
+    area.__name__.rsplit(".", 1)[1]: area.MUTANTS for area in (auth, gateway, kv, watch, service, storage, ha)
+}
+MUTANTS: list[Mutant] = [mutant for mutants in AREAS.values() for mutant in mutants]

@@ -25,4 +25,72 @@ MUTANTS = [
         "        log.warn('tkv ha: fenced (read-only): %s', why)",
         ("tests/ha/test_failover.py::test_a_partitioned_master_fences_itself_and_comes_back_as_a_replica",),
     ),
+    Mutant(
+        "a candidate that heard from too few replicas leads",
+        "tkv_ha/decision.py",
+        "    if known < needed:",
+        "    if False:",
+        ("tests/unit/test_ha_decision.py::test_a_replica_that_hears_from_no_other_may_not_lead",),
+    ),
+    Mutant(
+        "the old leader's unconfirmed rows hold a candidate back",
+        "tkv_ha/decision.py",
+        "if name != previous_leader and state is not None}",
+        "if state is not None}",
+        ("tests/unit/test_ha_decision.py::test_the_old_leaders_own_rows_do_not_count",),
+    ),
+    Mutant(
+        "a node of another replica set may lead",
+        "tkv_ha/decision.py",
+        "    if replicaset is not None and me.replicaset != replicaset:",
+        "    if False:",
+        ("tests/unit/test_ha_decision.py::test_a_node_of_another_replica_set_never_leads",),
+    ),
+    Mutant(
+        "a node with rows the leader lacks follows it instead of being rebuilt",
+        "tkv_ha/decision.py",
+        "    return ahead_of(me, leader)",
+        "    return []",
+        ("tests/unit/test_ha_decision.py::test_a_node_with_rows_the_leader_lacks_has_diverged",),
+    ),
+    Mutant(
+        "a leader past its deadline keeps leading",
+        "tkv_ha/agent.py",
+        "        if time.monotonic() >= self._valid_until:",
+        "        if False:",
+        ("tests/unit/test_ha_agent.py::test_a_leader_that_cannot_renew_in_time_steps_down",),
+    ),
+    Mutant(
+        "a hung node's lease is revoked before its deadline",
+        "tkv_ha/agent.py",
+        "                safe = error.down",
+        "                safe = True",
+        ("tests/unit/test_ha_agent.py::test_a_hung_node_keeps_the_lease_until_it_expires",),
+    ),
+    Mutant(
+        "a dead node's lease is left to expire",
+        "tkv_ha/agent.py",
+        "        if lease is not None and safe:",
+        "        if False:",
+        ("tests/unit/test_ha_agent.py::test_a_dead_node_gives_the_lease_up_at_once",),
+    ),
+    Mutant(
+        "a restarted agent lets its old key go before its node is read-only",
+        "tkv_ha/agent.py",
+        '                if state is not None and await self.node.demote("the agent restarted"):\n'
+        "                    with contextlib.suppress(EtcdUnavailable):\n"
+        "                        await self.etcd.revoke(leader_kv.lease)\n",
+        "                with contextlib.suppress(EtcdUnavailable):\n"
+        "                    await self.etcd.revoke(leader_kv.lease)\n"
+        "                if state is not None:\n"
+        '                    await self.node.demote("the agent restarted")\n',
+        ("tests/unit/test_ha_agent.py::test_a_restarted_agent_demotes_its_node_before_letting_its_old_key_go",),
+    ),
+    Mutant(
+        "maintenance mode does not pause failover",
+        "tkv_ha/agent.py",
+        "        if keys.maintenance in everything:\n            self._say(",
+        "        if False:\n            self._say(",
+        ("tests/ha/test_operator.py::test_maintenance_mode_pauses_failover_until_it_is_turned_off",),
+    ),
 ]

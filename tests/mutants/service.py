@@ -50,4 +50,18 @@ MUTANTS = [
         "            context=None,",
         ("tests/e2e/test_tracing.py::test_one_http_request_is_one_trace_from_the_gateway_to_tarantool",),
     ),
+    Mutant(
+        "a v2 call needs no token",
+        "kv_svc/server.py",
+        "        public_methods=frozenset(),",
+        '        public_methods=frozenset({"/tkv.kv.v2.KeyValueService/Watch"}),',
+        ("tests/service/test_interceptor_chain.py::test_every_non_public_method_requires_a_token",),
+    ),
+    Mutant(
+        "the access log records each request",
+        "tkv_common/interceptors.py",
+        "                    peer=context.peer(),\n                )",
+        "                    peer=context.peer(),\n                    request=str(request),\n                )",
+        ("tests/security/test_secret_hygiene.py::test_no_secret_or_value_in_any_log_line",),
+    ),
 ]

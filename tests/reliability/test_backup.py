@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from scripts.backup import Console
-from tests.reliability.workload import ACKED, Target, new_token, writer
+from tests.reliability.workload import ACKED, Target, new_token, until_acknowledged, writer
 from tests.stack import ROOT, Stack, start_all, stop_all, tarantool
 from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
 
@@ -56,7 +56,7 @@ async def test_the_backup_command_under_load_restores_exactly_what_was_acknowled
         stop, attempts = asyncio.Event(), []
         prefix = f"bk-{uuid.uuid4().hex[:8]}"
         tasks = [asyncio.create_task(writer(target, token, "grpc", f"{prefix}-{i}", stop, attempts)) for i in range(4)]
-        await asyncio.sleep(1.5)
+        await until_acknowledged(attempts, 100)  # writes before the backup...
         started = time.monotonic()
         result = await asyncio.to_thread(
             subprocess.run,
@@ -65,7 +65,7 @@ async def test_the_backup_command_under_load_restores_exactly_what_was_acknowled
         )  # fmt: skip
         finished = time.monotonic()
         assert result.returncode == 0, result.stderr
-        await asyncio.sleep(1.5)  # more writes, after the backup
+        await until_acknowledged(attempts, 100, since=finished)  # ...and after it
         stop.set()
         await asyncio.gather(*tasks)
         live_users = int(stack.console("box.space.users:len()"))

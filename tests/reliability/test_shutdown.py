@@ -8,8 +8,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.reliability.workload import ACKED, Target, new_token, verify, writer
-from tests.stack import eventually
+from tests.reliability.workload import ACKED, Target, new_token, until_acknowledged, verify, writer
+from tests.stack import eventually, within
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ async def test_sigterm_drains_in_flight_calls_and_keeps_every_acknowledged_write
     tasks = [
         asyncio.create_task(writer(target, token, "grpc", f"{prefix}-{i}", stop, attempts, batch=20)) for i in range(6)
     ]
-    await asyncio.sleep(1.0)
+    await until_acknowledged(attempts, 200)  # calls in flight in every writer, not a guess at when
     kv = stack.processes["kv_svc"]
     exit_code = await asyncio.to_thread(kv.stop, signal.SIGTERM)
     stopped_at = len(attempts)
@@ -73,8 +73,8 @@ async def test_sigterm_reports_not_serving_before_the_process_stops(stack):
     async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.kv_port}") as channel:
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
         updates = aiter(watch)
-        assert (await asyncio.wait_for(anext(updates), 5)).status == health_pb2.HealthCheckResponse.SERVING
+        assert (await within(anext(updates), 5, "the first update")).status == health_pb2.HealthCheckResponse.SERVING
         kv.send(signal.SIGTERM)
-        update = await asyncio.wait_for(anext(updates), 5)
+        update = await within(anext(updates), 5, "a health update after SIGTERM")
         assert update.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert await asyncio.to_thread(kv.popen.wait, 15) == 0

@@ -178,6 +178,32 @@ async def writer(
             await http.close()
 
 
+async def until_acknowledged(
+    attempts: list[Attempt], count: int, *, since: float | None = None, timeout: float = 30.0
+) -> bool:
+    """Waits until `count` writes sent after `since` (time.monotonic(); default: now) have
+    been acknowledged, or `timeout` passes; whether they were. A workload that has done
+    this much, where a fixed sleep would only guess at it. Never raises: what the writes
+    prove is for the test's assertions to judge."""
+    since = time.monotonic() if since is None else since
+    deadline = time.monotonic() + timeout
+    while sum(a.outcome == ACKED and a.at >= since for a in attempts) < count:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def until_answered(attempts: list[Attempt], count: int, timeout: float = 30.0) -> bool:
+    """Waits until `count` attempts have had their answer, whatever it was."""
+    deadline = time.monotonic() + timeout
+    while sum(a.outcome != UNKNOWN or a.took > 0 for a in attempts) < count:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
 @dataclass
 class Verdict:
     tried: int

@@ -8,12 +8,51 @@ import uuid
 
 import pytest
 
-from tests.e2e.http_client import call
+from tests.e2e.http_client import Stream, call
 from tests.stack import ROOT, Stack, start_all, stop_all
 
 PASSWORD = "Sup3r$ecret-" + uuid.uuid4().hex[:8]
 WRONG_PASSWORD = "Wr0ng$ecret-" + uuid.uuid4().hex[:8]
+NEW_PASSWORD = "N3w$ecret-" + uuid.uuid4().hex[:8]
 VALUE_MARKER = "value-marker-" + uuid.uuid4().hex
+
+
+def v2_flows(gateway: str, login: str, token: str, replies: list) -> list[str]:
+    """Pairs, a watch, grants and every account call through the gateway, with wrong
+    passwords where a call takes one; returns the tokens it was given."""
+
+    def record(reply, status: int):
+        replies.append(reply)
+        assert reply.status == status, (reply.status, reply.raw)  # each flow really ran
+        return reply
+
+    pair = "/v2/namespaces/me/pairs/app%2Fk"
+    with Stream(gateway, "/v2/namespaces/me/pairs:watch", {"prefix": "app/"}, token) as watch:
+        assert watch.status == 200 and "revision" in watch.next_message()
+        record(call(gateway, "PUT", pair, {"marker": VALUE_MARKER}, token=token), 200)
+        assert VALUE_MARKER in json.dumps(watch.next_message())  # the value went through the watch
+    record(call(gateway, "GET", pair, token=token), 200)
+    record(call(gateway, "GET", "/v2/namespaces/me/pairs?prefix=app/", token=token), 200)
+    record(call(gateway, "POST", "/v2/namespaces/me/pairs:batchGet", {"keys": ["app/k", "x"]}, token=token), 200)
+    grantee = f"Grantee{uuid.uuid4().hex[:8]}"
+    user = {"login": grantee, "password": PASSWORD, "name": "Bob", "surname": "Brown"}
+    record(call(gateway, "POST", "/api/register/", user), 201)
+    grantee_token = record(call(gateway, "POST", "/api/login/", {"login": grantee, "password": PASSWORD}), 201)
+    grantee_token = grantee_token.body["token"]
+    grant = {"grantee": grantee, "role": "READER", "prefix": "app/"}
+    record(call(gateway, "POST", "/v2/namespaces/me/grants", grant, token=token), 200)
+    record(call(gateway, "GET", "/v2/namespaces/me/grants", token=token), 200)
+    record(call(gateway, "GET", f"/v2/namespaces/{login}/pairs/app%2Fk", token=grantee_token), 200)
+    change = {"old_password": WRONG_PASSWORD, "new_password": NEW_PASSWORD}
+    record(call(gateway, "POST", "/v2/account:changePassword", change, token=token), 403)
+    change = {"old_password": PASSWORD, "new_password": NEW_PASSWORD}
+    record(call(gateway, "POST", "/v2/account:changePassword", change, token=token), 200)
+    token = record(call(gateway, "POST", "/api/login/", {"login": login, "password": NEW_PASSWORD}), 201)
+    token = token.body["token"]
+    record(call(gateway, "POST", "/v2/account:logoutAll", {}, token=grantee_token), 200)
+    record(call(gateway, "POST", "/v2/account:delete", {"password": WRONG_PASSWORD}, token=token), 403)
+    record(call(gateway, "POST", "/v2/account:delete", {"password": NEW_PASSWORD}, token=token), 200)
+    return [token, grantee_token]
 
 
 @pytest.fixture(scope="module")
@@ -36,21 +75,27 @@ def exercised_stack(tmp_path_factory):
         replies.append(call(gateway, "POST", "/api/read/", {"keys": ["k"]}, token=token[:-5] + "AAAAA"))
         replies.append(call(gateway, "GET", "/api/logout/", token=token))
         replies.append(call(gateway, "POST", "/api/read/", {"keys": ["k"]}, token=token))
+        login_reply = call(gateway, "POST", "/api/login/", {"login": login, "password": PASSWORD})
+        tokens = [token, login_reply.body["token"]]
+        tokens += v2_flows(gateway, login, tokens[-1], replies)
         replies.append(call(gateway, "POST", "/api/write/", raw=b'{"data": {"k": "' + VALUE_MARKER.encode() + b'"'))
     finally:
         stop_all(processes)
     logs = {path.name: path.read_text(errors="replace") for path in stack.data_dir.glob("*.log")}
-    yield {"logs": logs, "token": token, "replies": replies, "login": login}
+    yield {"logs": logs, "tokens": tokens, "replies": replies, "login": login}
 
 
 def secrets_of(exercised):
-    return {
+    found = {
         "password": PASSWORD,
         "wrong password": WRONG_PASSWORD,
-        "token": exercised["token"],
-        "token signature": exercised["token"].rsplit(".", 1)[1],
+        "new password": NEW_PASSWORD,
         "argon2 hash": "$argon2id$",
     }
+    for number, token in enumerate(exercised["tokens"]):
+        found[f"token {number}"] = token
+        found[f"token {number}'s signature"] = token.rsplit(".", 1)[1]
+    return found
 
 
 def test_logs_were_captured_from_every_process(exercised_stack):
@@ -58,6 +103,8 @@ def test_logs_were_captured_from_every_process(exercised_stack):
     # The scan below means something only if the flows were logged at all.
     assert '"msg": "rpc"' in exercised_stack["logs"]["kv_svc.log"]
     assert '"/api/login"' in exercised_stack["logs"]["envoy.log"]
+    for method in ("Watch", "PutPair", "CreateGrant", "ChangePassword", "DeleteAccount"):
+        assert method in exercised_stack["logs"]["kv_svc.log"] + exercised_stack["logs"]["auth_svc.log"], method
 
 
 def test_no_secret_or_value_in_any_log_line(exercised_stack):

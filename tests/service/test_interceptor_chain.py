@@ -2,20 +2,38 @@
 
 import asyncio
 import logging
+import re
+from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from tests.stack import within
 from tests.status_details import details, reason
 from tests.tokens_for_tests import bearer, sign
 from tkv.auth.v1 import auth_pb2
 from tkv.kv.v1 import kv_pb2
+from tkv.kv.v2 import kv_pb2 as kv2_pb2
 from tkv_common.errors import Unavailable
 
-SERVICES = [auth_pb2.DESCRIPTOR.services_by_name["AuthService"], kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"]]
+SERVICES = [
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
+    kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"],
+    kv2_pb2.DESCRIPTOR.services_by_name["KeyValueService"],
+]
 PUBLIC = {"/tkv.auth.v1.AuthService/Register", "/tkv.auth.v1.AuthService/Login", "/tkv.auth.v1.AuthService/GetJwks"}
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
+
+
+def test_the_token_checks_below_cover_every_service_in_the_protos():
+    declared = set()
+    for proto in PROTOS.rglob("*.proto"):
+        text = proto.read_text()
+        package = re.search(r"^package ([\w.]+);", text, re.M).group(1)
+        declared |= {f"{package}.{name}" for name in re.findall(r"^service (\w+)", text, re.M)}
+    assert declared == {s.full_name for s in SERVICES}
 
 
 def harness_for(service_name, auth, kv):
@@ -24,13 +42,19 @@ def harness_for(service_name, auth, kv):
 
 @pytest.mark.parametrize(
     "method",
-    [f"/{s.full_name}/{m.name}" for s in SERVICES for m in s.methods if f"/{s.full_name}/{m.name}" not in PUBLIC],
+    [m for s in SERVICES for m in s.methods if f"/{s.full_name}/{m.name}" not in PUBLIC],
+    ids=lambda m: m.full_name,
 )
 async def test_every_non_public_method_requires_a_token(auth, kv, method):
-    harness = harness_for(method.split("/")[1], auth, kv)
-    call = harness.channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    harness = harness_for(method.containing_service.full_name, auth, kv)
+    raw = {"request_serializer": lambda b: b, "response_deserializer": lambda b: b}
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call(b"")
+        if method.server_streaming:
+            async for _ in harness.channel.unary_stream(path, **raw)(b""):
+                pass
+        else:
+            await harness.channel.unary_unary(path, **raw)(b"")
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert reason(error.value) == "TOKEN_MISSING"
     assert harness.storage.calls == []
@@ -128,12 +152,12 @@ async def test_health_follows_the_storage_connection(kv):
 
     async def next_status_other_than(status) -> int:
         # The storage watcher polls every 0.25 s; 5 s bounds a test that would otherwise hang.
-        while (update := await asyncio.wait_for(anext(updates), 5)).status == status:
+        while (update := await within(anext(updates), 5, "a health update")).status == status:
             pass
         return update.status
 
     try:
-        assert (await asyncio.wait_for(anext(updates), 5)).status == serving
+        assert (await within(anext(updates), 5, "the first health update")).status == serving
         kv.storage.is_connected = False
         assert await next_status_other_than(serving) == not_serving
         kv.storage.is_connected = True
