@@ -95,6 +95,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     pool = AREAS[args.area] if args.area else MUTANTS
     chosen = [m for m in pool if args.k.lower() in m.name.lower()]
+    if not chosen:
+        print("no mutant matches", file=sys.stderr)
+        return 2
     if args.list:
         for mutant in chosen:
             print(f"{mutant.name}  [{mutant.path}]\n    " + "\n    ".join(mutant.tests))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.stack import Stack, start_all, stop_all, tarantool
+
 TKV = str(Path(sys.executable).parent / "tkv")
 PASSWORD = "Secr3t!pass"
 
@@ -154,3 +156,34 @@ def test_watch_prints_each_change_as_a_json_line_until_interrupted(tkv):
     finally:
         watch.send_signal(signal.SIGINT)
     assert watch.wait(10) == 0
+
+
+@pytest.fixture(scope="module")
+def small_quota(tmp_path_factory):
+    """A stack of its own where a user may hold one pair: the quota is the limit that is
+    cheapest to reach."""
+    stack = Stack(tmp_path_factory.mktemp("cli-quota"), extra_env={"TKV_KV_QUOTA_PAIRS": "1"})
+    running = start_all(stack)
+    yield stack, running
+    stop_all(running)
+
+
+def test_the_exit_codes_for_a_limit_an_outage_and_other_errors(small_quota, tmp_path):
+    stack, running = small_quota
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "TKV_SERVER": f"127.0.0.1:{stack.gateway_port}"}
+
+    def tkv(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([TKV, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120)
+
+    sign_up(tkv)
+    assert tkv("put", "first", "1").returncode == 0
+    over = tkv("put", "second", "2")  # the quota of one pair is used up
+    assert over.returncode == 7 and "QUOTA_EXCEEDED" in over.stderr, over.stderr
+    too_long = tkv("put", "k" * 2000, "1")  # INVALID_ARGUMENT has no code of its own: "other errors"
+    assert too_long.returncode == 1 and "key" in too_long.stderr.lower(), too_long.stderr
+    running["tarantool"].stop(signal.SIGKILL)  # the store gone: retried, then "unavailable"
+    try:
+        down = tkv("put", "third", "3")
+        assert down.returncode == 8, down.stderr
+    finally:
+        running["tarantool"] = tarantool(stack).start()

@@ -93,4 +93,18 @@ MUTANTS = [
         "        if False:\n            self._say(",
         ("tests/ha/test_operator.py::test_maintenance_mode_pauses_failover_until_it_is_turned_off",),
     ),
+    Mutant(
+        "reads go to the old leader though etcd names a new one",
+        "tkv_common/tarantool.py",
+        "        if node is None or not node.is_connected or self._new_leader_elsewhere:",
+        "        if node is None or not node.is_connected:",
+        ("tests/integration/test_read_fallback.py",),
+    ),
+    Mutant(
+        "health forgets the reads a leaderless replica set still serves",
+        "tkv_common/tarantool.py",
+        "        return self.is_connected or self._read_fallback() is not None",
+        "        return self.is_connected",
+        ("tests/integration/test_read_fallback.py",),
+    ),
 ]

@@ -56,18 +56,4 @@ MUTANTS = [
         "            box.schema.user.grant(user, 'read', 'space', 'users', {if_not_exists = true})\n",
         ("tests/security/test_storage_access.py::test_each_service_user_may_call_only_its_own_functions",),
     ),
-    Mutant(
-        "the client retries an unconditional write",
-        "tkv_client/aio.py",
-        "        return (await self._call(self._kv.PutPair, request, safe=if_version is not None)).revision",
-        "        return (await self._call(self._kv.PutPair, request, safe=True)).revision",
-        ("tests/reliability/test_client_retries.py",),
-    ),
-    Mutant(
-        "the client does not retry a conditional write",
-        "tkv_client/aio.py",
-        "        return (await self._call(self._kv.PutPair, request, safe=if_version is not None)).revision",
-        "        return (await self._call(self._kv.PutPair, request, safe=False)).revision",
-        ("tests/reliability/test_client_retries.py",),
-    ),
 ]
