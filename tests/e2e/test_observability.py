@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -17,11 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.http_client import call
 from tests.e2e.test_workers import children_of
 from tests.stack import ROOT, Stack, free_port, require_binary, start_all, stop_all, wait_until
+from tkv_ha.agent import Metrics as HaMetrics
 
 pytestmark = pytest.mark.slow
 
@@ -288,3 +291,32 @@ def test_the_prometheus_config_and_alert_rules_pass_promtool():
         result = subprocess.run([promtool, *command], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "SUCCESS" in result.stdout + result.stderr
+
+
+def documented_metrics() -> set[str]:
+    """The metric names in the first column of docs/operations.md's metrics table."""
+    names = set()
+    for line in (ROOT / "docs" / "operations.md").read_text().splitlines():
+        if line.startswith("| `") and ("tkv_" in line or "grpc_server_" in line):
+            first_column = line.split("|")[1]
+            names |= set(re.findall(r"`((?:tkv|grpc_server)_[a-z_]+)", first_column))
+    return names
+
+
+def test_every_metric_the_operations_guide_names_is_exposed(stack, token):
+    """docs/operations.md promises these names to whoever writes dashboards and alerts."""
+    stack, _ = stack
+    read_absent(stack, token, 1)  # one call: every family below exists from start-up anyway
+    exposed = set()
+    texts = [urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+             for port in (stack.auth_metrics_port, stack.kv_metrics_port)]  # fmt: skip
+    texts.append(generate_latest(HaMetrics("n1").registry).decode())
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            # A family with no series yet (a labelled counter before its first event) still
+            # declares itself; a counter's family name drops its _total.
+            exposed |= {family.name, family.name + "_total", *(sample.name for sample in family.samples)}
+    documented = documented_metrics()
+    assert len(documented) >= 30, documented  # the table was read
+    missing = documented - exposed
+    assert missing == set(), f"documented in docs/operations.md, exposed by no process: {sorted(missing)}"

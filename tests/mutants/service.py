@@ -64,4 +64,11 @@ MUTANTS = [
         "                    peer=context.peer(),\n                    request=str(request),\n                )",
         ("tests/security/test_secret_hygiene.py::test_no_secret_or_value_in_any_log_line",),
     ),
+    Mutant(
+        "a metric the operations guide names is renamed",
+        "tkv_common/storage_stats.py",
+        '"oldest_revision": ("tkv_storage_oldest_revision",',
+        '"oldest_revision": ("tkv_storage_first_revision",',
+        ("tests/e2e/test_observability.py::test_every_metric_the_operations_guide_names_is_exposed",),
+    ),
 ]
