@@ -73,7 +73,10 @@ def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> Run:
     verdicts = tree / ".mutant-verdicts.jsonl"
     verdicts.unlink(missing_ok=True)
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "tests.mutants.verdict"]
-    environment = {**os.environ, "TKV_MUTANT_VERDICTS": str(verdicts)}
+    # Every Python process the tests start imports from this copy: console scripts such as
+    # `tkv` and `tkv-ha` would otherwise run the work tree's code (an editable install).
+    path = os.pathsep.join(filter(None, (str(tree), os.environ.get("PYTHONPATH"))))
+    environment = {**os.environ, "TKV_MUTANT_VERDICTS": str(verdicts), "PYTHONPATH": path}
     try:
         result = subprocess.run(
             [*command, *tests], cwd=tree, env=environment, capture_output=True, text=True, timeout=timeout

@@ -154,7 +154,7 @@ def test_a_request_id_leads_from_the_response_to_the_log_lines_and_the_error(sta
     assert reply.status == 404, reply.raw
     request_id = reply.headers["x-request-id"]
     info = next(d for d in reply.body["details"] if d["@type"].endswith("google.rpc.ErrorInfo"))
-    assert info["metadata"].get("request_id") == request_id, info
+    assert info.get("metadata", {}).get("request_id") == request_id, info
     wait_until(lambda: any(line.get("request_id") == request_id for line in log_lines(stack, "kv_svc")), "logged")
     (line,) = [line for line in log_lines(stack, "kv_svc") if line.get("request_id") == request_id]
     assert (line["method"], line["code"]) == ("/tkv.kv.v2.KeyValueService/GetPair", "NOT_FOUND")

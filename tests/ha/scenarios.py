@@ -56,6 +56,19 @@ class Load:
         for console in self.consoles.values():
             console.close()
 
+    async def until_acked(self, count: int, since: float | None = None, timeout: float = 30.0) -> bool:
+        """Waits until `count` writes sent from `since` on (time.monotonic(); default now)
+        were acknowledged, or `timeout` passes; whether they were. How long a scenario lets
+        the load run, where a fixed sleep would guess at how much it did (a slow machine
+        wrote little in 1.5 s). Never raises: the checker judges what the writes show."""
+        since = time.monotonic() if since is None else since
+        deadline = time.monotonic() + timeout
+        while sum(op.start >= since for op in self.history.acked("write")) < count:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
     async def finish(self, lossless: bool) -> list[Violation]:
         self.stop.set()
         await asyncio.gather(*self._tasks)
@@ -74,18 +87,19 @@ async def wait_for(check, what: str, timeout: float) -> float:
     return time.monotonic() - started
 
 
-async def master_crash(cluster: HaCluster, *, lossless: bool, before: float = 2.0, after: float = 4.0) -> Outcome:
+async def master_crash(cluster: HaCluster, *, lossless: bool, before: int = 200, after: int = 300) -> Outcome:
     """SIGKILL the master's Tarantool under load; its agent releases leadership, a replica
-    takes it; the old master is started again by its supervisor (after 1 s) and rejoins."""
+    takes it; the old master is started again by its supervisor (after 1 s) and rejoins.
+    `before`, `after`: the writes acknowledged before the kill and after the new leader."""
     old = cluster.wait_for_leader()
     cluster.supervise()
     async with Load(cluster) as load:
-        await asyncio.sleep(before)
+        await load.until_acked(before)
         killed_at = time.monotonic()
         cluster.processes[f"tarantool-{old}"].popen.send_signal(signal.SIGKILL)
         new_leader_s = await wait_for(lambda: cluster.leader() not in (None, old), "a new leader", timeout=30)
         new = cluster.leader()
-        await asyncio.sleep(1.0 + after)
+        await load.until_acked(after)
         violations = await load.finish(lossless)
         gap = write_gap(load.history, killed_at)
     rejoined_s = await wait_for(lambda: _follows(cluster, old, new), "the old master following the new", timeout=60)
@@ -194,7 +208,7 @@ async def master_partition(cluster: HaCluster, *, lossless: bool, cut_for: float
     partition = Partition(cluster.cgroups, old, node_ports(cluster))
     try:
         async with Load(cluster) as load:
-            await asyncio.sleep(1.5)
+            await load.until_acked(100)
             cut_at = time.monotonic()
             partition.cut()
             # When the old master turned read-only, watched beside the rest: a master that
@@ -248,7 +262,7 @@ async def etcd_member_lost(cluster: HaCluster, raft_leader: bool) -> Outcome:
     else:
         victim = next(f"etcd-{n}" for n in (leader, *by_endpoint.values()) if by_endpoint.get(raft) != n)
     async with Load(cluster) as load:
-        await asyncio.sleep(1.5)
+        await load.until_acked(100)
         killed_at = time.monotonic()
         cluster.processes[victim].stop(signal.SIGKILL)
         await asyncio.sleep(5.0)
@@ -274,7 +288,7 @@ async def etcd_quorum_lost(cluster: HaCluster, down_for: float = 9.0) -> Outcome
     leader = cluster.wait_for_leader()
     victims = [f"etcd-{n.name}" for n in cluster.topology.nodes if n.name != leader]
     async with Load(cluster) as load:
-        await asyncio.sleep(1.5)
+        await load.until_acked(100)
         lost_at = time.monotonic()
         for name in victims:
             cluster.processes[name].stop(signal.SIGKILL)
@@ -291,7 +305,7 @@ async def etcd_quorum_lost(cluster: HaCluster, down_for: float = 9.0) -> Outcome
             await asyncio.to_thread(cluster.processes[name].start, False)
         await wait_for(lambda: cluster.leader() is not None, "a leader again", timeout=30)
         leader_back_s = time.monotonic() - back_at
-        await asyncio.sleep(2.0)
+        await load.until_acked(100)  # writes work again
         violations = await load.finish(lossless=True)
     figures = {
         "leader_before": leader,
@@ -319,10 +333,10 @@ async def lagging_replica_kept_from_leading(cluster: HaCluster) -> Outcome:
     b, c = [n.name for n in cluster.topology.nodes if n.name != old]
     agent = {name: cluster.processes[f"agent-{name}"] for name in (old, b, c)}
     async with Load(cluster) as load:
-        await asyncio.sleep(1.0)
+        await load.until_acked(100)
         agent[c].send(signal.SIGSTOP)
         cluster.console(c, "box.cfg({replication = {}})")
-        await asyncio.sleep(1.5)  # writes confirmed by the leader and b only
+        await load.until_acked(100)  # writes confirmed by the leader and b only
         agent[b].send(signal.SIGSTOP)
         cluster.processes[f"tarantool-{old}"].stop(signal.SIGKILL)
         agent[old].stop(signal.SIGKILL)
@@ -334,7 +348,7 @@ async def lagging_replica_kept_from_leading(cluster: HaCluster) -> Outcome:
         agent[b].send(signal.SIGCONT)
         await wait_for(lambda: cluster.leader() is not None, "a leader", timeout=30)
         new = cluster.leader()
-        await asyncio.sleep(2.0)
+        await load.until_acked(100)
         violations = await load.finish(lossless=True)
     figures = {
         "old": old,
@@ -355,14 +369,14 @@ async def leader_agent_paused(cluster: HaCluster, *, lossless: bool) -> Outcome:
     cluster.supervise()
     agent = cluster.processes[f"agent-{old}"]
     async with Load(cluster) as load:
-        await asyncio.sleep(1.5)
+        await load.until_acked(100)
         paused_at = time.monotonic()
         agent.send(signal.SIGSTOP)
         fenced = asyncio.create_task(_first_moment(lambda: _ro(cluster, old), paused_at, timeout=20))
         await wait_for(lambda: cluster.leader() not in (None, old), "a new leader", timeout=30)
         new_leader_s = time.monotonic() - paused_at
         new = cluster.leader()
-        await asyncio.sleep(2.0)
+        await load.until_acked(100)
         fenced_s = await fenced
         violations = await load.finish(lossless)
     agent.send(signal.SIGCONT)
