@@ -28,7 +28,7 @@ def test_each_mutant_names_tests_that_exist(mutant):
         assert source.exists(), f"{mutant.name}: no {path}"
         if name:
             function = re.sub(r"\[.*\]$", "", name.split("::")[-1])
-            assert re.search(rf"^(async )?def {re.escape(function)}\(", source.read_text(), re.M), (
+            assert re.search(rf"^\s*(async )?def {re.escape(function)}\(", source.read_text(), re.M), (
                 f"{mutant.name}: no test {function} in {path}"
             )
 
