@@ -127,6 +127,12 @@ def seed(gateway: str, token: str, namespace: str) -> str:
     return key
 
 
+def as_owner(gateway: str, token: str, path: str) -> tuple[int, object]:
+    """What the owner reads at `path` (their pair, or the grants they gave): status and body."""
+    reply = call(gateway, "GET", path, token=token)
+    return reply.status, reply.body
+
+
 @pytest.mark.parametrize(("name", "where", "caller", "transport"), MATRIX)
 def test_access_matrix(processes, users, name, where, caller, transport):
     owner_login, owner_token = users["A"]
@@ -138,6 +144,11 @@ def test_access_matrix(processes, users, name, where, caller, transport):
         assert call(processes.gateway, "POST", grants_path("me"), grant, token=owner_token).status == HTTP_OK
     namespace = owner_login.upper() if where == "own" else "shared"
     allowed = name in ALLOWED[(where, caller)]
+    # What a denied call must leave as it was: the pair (value, version, times), and the
+    # grants of the owner's namespace.
+    watched = [pairs_path("me" if where == "own" else "shared", key), grants_path("me")]
+    before = [as_owner(processes.gateway, owner_token, path) for path in watched]
+    assert [status for status, _ in before] == [HTTP_OK, HTTP_OK], before
     if name == "Watch":
         error = watch_opens(transport, processes.gateway, namespace, key, token)
         if allowed:
@@ -159,6 +170,8 @@ def test_access_matrix(processes, users, name, where, caller, transport):
             assert info["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
             expected = "NOT_OWNER" if where == "shared" and name in PAIR_CALLS else "NAMESPACE_DENIED"
             assert info["reason"] == expected
+            after = [as_owner(processes.gateway, owner_token, path) for path in watched]
+            assert after == before, f"a denied {name} changed what it was denied"
     else:
         with grpc.insecure_channel(processes.gateway) as channel:
             stub = v2_grpc.KeyValueServiceStub(channel)
@@ -170,6 +183,8 @@ def test_access_matrix(processes, users, name, where, caller, transport):
                 with pytest.raises(grpc.RpcError) as error:
                     method(request, metadata=[("authorization", f"Bearer {token}")], timeout=10)
                 assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                after = [as_owner(processes.gateway, owner_token, path) for path in watched]
+                assert after == before, f"a denied {name} changed what it was denied"
 
 
 def test_the_matrix_covers_every_call_of_the_service():

@@ -153,6 +153,25 @@ async def test_a_response_over_the_services_limit_is_refused_not_sent(stack):
         await stop_services(small)
 
 
+async def test_storage_refuses_a_v1_answer_over_the_limit_before_sending_it(svc, auth_md):
+    # kv_svc checks the encoded answer too, so only a call of the stored function, as kv_svc
+    # makes it, tells that storage refused first (tkv/kv.lua v1_read).
+    key = unique()
+    await svc.kv.Write(write_request({key: "x" * 2000}), metadata=auth_md)
+    answers = {
+        limit: svc.stack.console(
+            "(function() local status, size, limit = require('tkv.kv').v1_read(nil, "
+            f"{{'{key}'}}, {limit}, true) if status ~= 'too_large' then return status end "
+            "return status .. ' ' .. size .. ' ' .. limit end)()"
+        ).split()
+        for limit in (2000, 4000)
+    }
+    assert answers[2000][0] == "too_large", answers[2000]
+    _, size, limit = answers[2000]
+    assert limit == "2000" and 2000 < int(size) <= 2000 + len(key) + 128
+    assert answers[4000][0] == "ok"
+
+
 async def test_1000_keys_are_accepted_and_1001_rejected_with_nothing_written(svc, auth_md):
     prefix = unique()
     keys = [f"{prefix}-{i}" for i in range(1001)]

@@ -66,8 +66,15 @@ async def test_a_prefix_reader_reads_lists_and_watches_only_under_the_prefix(svc
 
 
 async def test_a_writer_of_a_prefix_writes_under_it_and_nowhere_else(svc, three):
-    (owner, owner_md), _, (writer, writer_md) = three
+    (owner, owner_md), (_, other_md), (writer, writer_md) = three
     await svc.kv2.CreateGrant(grant(writer, v2.WRITER, prefix="a/"), metadata=owner_md)
+    # A grant opens the namespace to its grantee alone.
+    for call in (
+        svc.kv2.GetPair(get(owner, "a/1"), metadata=other_md),
+        svc.kv2.PutPair(put(owner, "a/1", "not theirs"), metadata=other_md),
+    ):
+        error = await expect_error(call, DENIED)
+        assert reason(error) == "NAMESPACE_DENIED"
     await svc.kv2.PutPair(put(owner, "a/1", "updated by writer"), metadata=writer_md)
     created = await svc.kv2.PutPair(put(owner, "a/new", 1), metadata=writer_md)
     pair = await svc.kv2.GetPair(get("me", "a/new"), metadata=owner_md)

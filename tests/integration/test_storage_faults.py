@@ -8,6 +8,7 @@ import signal
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.inprocess import register_and_login, start_services, stop_services, unique
@@ -15,6 +16,7 @@ from tests.stack import Stack, eventually, tarantool
 from tests.status_details import reason
 from tests.tokens_for_tests import bearer
 from tkv.kv.v1 import kv_pb2
+from tkv.kv.v2 import kv_pb2 as v2
 
 pytestmark = pytest.mark.slow
 
@@ -161,6 +163,57 @@ async def test_a_failure_inside_the_batch_rolls_back_every_pair(tmp_path):
         response = await write(write_in_order([(key, "small") for key in small]), metadata=bearer(token))
         assert list(response.skipped_keys) == []
         assert stack.console("box.space.pairs:len()") == "3"
+    finally:
+        await stop_services(harness)
+        process.stop()
+
+
+@pytest.mark.log_errors_expected("ER_MEMTX_MAX_TUPLE_SIZE")  # Tarantool logs the refused tuples
+async def test_a_failure_inside_a_v2_put_or_delete_rolls_back_every_pair(tmp_path):
+    stack = Stack(tmp_path / "small-tuples-v2", extra_env={"TKV_TARANTOOL_MAX_TUPLE_BYTES": str(64 * 1024)})
+    process = tarantool(stack).start()
+    harness = await start_services(stack)
+    try:
+        _, token = await register_and_login(harness)
+        md = bearer(token)
+
+        def state() -> tuple[str, str, str]:
+            """The pairs, the revision and the usage charged to anyone, as stored."""
+            return (
+                stack.console("box.space.pairs:len()"),
+                stack.console("require('tkv.kv').revision()"),
+                stack.console(
+                    "(function() local p, b = 0, 0 for _, u in box.space.usage:pairs() do "
+                    "p, b = p + u.pairs, b + u.bytes end return p .. ' ' .. b end)()"
+                ),
+            )
+
+        # Put: the oversized pair comes last, so the pairs before it are written first and
+        # only the transaction can take them back.
+        before = state()
+        small = [v2.PairToPut(key=unique(), value=struct_pb2.Value(string_value="small")) for _ in range(3)]
+        big = v2.PairToPut(key=unique("big"), value=struct_pb2.Value(string_value="x" * 100_000))
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await harness.kv2.BatchPutPairs(v2.BatchPutPairsRequest(namespace="me", pairs=[*small, big]), metadata=md)
+        assert (error.value.code(), reason(error.value)) == (grpc.StatusCode.INVALID_ARGUMENT, "VALUE_TOO_LARGE")
+        assert state() == before
+        # Delete: pairs with long keys, written in batches small enough for the change log's
+        # rows, then deleted in one batch whose change-log row (80 long keys) cannot fit a
+        # tuple: every pair is deleted before that row is written.
+        keys = [unique() + "k" * 1000 for _ in range(80)]
+        for first in range(0, len(keys), 20):
+            batch = [v2.PairToPut(key=k, value=struct_pb2.Value(number_value=1)) for k in keys[first : first + 20]]
+            await harness.kv2.BatchPutPairs(v2.BatchPutPairsRequest(namespace="me", pairs=batch), metadata=md)
+        before = state()
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await harness.kv2.BatchDeletePairs(v2.BatchDeletePairsRequest(namespace="me", keys=keys), metadata=md)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert state() == before
+        # Both batches work in parts: the failures above were the storage's, after each call
+        # reached it.
+        await harness.kv2.BatchPutPairs(v2.BatchPutPairsRequest(namespace="me", pairs=small), metadata=md)
+        await harness.kv2.BatchDeletePairs(v2.BatchDeletePairsRequest(namespace="me", keys=keys[:20]), metadata=md)
+        assert stack.console("box.space.pairs:len()") == str(80 + 3 - 20)
     finally:
         await stop_services(harness)
         process.stop()
