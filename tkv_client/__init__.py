@@ -8,7 +8,7 @@ See tkv_client/aio.py for what it does on your behalf (tokens, retries, chunking
 tkv_client/errors.py for what it raises.
 """
 
-from .aio import AsyncClient, Event, Pair
+from .aio import AsyncClient, Event, Grant, Pair
 from .errors import (
     FieldViolation,
     InvalidArgument,
@@ -29,6 +29,7 @@ __all__ = [
     "Client",
     "Event",
     "FieldViolation",
+    "Grant",
     "InvalidArgument",
     "NotFound",
     "OutOfRange",

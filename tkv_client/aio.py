@@ -76,6 +76,25 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Grant:
+    namespace: str  # the owner's login
+    grantee: str
+    prefix: str  # "" = the whole namespace
+    role: str  # READER or WRITER
+    create_time: datetime
+
+    @classmethod
+    def from_proto(cls, grant: kv_pb2.Grant) -> Grant:
+        return cls(
+            namespace=grant.namespace,
+            grantee=grant.grantee,
+            prefix=grant.prefix,
+            role=kv_pb2.Role.Name(grant.role),
+            create_time=grant.create_time.ToDatetime(UTC),
+        )
+
+
+@dataclass(frozen=True)
 class Event:
     type: str  # PUT, DELETE or EXPIRE
     pair: Pair  # its version is the event's revision
@@ -360,16 +379,26 @@ class AsyncClient:
 
     # Grants -----------------------------------------------------------------------------
 
-    async def grant(self, grantee: str, role: str = "READER", *, prefix: str = "") -> None:
-        """Shares the caller's namespace (or `prefix` of it) with `grantee`: READER or WRITER."""
+    async def grant(self, grantee: str, role: str = "READER", *, prefix: str = "") -> Grant:
+        """Shares the caller's namespace (or `prefix` of it) with `grantee`: READER or WRITER.
+        A second grant on the same prefix replaces the role."""
         request = kv_pb2.CreateGrantRequest(
             namespace="me", grantee=grantee, role=kv_pb2.Role.Value(role), prefix=prefix
         )
-        await self._call(self._kv.CreateGrant, request, safe=True)
+        return Grant.from_proto(await self._call(self._kv.CreateGrant, request, safe=True))
 
     async def revoke(self, grantee: str, *, prefix: str = "") -> None:
+        """Revokes the grant on `prefix` (NotFound if there is none); the grantee's watches
+        that relied on it end."""
         request = kv_pb2.DeleteGrantRequest(namespace="me", grantee=grantee, prefix=prefix)
         await self._call(self._kv.DeleteGrant, request, safe=True)
+
+    async def grants(self, *, received: bool = False) -> list[Grant]:
+        """The grants given on the caller's namespace, or with `received` those the caller
+        holds on other users' namespaces."""
+        request = kv_pb2.ListGrantsRequest(namespace="" if received else "me")
+        answer = await self._call(self._kv.ListGrants, request, safe=True)
+        return [Grant.from_proto(grant) for grant in answer.grants]
 
     # The original API (tkv.kv.v1, the shared store) --------------------------------------
 

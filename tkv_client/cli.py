@@ -6,6 +6,10 @@
     tkv get config/color --output json                   # {"config/color": "blue"}
     tkv ls config/                                       # one key per line
     tkv export config/ > backup.jsonl && tkv import backup.jsonl
+    tkv grant bob --role reader --prefix config/          # bob may read config/...
+    tkv -n alice ls                                      # as bob: alice's namespace
+
+--server, --namespace and --output go before or after the command (`tkv get k -o json`).
 
 Exit codes: 0 success; 1 any other error; 2 wrong usage; 3 not found; 4 not signed in or
 the token refused; 5 permission denied; 6 a version condition failed; 7 a limit (quota,
@@ -25,7 +29,7 @@ from typing import Any
 import click
 import grpc
 
-from .aio import MAX_BATCH_KEYS, Pair
+from .aio import MAX_BATCH_KEYS, Grant, Pair
 from .errors import TkvError
 from .sync import Client
 
@@ -83,8 +87,11 @@ class Context:
         session = load_session()
         if not session.get("token"):
             fail("not signed in: run `tkv login LOGIN` first", NOT_SIGNED_IN)
-        server = self.server if self.server_given else session.get("server", self.server)
-        return Client(server, token=session["token"])
+        return Client(self.server_of(session), token=session["token"])
+
+    def server_of(self, session: dict[str, str]) -> str:
+        """The server a session's token is for, unless --server or TKV_SERVER names another."""
+        return self.server if self.server_given else session.get("server", self.server)
 
 
 def _refuse(error: TkvError) -> None:
@@ -113,7 +120,45 @@ def _password(password_stdin: bool, confirm: bool = False) -> str:
     return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _set(field: str):
+    """A global option given after the command: it overrides the one before (or its default)."""
+
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            context = ctx.find_object(Context)
+            setattr(context, field, value)
+            if field == "server":
+                context.server_given = True
+
+    return callback
+
+
+def _global_options() -> list[click.Option]:
+    return [
+        click.Option(["--server"], expose_value=False, callback=_set("server"), help="As before the command."),
+        click.Option(
+            ["--namespace", "-n"], expose_value=False, callback=_set("namespace"), help="As before the command."
+        ),
+        click.Option(
+            ["--output", "-o"],
+            type=click.Choice(["table", "json"]),
+            expose_value=False,
+            callback=_set("output"),
+            help="As before the command.",
+        ),
+    ]
+
+
+class Commands(click.Group):
+    """Every command also takes the global options after its name, where users type them."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not isinstance(cmd, click.Group):
+            cmd.params.extend(_global_options())
+        super().add_command(cmd, name)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--server",
     envvar="TKV_SERVER",
@@ -157,13 +202,52 @@ def login(obj: Context, login: str, password_stdin: bool) -> None:
 
 
 @main.command()
+@click.option("--everywhere", is_flag=True, help="Revoke every token of the account, on every device.")
 @click.pass_obj
-def logout(obj: Context) -> None:
-    """Revoke the saved token and forget it."""
+def logout(obj: Context, everywhere: bool) -> None:
+    """Revoke the saved token (or every token of the account) and forget it."""
     with obj.client() as client:
-        _run(client.log_out)
+        _run(client.log_out_everywhere if everywhere else client.log_out)
     save_session({})
-    click.echo("signed out")
+    click.echo("signed out everywhere" if everywhere else "signed out")
+
+
+@main.command()
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the current password, then the new one, from stdin's first two lines."
+)
+@click.pass_obj
+def passwd(obj: Context, password_stdin: bool) -> None:
+    """Change the password. Every token of the account is revoked; this one is renewed."""
+    if password_stdin:
+        old, new = sys.stdin.readline().rstrip("\n"), sys.stdin.readline().rstrip("\n")
+    else:
+        old = click.prompt("Current password", hide_input=True)
+        new = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    session = load_session()
+    with obj.client() as client:
+        _run(lambda: client.change_password(old, new))
+    with Client(obj.server_of(session), login=session["login"], password=new) as client:
+        token = _run(client.log_in)
+    save_session({**session, "token": token})
+    click.echo("password changed; every other session is signed out")
+
+
+@main.group(cls=Commands)
+def account() -> None:
+    """The account itself."""
+
+
+@account.command("delete")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.pass_obj
+def account_delete(obj: Context, password_stdin: bool) -> None:
+    """Delete the account, its pairs and its grants, for good (the password confirms it)."""
+    password = _password(password_stdin)
+    with obj.client() as client:
+        _run(lambda: client.delete_account(password))
+    save_session({})
+    click.echo("account deleted")
 
 
 def _pair_json(pair: Pair, long: bool) -> dict[str, Any]:
@@ -304,3 +388,54 @@ def export(obj: Context, prefix: str) -> None:
     with obj.client() as client:
         for pair in _each(client.list(prefix, namespace=obj.namespace)):
             click.echo(json.dumps({"key": pair.key, "value": pair.value}, ensure_ascii=False))
+
+
+ROLES = {"reader": "READER", "writer": "WRITER"}
+
+
+def _grant_line(grant: Grant) -> str:
+    fields = (grant.namespace, grant.grantee, grant.prefix or "*", grant.role.lower(), grant.create_time.isoformat())
+    return "\t".join(fields)
+
+
+def _grant_json(grant: Grant) -> str:
+    return json.dumps(
+        {"namespace": grant.namespace, "grantee": grant.grantee, "prefix": grant.prefix,
+         "role": grant.role.lower(), "create_time": grant.create_time.isoformat()},
+        ensure_ascii=False,
+    )  # fmt: skip
+
+
+@main.command()
+@click.argument("login")
+@click.option(
+    "--role", type=click.Choice(sorted(ROLES)), required=True, help="reader: read and watch; writer: also write."
+)
+@click.option("--prefix", default="", help="Only keys starting with this (default: the whole namespace).")
+@click.pass_obj
+def grant(obj: Context, login: str, role: str, prefix: str) -> None:
+    """Share your namespace (or PREFIX of it) with LOGIN; a second grant on the same prefix
+    changes the role."""
+    with obj.client() as client:
+        given = _run(lambda: client.grant(login, ROLES[role], prefix=prefix))
+    click.echo(_grant_json(given) if obj.output == "json" else _grant_line(given))
+
+
+@main.command()
+@click.argument("login")
+@click.option("--prefix", default="", help="The grant's prefix (default: the grant on the whole namespace).")
+@click.pass_obj
+def revoke(obj: Context, login: str, prefix: str) -> None:
+    """Revoke LOGIN's grant; their watches that relied on it end. Exit 3 if there is none."""
+    with obj.client() as client:
+        _run(lambda: client.revoke(login, prefix=prefix))
+
+
+@main.command()
+@click.option("--received", is_flag=True, help="The grants others gave you, instead of those you gave.")
+@click.pass_obj
+def grants(obj: Context, received: bool) -> None:
+    """List grants, one per line: namespace, grantee, prefix (* = all), role, time."""
+    with obj.client() as client:
+        for given in _run(lambda: client.grants(received=received)):
+            click.echo(_grant_json(given) if obj.output == "json" else _grant_line(given))

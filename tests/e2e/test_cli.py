@@ -187,3 +187,55 @@ def test_the_exit_codes_for_a_limit_an_outage_and_other_errors(small_quota, tmp_
         assert down.returncode == 8, down.stderr
     finally:
         running["tarantool"] = tarantool(stack).start()
+
+
+def cli_for(gateway: str, config: Path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config), "TKV_SERVER": gateway}
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([TKV, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120)
+
+    return run
+
+
+def test_sharing_and_account_commands_with_global_options_after_the_command(tkv, processes, tmp_path):
+    owner = sign_up(tkv)
+    bob_cli = cli_for(processes.gateway, tmp_path / "bob")
+    bob = sign_up(bob_cli)
+    assert tkv("put", "config/color", '"blue"').returncode == 0
+    assert tkv("put", "private", "1").returncode == 0
+
+    given = tkv("grant", bob, "--role", "reader", "--prefix", "config/", "-o", "json")
+    assert given.returncode == 0, given.stderr
+    assert {k: v for k, v in json.loads(given.stdout).items() if k != "create_time"} == {
+        "namespace": owner.lower(), "grantee": bob.lower(), "prefix": "config/", "role": "reader"
+    }  # fmt: skip
+    listed = tkv("grants")
+    assert listed.returncode == 0 and listed.stdout.split("\t")[:4] == [owner.lower(), bob.lower(), "config/", "reader"]
+    received = bob_cli("grants", "--received", "-o", "json")
+    assert received.returncode == 0 and json.loads(received.stdout)["namespace"] == owner.lower()
+
+    # Global options after the command, as before it.
+    assert json.loads(bob_cli("get", "config/color", "-n", owner, "-o", "json").stdout) == {"config/color": "blue"}
+    assert json.loads(bob_cli("-n", owner, "-o", "json", "get", "config/color").stdout) == {"config/color": "blue"}
+    assert bob_cli("get", "private", "-n", owner).returncode == 5  # outside the prefix
+    assert bob_cli("put", "config/color", '"red"', "-n", owner).returncode == 5  # a reader
+
+    assert tkv("revoke", bob, "--prefix", "config/").returncode == 0
+    assert tkv("revoke", bob, "--prefix", "config/").returncode == 3  # no such grant any more
+    assert bob_cli("get", "config/color", "-n", owner).returncode == 5
+
+    # The account: a new password (this session renewed, the others signed out), log out
+    # everywhere, delete.
+    changed = bob_cli("passwd", "--password-stdin", stdin=f"{PASSWORD}\nN3w-{PASSWORD}\n")
+    assert changed.returncode == 0, changed.stderr
+    assert bob_cli("ls").returncode == 0
+    assert bob_cli("logout", "--everywhere").returncode == 0
+    assert bob_cli("ls").returncode == 4
+    assert bob_cli("login", bob, "--password-stdin", stdin=f"N3w-{PASSWORD}\n").returncode == 0
+    wrong = bob_cli("account", "delete", "--password-stdin", stdin="wrong\n")
+    assert wrong.returncode == 5, wrong.stderr  # WRONG_PASSWORD: permission denied, nothing deleted
+    deleted = bob_cli("account", "delete", "--password-stdin", stdin=f"N3w-{PASSWORD}\n")
+    assert deleted.returncode == 0 and deleted.stdout == "account deleted\n", deleted.stderr
+    gone = bob_cli("login", bob, "--password-stdin", stdin=f"N3w-{PASSWORD}\n")
+    assert gone.returncode == 4 and "INVALID_CREDENTIALS" in gone.stderr, gone.stderr  # as for any wrong login
