@@ -198,6 +198,14 @@ def cli_for(gateway: str, config: Path):
     return run
 
 
+def json_of(result: subprocess.CompletedProcess):
+    """The JSON a command printed; a test failure (not an error) when it printed none."""
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        pytest.fail(f"not JSON: {result.stdout!r} (stderr {result.stderr!r})")
+
+
 def test_sharing_and_account_commands_with_global_options_after_the_command(tkv, processes, tmp_path):
     owner = sign_up(tkv)
     bob_cli = cli_for(processes.gateway, tmp_path / "bob")
@@ -207,17 +215,17 @@ def test_sharing_and_account_commands_with_global_options_after_the_command(tkv,
 
     given = tkv("grant", bob, "--role", "reader", "--prefix", "config/", "-o", "json")
     assert given.returncode == 0, given.stderr
-    assert {k: v for k, v in json.loads(given.stdout).items() if k != "create_time"} == {
+    assert {k: v for k, v in json_of(given).items() if k != "create_time"} == {
         "namespace": owner.lower(), "grantee": bob.lower(), "prefix": "config/", "role": "reader"
     }  # fmt: skip
     listed = tkv("grants")
     assert listed.returncode == 0 and listed.stdout.split("\t")[:4] == [owner.lower(), bob.lower(), "config/", "reader"]
     received = bob_cli("grants", "--received", "-o", "json")
-    assert received.returncode == 0 and json.loads(received.stdout)["namespace"] == owner.lower()
+    assert received.returncode == 0 and json_of(received)["namespace"] == owner.lower()
 
     # Global options after the command, as before it.
-    assert json.loads(bob_cli("get", "config/color", "-n", owner, "-o", "json").stdout) == {"config/color": "blue"}
-    assert json.loads(bob_cli("-n", owner, "-o", "json", "get", "config/color").stdout) == {"config/color": "blue"}
+    assert bob_cli("get", "config/color", "-n", owner, "-o", "json").stdout == '{"config/color": "blue"}\n'
+    assert bob_cli("-n", owner, "-o", "json", "get", "config/color").stdout == '{"config/color": "blue"}\n'
     assert bob_cli("get", "private", "-n", owner).returncode == 5  # outside the prefix
     assert bob_cli("put", "config/color", '"red"', "-n", owner).returncode == 5  # a reader
 

@@ -31,4 +31,18 @@ MUTANTS = [
         "",
         ("tests/e2e/test_cli.py::test_the_exit_codes_for_a_limit_an_outage_and_other_errors",),
     ),
+    Mutant(
+        "global options after the command are ignored",
+        "tkv_client/cli.py",
+        "            setattr(context, field, value)",
+        "            pass",
+        ("tests/e2e/test_cli.py::test_sharing_and_account_commands_with_global_options_after_the_command",),
+    ),
+    Mutant(
+        "the received grants are the given ones",
+        "tkv_client/aio.py",
+        '        request = kv_pb2.ListGrantsRequest(namespace="" if received else "me")',
+        '        request = kv_pb2.ListGrantsRequest(namespace="me")',
+        ("tests/e2e/test_cli.py::test_sharing_and_account_commands_with_global_options_after_the_command",),
+    ),
 ]
