@@ -3,14 +3,18 @@
 argon2-cffi releases the GIL while hashing, so `workers` threads use that many cores
 while the event loop keeps serving other calls. At most `max_pending` hashes wait or run
 at once: past that the call is refused (RESOURCE_EXHAUSTED) instead of queueing without
-bound, so a login storm cannot exhaust memory or starve the other RPCs.
+bound, so a login storm cannot exhaust memory or starve the other RPCs. A login takes its
+place in the queue (`slot`) before its attempt is counted: one refused with HASHING_BUSY is
+never counted toward a lock, and one that was counted is never then refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from passlib.hash import argon2
@@ -47,30 +51,38 @@ class PasswordHasher:
         PENDING.set_function(lambda: self._pending)
 
     def ensure_capacity(self) -> None:
-        """HASHING_BUSY now if a hash would be refused: lets a caller refuse before it does
-        anything else (a login, before it counts the attempt)."""
+        """HASHING_BUSY now if a hash would be refused."""
         if self._pending >= self._max_pending:
             raise ResourceExhausted(
                 "too many password checks in progress, retry shortly", reason="HASHING_BUSY", retry_after_seconds=1
             )
 
-    async def _run(self, function, *args):
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """A place in the queue, taken now (HASHING_BUSY if there is none) and held to the
+        end of the block; the hashes inside it pass `held=True` and wait for no other."""
         self.ensure_capacity()
         self._pending += 1
-        started = time.perf_counter()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+            yield
         finally:
             self._pending -= 1
-            HASH_SECONDS.observe(time.perf_counter() - started)
 
-    async def hash(self, password: str) -> str:
-        return await self._run(self._argon2.hash, password)
+    async def _run(self, function, *args, held: bool):
+        with contextlib.nullcontext() if held else self.slot():
+            started = time.perf_counter()
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+            finally:
+                HASH_SECONDS.observe(time.perf_counter() - started)
 
-    async def verify(self, password: str, password_hash: str | None) -> bool:
+    async def hash(self, password: str, *, held: bool = False) -> str:
+        return await self._run(self._argon2.hash, password, held=held)
+
+    async def verify(self, password: str, password_hash: str | None, *, held: bool = False) -> bool:
         """True only for a matching hash; None (no such account) checks the decoy and fails."""
         target = self._decoy_hash if password_hash is None else password_hash
-        matches = await self._run(self._argon2.verify, password, target)
+        matches = await self._run(self._argon2.verify, password, target, held=held)
         return matches and password_hash is not None
 
     def needs_update(self, password_hash: str) -> bool:

@@ -144,10 +144,13 @@ class Accounts:
         return issued
 
     async def _login(self, login: str, password: str, client: str) -> IssuedToken:
+        # The hashing slot first: a login turned away (HASHING_BUSY) must not bring its
+        # name closer to the lock, and one that is counted must get its check.
+        with self._hasher.slot():
+            return await self._login_in_slot(login, password, client)
+
+    async def _login_in_slot(self, login: str, password: str, client: str) -> IssuedToken:
         valid_name = not login_violations(login)
-        # Refused before the attempt is counted: a login turned away unchecked must not
-        # bring its name closer to the lock.
-        self._hasher.ensure_capacity()
         # Counted as a failure in the same storage call as the lock check, before the hash:
         # guesses sent at once cannot all pass the check. A name that breaks the rules
         # cannot exist; it still costs one hash check so every failure takes the same time.
@@ -157,13 +160,13 @@ class Accounts:
         # login, so it fails in the usual time.
         plausible = len(password) <= PASSWORD_LENGTH[1]
         candidate = account.password_hash if account and plausible else None
-        verified = await self._hasher.verify(password if plausible else "", candidate)
+        verified = await self._hasher.verify(password if plausible else "", candidate, held=True)
         if account is None or not verified:
             raise Unauthenticated(messages.WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
         await self._storage.login_succeeded(login, client)
         if self._hasher.needs_update(account.password_hash):
             # OWASP: upgrade a hash made with outdated parameters while the password is at hand.
-            await self._storage.set_password_hash(account.login, await self._hasher.hash(password))
+            await self._storage.set_password_hash(account.login, await self._hasher.hash(password, held=True))
         return self._issuer.issue(account.login, account.account_id, account.token_epoch)
 
     async def logout(self, claims: Claims) -> None:
@@ -171,11 +174,12 @@ class Accounts:
 
     async def _confirm_password(self, claims: Claims, password: str, client: str) -> None:
         """The caller's own password, checked as Login checks one: counted toward the lock
-        of this client address first, so a stolen token guesses no faster than Login."""
-        self._hasher.ensure_capacity()
+        of this client address first, so a stolen token guesses no faster than Login. The
+        caller holds a hashing slot (taken before the attempt is counted, as for Login)."""
         password_hash = await self._storage.password_check(claims, client, self._throttle)
         plausible = len(password) <= PASSWORD_LENGTH[1]
-        if not await self._hasher.verify(password if plausible else "", password_hash if plausible else None):
+        candidate = password_hash if plausible else None
+        if not await self._hasher.verify(password if plausible else "", candidate, held=True):
             # PERMISSION_DENIED, not UNAUTHENTICATED: the token is fine, and clients take a
             # 401 to mean "log in again".
             raise PermissionDenied(messages.WRONG_PASSWORD, reason="WRONG_PASSWORD")
@@ -185,13 +189,16 @@ class Accounts:
         violations = [FieldViolation("new_password", v.description) for v in password_violations(new_password)]
         if violations:
             raise InvalidArgument.from_violations(violations, reason="INVALID_PASSWORD")
-        await self._confirm_password(claims, old_password, client)
-        await self._storage.change_password(claims, client, await self._hasher.hash(new_password))
+        with self._hasher.slot():
+            await self._confirm_password(claims, old_password, client)
+            new_hash = await self._hasher.hash(new_password, held=True)
+        await self._storage.change_password(claims, client, new_hash)
 
     async def logout_all(self, claims: Claims) -> None:
         await self._storage.logout_all(claims)
 
     async def delete_account(self, claims: Claims, password: str, client: str) -> int:
         """Returns the number of pairs deleted with the account's namespace."""
-        await self._confirm_password(claims, password, client)
+        with self._hasher.slot():
+            await self._confirm_password(claims, password, client)
         return await self._storage.delete_account(claims, client)

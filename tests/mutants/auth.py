@@ -58,8 +58,8 @@ MUTANTS = [
     Mutant(
         "no decoy hash for an unknown login",
         "auth_svc/users.py",
-        '        verified = await self._hasher.verify(password if plausible else "", candidate)',
-        "        verified = candidate is not None and await self._hasher.verify(password, candidate)",
+        '        verified = await self._hasher.verify(password if plausible else "", candidate, held=True)',
+        "        verified = candidate is not None and await self._hasher.verify(password, candidate, held=True)",
         ("tests/security/test_passwords.py::test_unknown_login_and_wrong_password_take_the_same_time",),
     ),
     # Token epoch and account (tarantool/tkv/api.lua token_problem, docs/token-revocation.md).
@@ -259,11 +259,14 @@ MUTANTS = [
         ("tests/unit/test_passwords.py::test_a_full_queue_refuses_at_once_instead_of_piling_up",),
     ),
     Mutant(
-        "a login refused with HASHING_BUSY counted toward the lock",
+        "a login takes its hashing slot only after its attempt is counted",
         "auth_svc/users.py",
-        "        # bring its name closer to the lock.\n        self._hasher.ensure_capacity()\n",
-        "        # bring its name closer to the lock.\n",
-        ("tests/security/test_passwords.py::test_a_login_refused_with_hashing_busy_is_not_counted_toward_any_lock",),
+        '        verified = await self._hasher.verify(password if plausible else "", candidate, held=True)',
+        '        verified = await self._hasher.verify(password if plausible else "", candidate, held=False)',
+        (
+            "tests/security/test_passwords.py::test_a_login_refused_with_hashing_busy_is_not_counted_toward_any_lock",
+            "tests/security/test_passwords.py::test_in_a_login_storm_exactly_the_evaluated_attempts_are_counted",
+        ),
     ),
     Mutant(
         "an outdated hash never upgraded",

@@ -159,6 +159,33 @@ async def test_a_login_refused_with_hashing_busy_is_not_counted_toward_any_lock(
         await stop_services(svc)
 
 
+async def test_in_a_login_storm_exactly_the_evaluated_attempts_are_counted(tarantool_stack):
+    # Found by the mutation work (issue 31): the queue was only looked at before the attempt
+    # was counted, so of 40 logins at once 38 were refused HASHING_BUSY but 8 were counted.
+    svc = await start_services(
+        tarantool_stack, **{**OWASP, "TKV_ARGON2_TIME_COST": "4"}, TKV_ARGON2_WORKERS="1", TKV_ARGON2_MAX_PENDING="2",
+        TKV_LOGIN_MAX_FAILURES="1000", TKV_LOGIN_SLOW_AFTER_FAILURES="1000",
+    )  # fmt: skip
+    name = unique("Storm")
+
+    async def attempt() -> str:
+        try:
+            await svc.auth.Login(auth_pb2.LoginRequest(login=name, password="Wr0ng!pass"))
+        except grpc.aio.AioRpcError as error:
+            return reason(error)
+        return "OK"
+
+    try:
+        answers = await asyncio.gather(*(attempt() for _ in range(40)))
+        busy, evaluated = answers.count("HASHING_BUSY"), answers.count("INVALID_CREDENTIALS")
+        assert busy + evaluated == 40 and busy > 0 and evaluated > 0, answers  # the storm was a storm
+        locks = tarantool_stack.console(f"(box.space.login_locks:get({{'{name}', '127.0.0.1'}}) or {{}}).failures")
+        rates = tarantool_stack.console(f"(box.space.login_rates:get('{name}') or {{}}).failures")
+        assert (locks, rates) == (str(evaluated), str(evaluated)), (busy, evaluated)
+    finally:
+        await stop_services(svc)
+
+
 async def test_a_password_longer_than_any_registration_allows_is_an_ordinary_failure(tarantool_stack):
     svc = await start_services(tarantool_stack, TKV_LOGIN_MAX_FAILURES="1000")
     try:
