@@ -249,7 +249,9 @@ def test_a_component_that_cannot_start_is_retried_until_it_can(tmp_path, workers
         try:
             run.supervisorctl("start", "kv_svc")  # its process, or its workers, fail: the port is taken
             wait_until(lambda: console in run.text(), "the console message", 60)
-            time.sleep(3)  # a few more failed tries while the port stays taken
+            tries = run.text().count(console)
+            # Two more failed tries while the port stays taken: it keeps trying.
+            wait_until(lambda: run.text().count(console) >= tries + 2, "two more tries", 60)
         finally:
             blocker.close()
         # Port free: the next try succeeds, and the gateway serves again, with nobody's help.
