@@ -16,6 +16,13 @@
 
 local MAX_BODY_BYTES = ${MAX_REQUEST_BYTES}
 
+-- API v2: each path template of the protos (a Lua pattern) and its methods, rendered by
+-- scripts/render_envoy.py from the descriptor set: a known path with another method is
+-- 405 here, as v1's are (the transcoder alone would answer 404).
+local V2_ROUTES = {
+${V2_ROUTES}
+}
+
 local ROUTES = {
   ["/api/register"] = {method = "POST", operation = "register"},
   ["/api/login"] = {method = "POST", operation = "login"},
@@ -73,6 +80,29 @@ local function reply(handle, status, message, extra_headers)
   handle:respond(headers, message)
 end
 
+-- The methods declared for a v2 path, or nil for a path no template matches.
+local function v2_methods(path)
+  local allowed, seen = nil, {}
+  for _, route in ipairs(V2_ROUTES) do
+    if path:find(route[1]) then
+      allowed = allowed or {}
+      for _, method in ipairs(route[2]) do
+        if not seen[method] then
+          seen[method] = true
+          table.insert(allowed, method)
+        end
+      end
+    end
+  end
+  return allowed, seen
+end
+
+local function not_allowed(handle, method, path, allowed)
+  local list = table.concat(allowed, ", ")
+  return reply(handle, 405, "method " .. method .. " is not allowed on " .. path .. "; use " .. list,
+    {allow = list})
+end
+
 -- grpc-core's own words when a message exceeds the server's limit (a chunked body has no
 -- Content-Length to check here, so the service is the one to notice).
 local function too_large(grpc_status, message)
@@ -89,6 +119,10 @@ function envoy_on_request(handle)
     -- API v2: the transcoder routes it by the proto annotations, and errors are its JSON
     -- google.rpc.Status with the standard status mapping (envoy.template.yaml).
     headers:replace(MARKER, "v2")
+    local allowed, methods = v2_methods(path)
+    if allowed ~= nil and not methods[headers:get(":method")] then
+      return not_allowed(handle, headers:get(":method"), path, allowed)
+    end
     -- The transcoder's streaming JSON parser never finishes a body that is a bare number
     -- ("PUT .../pairs/n" with body `1`): it waits for a character that ends the number
     -- and the call times out (measured on Envoy 1.40). A newline after a small body ends
@@ -106,6 +140,10 @@ function envoy_on_request(handle)
     return
   end
   if path == "/openapi.json" then
+    if headers:get(":method") ~= "GET" then
+      headers:replace(MARKER, "http")  -- the reply in the {"message": ...} shape
+      return not_allowed(handle, headers:get(":method"), path, {"GET"})
+    end
     return  -- the description of this API, answered by Envoy's route (envoy.template.yaml)
   end
   headers:replace(MARKER, "http")
@@ -117,8 +155,7 @@ function envoy_on_request(handle)
     return reply(handle, 404, "no such endpoint: " .. path)
   end
   if headers:get(":method") ~= route.method then
-    return reply(handle, 405, "method " .. headers:get(":method") .. " is not allowed on " .. path
-      .. "; use " .. route.method, {allow = route.method})
+    return not_allowed(handle, headers:get(":method"), path, {route.method})
   end
   local length = tonumber(headers:get("content-length") or "0")
   if length and length > MAX_BODY_BYTES then

@@ -38,10 +38,15 @@ Optional TLS (off by default: plain loopback):
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import string
 import sys
+from collections import defaultdict
 from pathlib import Path
+
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -196,6 +201,30 @@ def _tracing(env: Env) -> tuple[str, str]:
     return tracing, cluster
 
 
+def http_routes(descriptor: Path, prefix: str) -> dict[str, list[str]]:
+    """Lua pattern of each path template under `prefix` -> the HTTP methods the protos
+    declare for it (every binding), from the descriptor set Envoy transcodes with."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes()).file
+    methods_by_pattern: dict[str, set[str]] = defaultdict(set)
+    for file in files:
+        for service in file.service:
+            for method in service.method:
+                rule = method.options.Extensions[annotations_pb2.http]
+                for binding in (rule, *rule.additional_bindings):
+                    verb = binding.WhichOneof("pattern")
+                    if verb in (None, "custom") or not getattr(binding, verb).startswith(prefix):
+                        continue
+                    # {field} is one path segment; Lua's magic characters are escaped.
+                    template = re.sub(r"([%.\-+*?^$()\[\]])", r"%\1", getattr(binding, verb))
+                    methods_by_pattern["^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"].add(verb.upper())
+    return {pattern: sorted(methods) for pattern, methods in sorted(methods_by_pattern.items())}
+
+
+def _lua_routes(routes: dict[str, list[str]]) -> str:
+    lines = [f'  {{"{pattern}", {{{", ".join(f"{m!r}" for m in methods)}}}}},' for pattern, methods in routes.items()]
+    return "\n".join(lines).replace("'", '"')
+
+
 def render(out_dir: Path, env: Env | None = None) -> Path:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +237,7 @@ def render(out_dir: Path, env: Env | None = None) -> Path:
     values["AUTH_TLS"] = _upstream_tls(env, values["AUTH_HOST"])
     values["KV_TLS"] = _upstream_tls(env, values["KV_HOST"])
     values["TRACING"], values["TRACING_CLUSTER"] = _tracing(env)
+    values["V2_ROUTES"] = _lua_routes(http_routes(descriptor, "/v2/"))
     for service, prefix in (("auth_svc", "AUTH"), ("kv_svc", "KV")):
         upstream = Address(values[f"{prefix}_HOST"], int(values[f"{prefix}_PORT"]))
         values[f"{prefix}_CLUSTER_TYPE"], values[f"{prefix}_ENDPOINTS"] = _cluster(env, service, upstream)
