@@ -7,7 +7,7 @@
 #     supervisord and the test tools all come from PyPI wheels)
 #   - newman in node_modules (`make test` only: runs the Postman collection), with npm
 #     from apt-get when Node.js is missing
-#   - curl, protoc-gen-swagger, h2load, wrk, valgrind and prometheus (apt-get; `make test`,
+#   - curl, h2load, wrk, valgrind and prometheus (apt-get; `make test`,
 #     `make bench`), nft (apt-get nftables: the HA partition tests)
 # Usage: scripts/bootstrap.sh [run|test]
 set -euo pipefail
@@ -30,7 +30,6 @@ command -v etcd >/dev/null || apt_install etcd-server etcd-client
 if [ "$purpose" = test ]; then
     command -v docker-compose >/dev/null || apt_install docker-compose
     command -v curl >/dev/null || apt_install curl  # the README curl session is a test
-    command -v protoc-gen-swagger >/dev/null || apt_install golang-grpc-gateway  # OpenAPI for the fuzz pass
     command -v h2load >/dev/null || apt_install nghttp2-client  # load generators of `make bench`
     command -v wrk >/dev/null || apt_install wrk
     command -v valgrind >/dev/null || apt_install valgrind  # instruction counts of `make bench`

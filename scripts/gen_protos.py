@@ -8,13 +8,12 @@ The one place generated code comes from. Outputs are git-ignored and rebuilt by
                        (--include_imports so google/api and google/protobuf travel along,
                        --include_source_info so comments reach reflection-driven tools)
 
-- docs/openapi.json    the OpenAPI 2 description of the HTTP API (v1 and v2, every route the
-                       gateway transcodes), committed; Envoy serves it at GET /openapi.json.
-                       Needs protoc-gen-swagger (Debian's golang-grpc-gateway, which `make
-                       test` installs); without it the committed file is left as it is, and
-                       tests/unit/test_api_description.py fails on any drift.
+- docs/openapi.json    the OpenAPI 3.1 description of the HTTP API (v1 and v2, every route the
+                       gateway serves, every status and limit), made by scripts/openapi.py
+                       from the descriptor set; committed, with a drift test
+                       (tests/unit/test_api_description.py); Envoy serves it at GET /openapi.json.
 
-With `--openapi OUT_DIR` it writes only the OpenAPI description, to OUT_DIR/tkv.swagger.json.
+With `--openapi OUT_DIR` it writes only the OpenAPI description, to OUT_DIR/openapi.json.
 
 google/api and google/rpc protos come from the installed googleapis-common-protos package
 and google/protobuf from grpcio-tools; nothing third-party is vendored.
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -73,32 +71,13 @@ def _protoc(args: list[str], proto_dir: Path = PROTO_DIR) -> None:
 
 
 def openapi(out_dir: Path) -> Path:
-    plugin = shutil.which("protoc-gen-swagger")
-    if plugin is None:
-        sys.exit("gen_protos: protoc-gen-swagger is missing (apt-get install golang-grpc-gateway)")
+    """The OpenAPI 3.1 description (scripts/openapi.py) from the descriptor set, in out_dir."""
+    sys.path.insert(0, str(ROOT))
+    from scripts import openapi as description  # after the stubs exist: it reads the services' limits
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    # This protoc-gen-swagger (1.6) predates proto3 `optional`, and protoc refuses to run
-    # it on files that use it. Presence changes nothing in the JSON (a field is a field,
-    # sent or not), so the plugin reads copies without the keyword.
-    plain = out_dir / "protos-without-optional"
-    shutil.rmtree(plain, ignore_errors=True)
-    for source in PROTO_DIR.rglob("*.proto"):
-        copy = plain / source.relative_to(PROTO_DIR)
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(re.sub(r"^(\s*)optional\s+", r"\1", source.read_text(), flags=re.MULTILINE))
-    # It cannot merge files of different Go packages either: one description per API,
-    # merged here.
-    merged: dict = {}
-    for proto in API_PROTOS:
-        _protoc([f"--plugin=protoc-gen-swagger={plugin}", f"--swagger_out=logtostderr=true:{out_dir}", proto], plain)
-        part_path = out_dir / proto.replace(".proto", ".swagger.json")
-        part = json.loads(part_path.read_text())
-        if not merged:
-            merged = {**part, "info": {"title": "tkv HTTP API", "version": "v1"}, "paths": {}, "definitions": {}}
-        merged["paths"].update(part.get("paths", {}))
-        merged["definitions"].update(part.get("definitions", {}))
-    target = out_dir / "tkv.swagger.json"
-    target.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    target = out_dir / "openapi.json"
+    target.write_text(json.dumps(description.build(DESCRIPTOR_OUT), indent=2, ensure_ascii=False) + "\n")
     return target
 
 
@@ -125,11 +104,9 @@ def main() -> None:
             *PUBLIC_PROTOS,
         ]
     )
-    published = "docs/openapi.json left as committed (protoc-gen-swagger is not installed)"
-    if shutil.which("protoc-gen-swagger"):
-        with tempfile.TemporaryDirectory(prefix="tkv-openapi-") as temp:
-            shutil.copy(openapi(Path(temp)), OPENAPI_OUT)
-        published = str(OPENAPI_OUT.relative_to(ROOT))
+    with tempfile.TemporaryDirectory(prefix="tkv-openapi-") as temp:
+        shutil.copy(openapi(Path(temp)), OPENAPI_OUT)
+    published = str(OPENAPI_OUT.relative_to(ROOT))
     print(f"gen_protos: {len(sources)} protos -> {PY_OUT.name}/, {DESCRIPTOR_OUT.relative_to(ROOT)}; {published}")
 
 
