@@ -80,6 +80,36 @@ def limits_at_defaults() -> dict[str, Any]:
     return {"kv": kv, "max_request_bytes": kv.server.max_request_bytes}
 
 
+# A TTL from 1 s to kv_svc's TKV_KV_MAX_TTL_SECONDS default, 315360000 s (ten years), as
+# a Duration string: digits up to 8 long, or 9 up to the limit, with any fraction below it.
+TTL_PATTERN = (
+    "^(([1-9][0-9]{0,7}|[12][0-9]{8}|30[0-9]{7}|31[0-4][0-9]{6}|315[0-2][0-9]{5}|3153[0-5][0-9]{4})"
+    "(\\.[0-9]{1,9})?|315360000(\\.0{1,9})?)s$"
+)
+# Fields a request must carry (an absent one is refused); BatchDeletePairs needs keys or pairs.
+REQUIRED = {
+    "tkv.auth.v1.RegisterRequest": ["login", "password", "name", "surname"],
+    "tkv.auth.v1.LoginRequest": ["login", "password"],
+    "tkv.auth.v1.ChangePasswordRequest": ["old_password", "new_password"],
+    "tkv.auth.v1.DeleteAccountRequest": ["password"],
+    "tkv.kv.v1.ReadRequest": ["keys"],
+    "tkv.kv.v1.WriteRequest": ["data"],
+    "tkv.kv.v2.BatchGetPairsRequest": ["keys"],
+    "tkv.kv.v2.BatchPutPairsRequest": ["pairs"],
+    "tkv.kv.v2.PairToPut": ["key", "value"],
+    "tkv.kv.v2.CreateGrantRequest": ["grantee", "role"],
+}
+# BatchDeletePairs names its pairs by keys or by pairs, never by both (kv_svc/namespaced.py).
+_NON_EMPTY = {"keys": {"anyOf": [{"type": "array", "minItems": 1}, {"type": "string"}]},
+              "pairs": {"type": "array", "minItems": 1}}  # fmt: skip
+EITHER = {
+    "tkv.kv.v2.BatchDeletePairsRequest": {
+        "anyOf": [{"required": [field], "properties": {field: rule}} for field, rule in _NON_EMPTY.items()],
+        "not": {"required": list(_NON_EMPTY), "properties": _NON_EMPTY},
+    }
+}
+
+
 def field_constraints(limits: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """(message, field) -> JSON Schema constraints: the rules a request is checked against."""
     kv = limits["kv"]
@@ -90,12 +120,25 @@ def field_constraints(limits: dict[str, Any]) -> dict[tuple[str, str], dict[str,
         "description": f"At most {kv.limits.max_key_bytes} bytes in UTF-8 (maxLength counts characters: "
         "a key of multi-byte characters reaches the limit sooner); no NUL.",
     }
-    keys = {"minItems": 1, "maxItems": kv.limits.max_batch_keys, "uniqueItems": True}
+    keys = {"minItems": 1, "maxItems": kv.limits.max_batch_keys, "uniqueItems": True, **key}
     namespace = {"pattern": "^(me|shared|[A-Za-z0-9]{2,64})$"}
     login = {"minLength": LOGIN_LENGTH[0], "maxLength": LOGIN_LENGTH[1], "pattern": "^[A-Za-z0-9]+$"}
-    password = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1]}
+    low, high = PASSWORD_LENGTH
+    password = {
+        "minLength": low,
+        "maxLength": high,
+        # One of each class (a special character: anything but an ASCII letter or digit),
+        # and no control characters (auth_svc/users.py password_violations).
+        "pattern": f"^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9])(?=.*[^A-Za-z0-9])[^\\x00-\\x1f\\x7f-\\x9f]{{{low},{high}}}$",
+    }
     name = {"minLength": NAME_LENGTH[0], "maxLength": NAME_LENGTH[1], "pattern": "^[A-Za-z]+(-[A-Za-z]+)*$"}
-    page_size = {"minimum": 0, "maximum": kv.v2.max_page_size}
+    page_size = {
+        "minimum": 0,
+        "description": f"0: {kv.v2.default_page_size}; more than {kv.v2.max_page_size} is served as "
+        f"{kv.v2.max_page_size}. Fewer come back when their size would pass the answer's limit.",
+    }
+    prefix = {k: v for k, v in key.items() if k in ("maxLength", "pattern")}
+    prefix["pattern"] = "^[^\\u0000]*$"
     v2 = "tkv.kv.v2."
     constraints = {
         ("tkv.auth.v1.RegisterRequest", "login"): login,
@@ -104,19 +147,35 @@ def field_constraints(limits: dict[str, Any]) -> dict[tuple[str, str], dict[str,
         ("tkv.auth.v1.RegisterRequest", "surname"): name,
         ("tkv.auth.v1.ChangePasswordRequest", "new_password"): password,
         ("tkv.kv.v1.ReadRequest", "keys"): keys,
-        ("tkv.kv.v1.WriteRequest", "data"): {"minProperties": 1, "maxProperties": kv.limits.max_batch_keys},
         (v2 + "ListPairsRequest", "page_size"): page_size,
+        (v2 + "ListPairsRequest", "prefix"): prefix,
+        (v2 + "WatchRequest", "prefix"): prefix,
+        (v2 + "WatchRequest", "key"): prefix,
+        (v2 + "CreateGrantRequest", "prefix"): prefix,
+        (v2 + "DeleteGrantRequest", "prefix"): prefix,
         (v2 + "CreateGrantRequest", "grantee"): login,
+        (v2 + "CreateGrantRequest", "role"): {"enum": ["READER", "WRITER"]},
+        (v2 + "PutPairRequest", "ttl"): {"pattern": TTL_PATTERN},
+        (v2 + "PairToPut", "ttl"): {"pattern": TTL_PATTERN},
         (v2 + "DeleteGrantRequest", "grantee"): login,
     }
-    for message in ("GetPairRequest", "PutPairRequest", "DeletePairRequest", "PairToPut", "PairToDelete"):
+    for message in ("GetPairRequest", "PutPairRequest", "DeletePairRequest", "PairToPut", "KeyToDelete"):
         constraints[(v2 + message, "key")] = key
-    for message in ("BatchGetPairsRequest", "BatchDeletePairsRequest"):
-        constraints[(v2 + message, "keys")] = keys
+    constraints[(v2 + "BatchGetPairsRequest", "keys")] = keys
+    constraints[(v2 + "BatchDeletePairsRequest", "keys")] = {k: v for k, v in keys.items() if k != "minItems"}
+    for message in ("PutPairRequest", "PairToPut", "DeletePairRequest", "KeyToDelete"):
+        # 0: only if absent; N: only if the version is N.
+        constraints[(v2 + message, "expected_version")] = {
+            "pattern": "^[0-9]{1,18}$", "minimum": 0, "maximum": 2**63 - 1,
+        }  # fmt: skip
+    data_keys = {k: v for k, v in key.items() if k in ("minLength", "maxLength", "pattern")}
+    constraints[("tkv.kv.v1.WriteRequest", "data")] = {
+        "minProperties": 1, "maxProperties": kv.limits.max_batch_keys, "propertyNames": data_keys,
+    }  # fmt: skip
     constraints[(v2 + "BatchPutPairsRequest", "pairs")] = {"minItems": 1, "maxItems": kv.limits.max_batch_keys}
     for message in ("GetPairRequest", "BatchGetPairsRequest", "PutPairRequest", "BatchPutPairsRequest",
                     "DeletePairRequest", "BatchDeletePairsRequest", "ListPairsRequest", "WatchRequest",
-                    "CreateGrantRequest", "DeleteGrantRequest"):  # fmt: skip
+                    "CreateGrantRequest", "ListGrantsRequest", "DeleteGrantRequest"):  # fmt: skip
         constraints[(v2 + message, "namespace")] = namespace
     return constraints
 
@@ -185,9 +244,10 @@ WELL_KNOWN = {
     ".google.protobuf.Value": {"description": "Any JSON value."},
     ".google.protobuf.Struct": {"type": "object", "description": "A JSON object."},
     ".google.protobuf.ListValue": {"type": "array", "description": "A JSON array."},
-    ".google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+    # null is read as the field's absence, as protobuf's JSON mapping says.
+    ".google.protobuf.Timestamp": {"type": ["string", "null"], "format": "date-time"},
     ".google.protobuf.Duration": {
-        "type": "string",
+        "type": ["string", "null"],
         "pattern": "^-?[0-9]+(\\.[0-9]+)?s$",
         "description": 'Seconds with an s: "60s", "1.5s".',
     },
@@ -228,7 +288,12 @@ class Builder:
         if field.label == FieldType.LABEL_REPEATED:
             item_rules = {k: v for k, v in extra.items() if k not in ("minItems", "maxItems", "uniqueItems")}
             list_rules = {k: v for k, v in extra.items() if k in ("minItems", "maxItems", "uniqueItems")}
-            return {"type": "array", "items": {**schema, **item_rules}, **list_rules}
+            listed = {"type": "array", "items": {**schema, **item_rules}, **list_rules}
+            if field.type in (FieldType.TYPE_MESSAGE, FieldType.TYPE_ENUM):
+                return listed
+            # The gateway's JSON parser reads a bare value where a list is expected as a
+            # one-element list (README, "Known leniencies").
+            return {"anyOf": [listed, {**schema, **item_rules}]}
         if "$ref" in schema and extra:
             return {"allOf": [schema], **extra}
         return {**schema, **extra}
@@ -247,7 +312,15 @@ class Builder:
             properties[field.name] = schema
         # Unknown members are ignored by the gateway's JSON parser, as the original API did
         # (README, "Known leniencies"): no additionalProperties: false.
-        schema: dict[str, Any] = {"type": "object", "properties": properties}
+        schema: dict[str, Any] = {"type": "object", "properties": properties, "propertyNames": {"minLength": 1}}
+        required = [field for field in REQUIRED.get(name, []) if field in properties]
+        if required:
+            schema["required"] = required
+        schema.update(EITHER.get(name, {}))
+        for field in properties:
+            if field not in required and name.endswith(("Request", "PairToPut", "KeyToDelete")):
+                # protobuf's JSON mapping reads null as the field's absence.
+                properties[field] = _nullable(properties[field])
         located = self.protos.message_path(type_name)
         if located and self.protos.comment_of_message(*located):
             schema["description"] = self.protos.comment_of_message(*located)
@@ -260,6 +333,17 @@ class Builder:
         message = self.protos.messages[type_name]
         index = list(message.field).index(field)
         return self.protos.comment_of_message(located[0], (*located[1], 2, index))
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {**schema, "type": [kind, "null"]}
+    if isinstance(kind, list):
+        return schema if "null" in kind else {**schema, "type": [*kind, "null"]}
+    if "$ref" in schema or "anyOf" in schema or "allOf" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    return schema  # any JSON value: null included
 
 
 def _path_fields(template: str) -> list[str]:
@@ -380,7 +464,10 @@ def _operation(builder: Builder, file, s_index, m_index, full_service, method, t
         operation["parameters"] = parameters
     if body == "*":
         schema = builder.message_schema(input_type, frozenset(in_path))
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        # The original API refuses an empty body (422); v2 reads none as {}, which a request
+        # with nothing required may be.
+        needed = v1 or "required" in schema or "anyOf" in schema
+        operation["requestBody"] = {"required": needed, "content": {"application/json": {"schema": schema}}}
     elif body:
         field = next(f for f in message.field if f.name == body)
         schema = builder.field_schema(message_name, field)
