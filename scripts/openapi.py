@@ -410,7 +410,8 @@ def build(descriptor: Path = DESCRIPTOR, limits: dict[str, Any] | None = None) -
             "publishes them. Made by scripts/openapi.py from the protos; the rules in docs/api.md. "
             f"Request bodies are at most {builder.limits['max_request_bytes']} bytes (413 above).",
         },
-        "servers": [{"url": "http://127.0.0.1:8080", "description": "make run"}],
+        # Relative: the gateway that serves this document (make run's is http://127.0.0.1:8080).
+        "servers": [{"url": "/", "description": "the gateway serving this document"}],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": schemas,

@@ -225,6 +225,56 @@ def _lua_routes(routes: dict[str, list[str]]) -> str:
     return "\n".join(lines).replace("'", '"')
 
 
+# /docs: the page and its assets, served as they are by the gateway; from npm's
+# swagger-ui-dist (package.json) and envoy/docs/.
+SWAGGER_UI = ROOT / "node_modules" / "swagger-ui-dist"
+DOCS_FILES = {
+    "/docs/": (ENVOY_DIR / "docs" / "index.html", "text/html; charset=utf-8"),
+    "/docs/init.js": (ENVOY_DIR / "docs" / "init.js", "text/javascript; charset=utf-8"),
+    "/docs/swagger-ui-bundle.js": (SWAGGER_UI / "swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+    "/docs/swagger-ui.css": (SWAGGER_UI / "swagger-ui.css", "text/css; charset=utf-8"),
+}
+# Scripts from this origin only (no inline script, no eval); Swagger UI sets style
+# attributes, which 'unsafe-inline' for styles allows (styles cannot run code). Framing,
+# plugins, forms and base URLs are refused.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _docs_routes(config_dir: Path) -> str:
+    routes = []
+    for path, (source, content_type) in DOCS_FILES.items():
+        if not source.exists():
+            raise ConfigError(f"{source} is missing: run `make run` or `make install` (npm ci)")
+        target = config_dir / "docs" / source.name
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(source, target)
+        headers = {
+            "content-type": content_type,
+            "content-security-policy": DOCS_CSP,
+            "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer",
+            "cache-control": "no-cache",
+        }
+        added = "".join(
+            f'                - header: {{key: {name}, value: "{value}"}}\n'
+            "                  append_action: OVERWRITE_IF_EXISTS_OR_ADD\n"
+            for name, value in headers.items()
+        )
+        routes.append(
+            f'              - match: {{path: "{path}"}}\n'
+            f"                direct_response: {{status: 200, body: {{filename: {target}}}}}\n"
+            "                typed_per_filter_config:\n"
+            "                  envoy.filters.http.grpc_json_transcoder:\n"
+            '                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig\n'
+            "                    disabled: true\n"
+            f"                response_headers_to_add:\n{added}"
+        )
+    return "".join(routes).rstrip("\n")
+
+
 def render(out_dir: Path, env: Env | None = None) -> Path:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -238,6 +288,7 @@ def render(out_dir: Path, env: Env | None = None) -> Path:
     values["KV_TLS"] = _upstream_tls(env, values["KV_HOST"])
     values["TRACING"], values["TRACING_CLUSTER"] = _tracing(env)
     values["V2_ROUTES"] = _lua_routes(http_routes(descriptor, "/v2/"))
+    values["DOCS_ROUTES"] = _docs_routes(out_dir)
     for service, prefix in (("auth_svc", "AUTH"), ("kv_svc", "KV")):
         upstream = Address(values[f"{prefix}_HOST"], int(values[f"{prefix}_PORT"]))
         values[f"{prefix}_CLUSTER_TYPE"], values[f"{prefix}_ENDPOINTS"] = _cluster(env, service, upstream)

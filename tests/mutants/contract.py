@@ -17,4 +17,11 @@ MUTANTS = [
         "    if false then",
         ("tests/e2e/test_undeclared_methods.py",),
     ),
+    Mutant(
+        "the API reference page lets inline script run",
+        "scripts/render_envoy.py",
+        "\"default-src 'none'; script-src 'self'; style-src",
+        "\"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src",
+        ("tests/e2e/test_api_docs.py::test_the_docs_page_and_its_assets_carry_a_strict_policy",),
+    ),
 ]
