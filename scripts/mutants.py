@@ -45,6 +45,10 @@ NOT_COPIED = shutil.ignore_patterns(
 def copy_tree(source: Path, into: Path) -> Path:
     target = into / "tree"
     shutil.copytree(source, target, ignore=NOT_COPIED, symlinks=True)
+    # Installed npm packages (Swagger UI for the gateway, newman) are shared like the venv.
+    modules = source / "node_modules"
+    if modules.exists():
+        (target / "node_modules").symlink_to(modules.resolve(), target_is_directory=True)
     return target
 
 
