@@ -13,7 +13,9 @@ The one place generated code comes from. Outputs are git-ignored and rebuilt by
                        from the descriptor set; committed, with a drift test
                        (tests/unit/test_api_description.py); Envoy serves it at GET /openapi.json.
 
-With `--openapi OUT_DIR` it writes only the OpenAPI description, to OUT_DIR/openapi.json.
+With `--openapi OUT_DIR` it writes only the OpenAPI description, to OUT_DIR/openapi.json;
+with `--no-openapi` everything but it (the services' image: it ships the committed one, and
+the generator needs the services' dependencies, installed after this step).
 
 google/api and google/rpc protos come from the installed googleapis-common-protos package
 and google/protobuf from grpcio-tools; nothing third-party is vendored.
@@ -104,9 +106,11 @@ def main() -> None:
             *PUBLIC_PROTOS,
         ]
     )
-    with tempfile.TemporaryDirectory(prefix="tkv-openapi-") as temp:
-        shutil.copy(openapi(Path(temp)), OPENAPI_OUT)
-    published = str(OPENAPI_OUT.relative_to(ROOT))
+    published = "docs/openapi.json left as it is (--no-openapi)"
+    if "--no-openapi" not in sys.argv[1:]:
+        with tempfile.TemporaryDirectory(prefix="tkv-openapi-") as temp:
+            shutil.copy(openapi(Path(temp)), OPENAPI_OUT)
+        published = str(OPENAPI_OUT.relative_to(ROOT))
     print(f"gen_protos: {len(sources)} protos -> {PY_OUT.name}/, {DESCRIPTOR_OUT.relative_to(ROOT)}; {published}")
 
 
