@@ -43,3 +43,155 @@ MUTANTS = [
         ("tests/e2e/test_original_wording.py::test_a_malformed_body_is_422_with_a_message_on_every_route",),
     ),
 ]
+
+
+# The per-client edge limit on the calls that check a password (docs/security.md).
+def _auth_route(method: str) -> str:
+    """A limited route of auth_svc's, as envoy.template.yaml writes it."""
+    return (
+        f'              - match: {{path: "/tkv.auth.v1.AuthService/{method}"}}\n'
+        "                route: {cluster: auth_svc, timeout: 30s, rate_limits: [{actions: [{remote_address: {}}]}]}\n"
+        "                typed_per_filter_config:\n"
+        "                  envoy.filters.http.local_ratelimit: *auth_rate_limit\n"
+    )
+
+
+_LIMITS = "tests/security/test_gateway_limits.py"
+_BAD_INPUT = "tests/reliability/test_bad_input.py"
+_OVERLOAD = "tests/reliability/test_overload.py"
+
+MUTANTS += [
+    Mutant(
+        "Login not rate-limited",
+        "envoy/envoy.template.yaml",
+        '              - match: {path: "/tkv.auth.v1.AuthService/Login"}\n'
+        "                route: {cluster: auth_svc, timeout: 30s, rate_limits: [{actions: [{remote_address: {}}]}]}\n",
+        '              - match: {path: "/tkv.auth.v1.AuthService/Login"}\n'
+        "                route: {cluster: auth_svc, timeout: 30s}\n",
+        (f"{_LIMITS}::test_login_is_rate_limited_per_client_over_http_and_grpc",),
+    ),
+    Mutant(
+        "ChangePassword not rate-limited",
+        "envoy/envoy.template.yaml",
+        _auth_route("ChangePassword"),
+        "",
+        (f"{_LIMITS}::test_the_calls_that_check_a_password_are_rate_limited_per_client[ChangePassword]",),
+    ),
+    Mutant(
+        "DeleteAccount not rate-limited",
+        "envoy/envoy.template.yaml",
+        _auth_route("DeleteAccount"),
+        "",
+        (f"{_LIMITS}::test_the_calls_that_check_a_password_are_rate_limited_per_client[DeleteAccount]",),
+    ),
+    Mutant(
+        "batch size limit lets 1001 keys through",
+        "kv_svc/keys.py",
+        "        if count > self._limits.max_batch_keys:\n",
+        "        if count > self._limits.max_batch_keys + 1:\n",
+        (
+            "tests/integration/test_pairs.py::test_1000_keys_are_accepted_and_1001_rejected_with_nothing_written",
+            f"{_BAD_INPUT}::test_batches_hold_at_most_1000_keys_in_v1_and_v2",
+        ),
+    ),
+    Mutant(
+        "key size not capped",
+        "kv_svc/keys.py",
+        "        if size > self._limits.max_key_bytes:\n"
+        "            text = messages.KEY_TOO_LONG.format(limit=self._limits.max_key_bytes)\n"
+        '            return with_detail(text, f"{_place(where)}: {size} bytes")\n',
+        "",
+        (
+            "tests/integration/test_pairs.py::test_key_length_limit_is_1024_bytes",
+            f"{_BAD_INPUT}::test_bad_keys_are_precise_400s_and_write_nothing[too-long]",
+            f"{_BAD_INPUT}::test_v2_refuses_a_key_over_1024_bytes_and_writes_nothing_of_the_batch",
+        ),
+    ),
+    Mutant(
+        "key size counted in characters, not bytes of UTF-8",
+        "kv_svc/keys.py",
+        '        size = len(key.encode("utf-8"))\n',
+        "        size = len(key)\n",
+        (f"{_BAD_INPUT}::test_a_key_is_limited_in_bytes_of_utf8_not_in_characters",),
+    ),
+    Mutant(
+        "a namespace checked at its start only",
+        "kv_svc/namespaced.py",
+        "    if _NAMESPACE.fullmatch(namespace):\n",
+        "    if _NAMESPACE.match(namespace):\n",
+        (f"{_BAD_INPUT}::test_a_namespace_is_me_shared_or_a_login_of_2_to_64_letters_and_digits",),
+    ),
+    Mutant(
+        "page size not capped",
+        "kv_svc/namespaced.py",
+        "        limit = min(page_size or self._v2.default_page_size, self._v2.max_page_size)\n",
+        "        limit = page_size or self._v2.default_page_size\n",
+        (f"{_BAD_INPUT}::test_pages_hold_the_default_100_and_at_most_1000_pairs",),
+    ),
+    Mutant(
+        "a body announced over the limit is read before the 413",
+        "envoy/http_api.template.lua",
+        "  if length and length > MAX_BODY_BYTES then\n"
+        '    return reply(handle, 413, "request body is " .. length .. " bytes; the limit is " .. MAX_BODY_BYTES)\n'
+        "  end\n",
+        "",
+        (f"{_BAD_INPUT}::test_a_body_announced_over_the_limit_is_413_before_it_is_sent",),
+    ),
+    Mutant(
+        "v2 answers over the response limit not refused by storage",
+        "tarantool/tkv/kv.lua",
+        "    if size > max_bytes then\n"
+        "        return 'too_large', size, max_bytes\n"
+        "    end\n"
+        "    return 'ok', found, missing, M.revision()\n",
+        "    return 'ok', found, missing, M.revision()\n",
+        (
+            "tests/integration/test_pairs_v2.py"
+            "::test_answers_over_the_response_limit_are_refused_or_split_into_pages_before_sending",
+        ),
+    ),
+    Mutant(
+        "calls in flight not capped",
+        "tkv_common/server.py",
+        "            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,\n",
+        "            maximum_concurrent_rpcs=None,\n",
+        (
+            f"{_OVERLOAD}::test_logins_over_the_cap_are_refused_by_the_cap",
+            f"{_OVERLOAD}::test_calls_over_the_cap_are_refused_while_the_admitted_ones_run",
+            f"{_OVERLOAD}::test_overload_through_the_gateway_is_429_json",
+        ),
+    ),
+    Mutant(
+        "no timeout on request headers",
+        "envoy/envoy.template.yaml",
+        "          request_headers_timeout: ${HEADERS_TIMEOUT}s\n",
+        "",
+        (f"{_OVERLOAD}::test_a_client_that_never_finishes_its_headers_is_disconnected",),
+    ),
+    Mutant(
+        "the edge burst one larger than configured",
+        "scripts/render_envoy.py",
+        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST", 20)),',
+        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST", 20) + 1),',
+        (f"{_LIMITS}::test_register_is_rate_limited_per_client",),
+    ),
+    Mutant(
+        "a refused token on read answered 400",
+        "envoy/http_api.template.lua",
+        "  read = {[5] = 400},",
+        "  read = {[5] = 400, [16] = 400},",
+        (f"{_LIMITS}::test_oversized_and_garbled_authorization_headers_are_refused",),
+    ),
+    Mutant(
+        "a refused write batch writes its valid pairs",
+        "kv_svc/pairs.py",
+        "        if violations:\n"
+        '            raise InvalidArgument.from_violations(violations, reason="INVALID_PAIRS")\n'
+        "        return await self._storage.write(claims, pairs)\n",
+        "        skipped = await self._storage.write(claims, pairs)\n"
+        "        if violations:\n"
+        '            raise InvalidArgument.from_violations(violations, reason="INVALID_PAIRS")\n'
+        "        return skipped\n",
+        (f"{_BAD_INPUT}::test_bad_keys_are_precise_400s_and_write_nothing",),
+    ),
+]

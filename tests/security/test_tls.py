@@ -3,7 +3,7 @@
 import http.client
 import json
 import ssl
-import time
+import urllib.request
 import uuid
 
 import grpc
@@ -13,7 +13,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.http_client import call
 from tests.security.certs import ThrowawayCA
-from tests.stack import Stack, auth_svc, envoy, envoy_upstreams_healthy, kv_svc, start_all, stop_all, tarantool
+from tests.stack import (
+    Stack,
+    auth_svc,
+    envoy,
+    envoy_upstreams_healthy,
+    kv_svc,
+    start_all,
+    stop_all,
+    tarantool,
+    wait_until,
+)
 from tkv.auth.v1 import auth_pb2, auth_pb2_grpc
 
 
@@ -135,9 +145,33 @@ def test_envoy_refuses_a_service_whose_certificate_names_another_host(tmp_path):
         process.start()
     processes["envoy"] = envoy(stack, upstreams_up=False).start()
     try:
+        # Until Envoy has tried the services, "not healthy" would prove nothing: wait for a
+        # health check of each that ended, and look at how it ended.
+        def checked() -> bool:
+            stats = envoy_stats(stack.admin_port)
+            return all(stats.get(f"cluster.{c}.health_check.attempt", 0) >= 2 for c in ("auth_svc", "kv_svc"))
+
+        wait_until(checked, "Envoy's health checks of both services")
+        stats = envoy_stats(stack.admin_port)
+        for cluster in ("auth_svc", "kv_svc"):
+            # Refused for the certificate's name: the handshake failed its SAN check...
+            assert stats[f"cluster.{cluster}.ssl.fail_verify_san"] >= 1, cluster
+            assert stats.get(f"cluster.{cluster}.ssl.handshake", 0) == 0, cluster
+            # ...so the check failed, and the service was never healthy.
+            assert stats[f"cluster.{cluster}.health_check.success"] == 0, cluster
+        assert not envoy_upstreams_healthy(stack.admin_port)
         reply = call(f"127.0.0.1:{stack.gateway_port}", "GET", "/.well-known/jwks.json")
         assert reply.status == 503, reply.raw
-        time.sleep(1.5)  # more than one health-check interval: still refused, never healthy
-        assert not envoy_upstreams_healthy(stack.admin_port)
     finally:
         stop_all(processes)
+
+
+def envoy_stats(admin_port: int) -> dict[str, int]:
+    """Envoy's counters and gauges (admin /stats), by name."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/stats", timeout=5).read().decode()
+    stats = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(": ")
+        if value.isdigit():
+            stats[name] = int(value)
+    return stats
