@@ -1,5 +1,4 @@
-"""What auth_svc tells its users, in the original service's words (SPEC.md, "Messages: the
-original's wording").
+"""What auth_svc tells its users, in the original service's words (docs/api.md, "v1 messages").
 
 Clients of the original match on these texts, so they are kept verbatim, typos included
 ("onlu", "is already exists", "successfully logout"): do not correct them. Rules the original
@@ -34,7 +33,7 @@ LOGGED_OUT = "You have been successfully logout from your account! The token has
 # Said before the reason whenever a token is refused by auth_svc (Logout, and the account calls).
 NOT_AUTHORIZED = "You have not been authorized!"
 
-# Account calls (SPEC-v2 "Accounts"): the product's own texts, in the same style.
+# Account calls (docs/api.md, "v2 accounts"): the product's own texts, in the same style.
 PASSWORD_CHANGED = "Your password has been changed. Every earlier token has been revoked: log in again."
 LOGGED_OUT_EVERYWHERE = "You have been logged out everywhere! Every token of your account has been revoked."
 ACCOUNT_DELETED = "Your account has been deleted, with your namespace and its {pairs} pairs."

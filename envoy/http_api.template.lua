@@ -168,7 +168,7 @@ function envoy_on_request(handle)
   if length and length > MAX_BODY_BYTES then
     return reply(handle, 413, "request body is " .. length .. " bytes; the limit is " .. MAX_BODY_BYTES)
   end
-  -- An empty body is not JSON either (SPEC: 422), though the transcoder would read it
+  -- An empty body is not JSON either (docs/api.md, "v1 HTTP routes": 422), though the transcoder would read it
   -- as {}. Only a body announced as empty is known here: asking for the body itself
   -- (handle:body()) would buffer chunked uploads under the connection's 1 MiB limit, and
   -- the codec has already dropped their transfer-encoding header.

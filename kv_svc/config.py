@@ -22,7 +22,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Quotas:
-    """Limits that protect everyone (SPEC-v2 "Limits"), passed to every pair write."""
+    """Limits that protect everyone (docs/api.md, "Quotas and storage full"), passed to every pair write."""
 
     # Per user, over the pairs they own in any namespace.
     max_pairs: int
@@ -46,7 +46,7 @@ class V2Limits:
 
 @dataclass(frozen=True)
 class WatchSettings:
-    """Watch (SPEC-v2 "Watch", kv_svc/watching.py)."""
+    """Watch (docs/api.md, "Watch"; kv_svc/watching.py)."""
 
     max_per_user: int  # open watches per user, over every kv_svc process
     buffer_bytes: int  # messages a watch may hold for a slow client before it is ended

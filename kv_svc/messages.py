@@ -1,5 +1,4 @@
-"""What kv_svc tells its users, in the original service's words (SPEC.md, "Messages: the
-original's wording").
+"""What kv_svc tells its users, in the original service's words (docs/api.md, "v1 messages").
 
 Clients of the original match on these texts, so they are kept verbatim: do not correct
 them. Rules the original did not have (key size, NUL, batch size, values) get texts in the
@@ -27,7 +26,7 @@ ANSWER_TOO_LARGE = (
 # Followed by what is wrong with the value (kv_svc.values.InvalidValue).
 INCORRECT_VALUE = "Incorrect value of the key {key}"
 
-# v2 (SPEC-v2.md): the product's own texts, in the same style.
+# v2 (docs/api.md, "v2 errors"): the product's own texts, in the same style.
 INVALID_NAMESPACE = "Incorrect namespace: use me, shared or a login (2-64 Latin letters and digits), got {namespace}"
 NAMESPACE_DENIED = "You may not use the namespace {namespace}"
 NOT_OWNER = "These pairs belong to other users: {keys}"
@@ -47,7 +46,7 @@ INVALID_PAGE_TOKEN = (
 INVALID_PAGE_SIZE = "Incorrect page_size: it cannot be negative, got {value}"
 KEYS_AND_PAIRS = "Incorrect request: name the pairs to delete in keys or in pairs, not both"
 
-# Sharing and Watch (SPEC-v2 "Namespaces", "Watch").
+# Sharing and Watch (docs/api.md, "Sharing", "Watch").
 NOT_GRANTED = "Your grants on the namespace {namespace} do not let you {verb} {keys}"
 INVALID_GRANTEE = "Incorrect grantee: use a login (2-64 Latin letters and digits), got {grantee}"
 INVALID_ROLE = "Incorrect role: use READER or WRITER"

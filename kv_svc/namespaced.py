@@ -1,4 +1,4 @@
-"""The v2 rules (SPEC-v2.md): namespaces, conditional writes, expiry and pages.
+"""The v2 rules (docs/api.md, "v2"): namespaces, conditional writes, expiry and pages.
 
 What can be checked on the request alone is checked here, every violation at once, before
 storage is touched. What a concurrent request could change (namespace access, ownership in
@@ -22,7 +22,7 @@ from .paging import InvalidPageToken, Listing, PageTokens
 from .storage import NO_CONDITION, NO_EXPIRY, Deleted, Found, KvStorage, Page, Row, Written
 from .watching import WatchHub
 
-# A login (SPEC.md: 2-64 Latin letters and digits); a namespace is one, `me` or `shared`.
+# A login (docs/api.md, "Accounts": 2-64 Latin letters and digits); a namespace is one, `me` or `shared`.
 LOGIN = re.compile(r"[A-Za-z0-9]{2,64}")
 _NAMESPACE = re.compile(r"me|shared|[A-Za-z0-9]{2,64}")
 

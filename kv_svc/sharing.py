@@ -1,4 +1,4 @@
-"""Sharing by grant (SPEC-v2 "Namespaces"): the request rules of CreateGrant, ListGrants
+"""Sharing by grant (docs/api.md, "Sharing"): the request rules of CreateGrant, ListGrants
 and DeleteGrant. Who may grant (the owner, on their own namespace only), whether the
 grantee exists, and what a grant lets its holder do are decided by the stored functions,
 in the same call as the data they guard (tarantool/tkv/kv.lua).

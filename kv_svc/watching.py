@@ -1,4 +1,4 @@
-"""Watch (SPEC-v2 "Watch"): one follower per process fans the change log out to every
+"""Watch (docs/api.md, "Watch"): one follower per process fans the change log out to every
 open watch of that process.
 
 The follower is one long poll at a time on Tarantool (tkv.kv_changes, which waits on a

@@ -31,11 +31,11 @@ modules:
       use:
         - STANDARD
       except:
-        # AIP-131/133 (SPEC-v2 follows the AIPs): Get and Create return the resource
+        # AIP-131/133 (docs/api.md, "v2": it follows the AIPs): Get and Create return the resource
         # itself (Pair, Grant, Jwks), not a GetPairResponse wrapping it.
         - RPC_RESPONSE_STANDARD_NAME
       ignore_only:
-        # SPEC-v2 fixes the JSON of these enums ("PUT", "DELETE", "EXPIRE"; "READER",
+        # docs/api.md, "Watch", "Sharing" fix the JSON of these enums ("PUT", "DELETE", "EXPIRE"; "READER",
         # "WRITER"): a TYPE_/ROLE_ prefix would change what HTTP clients send and get.
         ENUM_VALUE_PREFIX:
           - protos/tkv/kv/v2/kv.proto

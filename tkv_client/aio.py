@@ -38,7 +38,7 @@ from tkv.kv.v2 import kv_pb2, kv_pb2_grpc
 
 from .errors import TkvError, TokenExpired, Unauthenticated, from_rpc_error
 
-# The server's defaults (SPEC: 1000 keys and 4 MiB per request); chunks stay below both.
+# The server's defaults (docs/api.md, "Limits": 1000 keys and 4 MiB per request); chunks stay below both.
 MAX_BATCH_KEYS = 1000
 MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024
 # Log in again this long before the token expires.

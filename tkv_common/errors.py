@@ -72,7 +72,7 @@ class InvalidArgument(TkvError):
 
     @classmethod
     def from_violations(cls, violations: list[FieldViolation], **kwargs) -> InvalidArgument:
-        """One message holding every violation's text joined by `; ` (SPEC: each rule a
+        """One message holding every violation's text joined by `; ` (docs/api.md, "Conventions": each rule a
         request breaks, in the original's wording), cut as above with "and N more". Each
         description must therefore read on its own."""
         listed: list[FieldViolation] = []

@@ -34,7 +34,7 @@ function M.from_env()
         max_tuple_bytes = env_number('TKV_TARANTOOL_MAX_TUPLE_BYTES', 8 * MiB),
         memory_bytes = env_number('TKV_TARANTOOL_MEMORY_BYTES', 256 * MiB),
         purge_seconds = env_number('TKV_PURGE_INTERVAL_SECONDS', 60),
-        -- The change log Watch reads (SPEC-v2 "Watch"): kept this long, at most this many.
+        -- The change log Watch reads (docs/api.md, "Watch"): kept this long, at most this many.
         changes_max_age = env_number('TKV_CHANGES_MAX_AGE_SECONDS', 3600),
         changes_max_count = env_number('TKV_CHANGES_MAX_COUNT', 100000),
         console_socket = env('TKV_TARANTOOL_CONSOLE_SOCKET', nil),

@@ -10,7 +10,7 @@ local revocations = require('tkv.revocations')
 local M = {}
 
 local LOGIN_COUNTER_IDLE_SECONDS = 24 * 3600
--- SPEC-v2: an expired pair is swept, advancing the revision, within 2 s of its expiry.
+-- docs/api.md, "TTL": an expired pair is swept, advancing the revision, within 2 s of its expiry.
 local EXPIRY_SECONDS = 0.5
 -- Pairs deleted per expiry transaction: a long one would delay every other request.
 local EXPIRY_BATCH = 1000

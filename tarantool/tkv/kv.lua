@@ -42,7 +42,7 @@ end
 
 -- How `caller` may use namespace `ns`: true for `shared` and their own (the rules of
 -- each apply), the grants they hold on it ({namespace, grantee, prefix, role, time}
--- tuples, SPEC-v2 "Namespaces"), or nil: no access at all. Looked up in the same call as
+-- tuples, docs/api.md, "Sharing"), or nil: no access at all. Looked up in the same call as
 -- the data, so a grant or revocation counts from the very next call.
 local function access_of(caller, ns)
     if ns == M.SHARED or ns == caller:lower() then
@@ -476,7 +476,7 @@ end
 
 -- Accounts ------------------------------------------------------------------------------
 
--- What goes with an account (SPEC-v2 "Accounts"), inside the caller's transaction: the
+-- What goes with an account (docs/api.md, "v2 accounts"), inside the caller's transaction: the
 -- pairs of its namespace (deleted as one write batch, so watchers see DELETE events),
 -- the grants of and to it, and its usage; the pairs it created in `shared` stay, owner
 -- unknown. Returns how many pairs were deleted.
@@ -518,7 +518,7 @@ function M.delete_account(login)
     return #doomed
 end
 
--- Sharing (SPEC-v2 "Namespaces") -----------------------------------------------------------
+-- Sharing (docs/api.md, "Sharing") -----------------------------------------------------------
 
 local ROLES = {READER = true, WRITER = true}
 

@@ -207,7 +207,7 @@ local function v4()
     box.schema.user.revoke('guest', 'session,usage', 'universe', nil, {if_exists = true})
 end
 
--- Key/value API v2 (SPEC-v2.md): pairs re-keyed by (namespace, key) with versions,
+-- Key/value API v2 (docs/api.md, "v2"): pairs re-keyed by (namespace, key) with versions,
 -- owner, times and size; one revision counter; per-user usage for quotas; the change log
 -- Watch reads; grants for sharing. The v1 `kv` space is moved into `pairs` under the
 -- shared namespace, owner unknown, by move_v1_pairs below.
@@ -282,7 +282,7 @@ local function v6()
         parts = {{field = 'revision', type = 'unsigned'}},
     })
 
-    -- Sharing (SPEC-v2 "Namespaces"): one grant per (namespace, grantee, prefix).
+    -- Sharing (docs/api.md, "Sharing"): one grant per (namespace, grantee, prefix).
     local grants = box.schema.space.create('grants', {
         if_not_exists = true,
         format = {
@@ -345,7 +345,7 @@ local function move_v1_pairs()
     log.info('tkv: moved %d pairs of the v1 store to the shared namespace', moved)
 end
 
--- Accounts that tokens name (SPEC-v2 "Accounts"): an id that is never reused, so that a
+-- Accounts that tokens name (docs/api.md, "v2 accounts"): an id that is never reused, so that a
 -- deleted login registered again is a new account no old token works for, and a token
 -- epoch that ChangePassword and LogoutAll advance to refuse every earlier token at once.
 -- Existing users get theirs here; tokens issued before carry neither and are refused
@@ -367,7 +367,7 @@ local function v7()
     grant_functions(V7_FUNCTIONS)
 end
 
--- Sharing and Watch (SPEC-v2): their stored functions; v6 made the spaces they use.
+-- Sharing and Watch (docs/api.md, "Sharing", "Watch"): their stored functions; v6 made the spaces they use.
 local function v8()
     grant_functions(V8_FUNCTIONS)
 end

@@ -1,4 +1,4 @@
--- What Watch needs from the store (SPEC-v2 "Watch"): the change log read in revision
+-- What Watch needs from the store (docs/api.md, "Watch"): the change log read in revision
 -- order by one long-poll per kv_svc process (never one per watcher), the signal that
 -- someone may have lost access to what they watch, and the count of open watches per user.
 --

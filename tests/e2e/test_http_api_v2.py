@@ -1,4 +1,4 @@
-"""API v2 through the real Envoy, over HTTP/JSON and native gRPC (SPEC-v2.md): the access
+"""API v2 through the real Envoy, over HTTP/JSON and native gRPC (docs/api.md, "v2"): the access
 matrix, keys with every awkward character through the single-key routes, and errors as
 the JSON google.rpc.Status with the standard status mapping."""
 

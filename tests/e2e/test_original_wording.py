@@ -1,4 +1,4 @@
-"""Every row of SPEC.md's "Messages: the original's wording", through HTTP (Envoy) and native
+"""Every row of docs/api.md, "v1 messages", through HTTP (Envoy) and native
 gRPC (the same gateway port), against the real processes.
 
 The texts are written out here on purpose, typos included ("onlu", "is already exists",

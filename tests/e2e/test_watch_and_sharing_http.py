@@ -1,4 +1,4 @@
-"""Watch and sharing through the real Envoy (SPEC-v2 "Watch", "Namespaces"): a watch streams
+"""Watch and sharing through the real Envoy (docs/api.md, "Watch", "Sharing"): a watch streams
 over HTTP as changes happen (curl -N sees each event while the stream is open), ends within
 1 s of logout, token expiry or the loss of its grant with the status in the trailers, and
 three users share a namespace over HTTP and gRPC."""

@@ -1,4 +1,4 @@
-"""ChangePassword, LogoutAll and DeleteAccount against real Tarantool (SPEC-v2 "Accounts"):
+"""ChangePassword, LogoutAll and DeleteAccount against real Tarantool (docs/api.md, "v2 accounts"):
 what each revokes, at once, for both services."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Batch reads and writes against real Tarantool: every SPEC rule."""
+"""Batch reads and writes against real Tarantool: every rule of docs/api.md, "Read", "Write"."""
 
 import asyncio
 import re

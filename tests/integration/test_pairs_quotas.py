@@ -1,4 +1,4 @@
-"""Who a pair counts for (SPEC-v2 "Limits that protect everyone"): quotas are counted over
+"""Who a pair counts for (docs/api.md, "Quotas and storage full"): quotas are counted over
 the pairs a user owns in any namespace, and the owner of a pair is the user who created it,
 so a grantee's creations in a granted namespace count against the grantee's quota, not the
 namespace owner's, and deleting them frees the grantee's."""

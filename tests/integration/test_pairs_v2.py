@@ -1,5 +1,5 @@
 """tkv.kv.v2 against real Tarantool: namespaces, versions, conditions, expiry, pages,
-quotas and storage full (SPEC-v2.md)."""
+quotas and storage full (docs/api.md, "v2")."""
 
 from __future__ import annotations
 

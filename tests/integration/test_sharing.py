@@ -1,4 +1,4 @@
-"""Sharing by grant against real Tarantool (SPEC-v2 "Namespaces"): READER and WRITER on a
+"""Sharing by grant against real Tarantool (docs/api.md, "Sharing"): READER and WRITER on a
 whole namespace or a prefix, owner-only granting, lists given and received, replacement,
 revocation effective for the very next call, and what an account deletion takes along."""
 

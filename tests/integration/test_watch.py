@@ -1,4 +1,4 @@
-"""Watch against real Tarantool (SPEC-v2 "Watch"): events in revision order, resume without
+"""Watch against real Tarantool (docs/api.md, "Watch"): events in revision order, resume without
 gap or duplicate, progress, compaction (by count and by age), the per-user limit (over
 every kv_svc process), slow consumers, and the ends a stream must come to (token expiry,
 Logout, LogoutAll, ChangePassword, DeleteAccount, a lost grant) within 1 s."""

@@ -49,7 +49,7 @@ MUTANTS = [
         "if",
         ("tests/integration/test_sharing.py::test_a_prefix_reader_reads_lists_and_watches_only_under_the_prefix",),
     ),
-    # Namespaces (SPEC-v2 "Namespaces and who may do what").
+    # Namespaces (docs/api.md, "Namespaces").
     Mutant(
         "a grant to one user opens the namespace to every user",
         "tarantool/tkv/kv.lua",
@@ -186,7 +186,7 @@ MUTANTS = [
             "test_an_expired_pair_is_absent_at_once_and_swept_within_2_s_advancing_the_revision",
         ),
     ),
-    # Quotas and storage full (SPEC-v2 "Limits that protect everyone").
+    # Quotas and storage full (docs/api.md, "Quotas and storage full").
     Mutant(
         "the pairs quota ignores the pairs being added",
         "tarantool/tkv/kv.lua",

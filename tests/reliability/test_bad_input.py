@@ -256,7 +256,7 @@ def test_pages_hold_the_default_100_and_at_most_1000_pairs(live):
 
     default, token = page()
     assert default == keys[:100] and token
-    largest, token = page(page_size=5000)  # SPEC-v2: larger than 1000 means 1000
+    largest, token = page(page_size=5000)  # docs/api.md, "Listing": larger than 1000 means 1000
     assert largest == keys[:1000] and token
     rest, token = page(page_size=5000, page_token=token)
     assert rest == keys[1000:] and token == ""

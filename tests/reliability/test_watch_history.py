@@ -1,4 +1,4 @@
-"""The watch history checker (SPEC-v2 "Watch"), against real processes.
+"""The watch history checker (docs/api.md, "Watch"), against real processes.
 
 Writers put, delete and let pairs expire in one user's namespace while watchers follow
 prefixes of it: over native gRPC through the gateway, straight to kv_svc, and over HTTP

@@ -137,7 +137,7 @@ def test_the_calls_that_check_a_password_are_rate_limited_per_client(gateway, pa
         if reply.status == 401:
             assert assert_shape(reply, 401, {"code": int, "message": str, "details": list})["code"] == 16
         else:
-            # v2's google.rpc.Status shape for the gateway's own refusal (SPEC-v2: 429).
+            # v2's google.rpc.Status shape for the gateway's own refusal (docs/api.md, "v2 errors": 429).
             assert assert_shape(reply, 429, {"code": int, "message": str}) == {
                 "code": 8,
                 "message": "local_rate_limited",
@@ -212,7 +212,7 @@ def test_oversized_and_garbled_authorization_headers_are_refused(gateway):
     address = f"127.0.0.1:{gateway.gateway_port}"
     huge = call(address, "POST", "/api/read/", {"keys": ["a"]}, headers={"authorization": "Bearer " + "a" * 40_000})
     assert huge.status == 431  # Envoy: request headers over 32 KiB
-    # SPEC: read with a bad token is 401 {"message"} holding "You are not authorized! Please,
+    # docs/api.md, "v1 HTTP routes": read with a bad token is 401 {"message"} holding "You are not authorized! Please,
     # sign in or sign up" verbatim; the reason follows it.
     refused = "You are not authorized! Please, sign in or sign up ({})"
     malformed = "malformed authorization header: expected `Bearer <token>`"

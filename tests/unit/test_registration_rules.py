@@ -1,4 +1,4 @@
-"""SPEC validation rules for register, each both ways."""
+"""The validation rules of Register (docs/api.md, "Accounts"), each both ways."""
 
 import pytest
 
