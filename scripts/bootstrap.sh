@@ -64,3 +64,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     "$venv/bin/python" -m pip install -q -e '.[dev]'
     touch "$stamp"
 fi
+
+# make test installs the client's own distribution (scripts/build_client.py) into a clean
+# virtualenv, offline: its dependencies are fetched here, once, from the package index.
+if [ "$purpose" = test ]; then
+    wanted="$("$venv/bin/python" scripts/build_client.py --requirements)"
+    if [ "$wanted" != "$(cat "$venv/client-wheels/requirements.txt" 2>/dev/null)" ]; then
+        rm -rf "$venv/client-wheels"
+        echo "$wanted" | "$venv/bin/python" -m pip download -q -d "$venv/client-wheels" -r /dev/stdin
+        echo "$wanted" > "$venv/client-wheels/requirements.txt"
+    fi
+fi
