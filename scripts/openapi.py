@@ -335,6 +335,34 @@ class Builder:
         return self.protos.comment_of_message(located[0], (*located[1], 2, index))
 
 
+_PAIR = {"namespace": "$request.path.namespace", "key": "$request.path.key"}
+# What a client does next with what an answer names (OpenAPI links): the stateful phase of
+# tests/contract follows them (register -> login, put -> get -> list -> delete, grants).
+LINKS: dict[str, dict[str, Any]] = {
+    "auth_v1_Register": {
+        "Login": {"operationId": "auth_v1_Login",
+                  "requestBody": {"login": "$request.body#/login", "password": "$request.body#/password"}},
+    },
+    "kv_v2_PutPair": {
+        "GetPair": {"operationId": "kv_v2_GetPair", "parameters": _PAIR},
+        "ListPairs": {"operationId": "kv_v2_ListPairs",
+                      "parameters": {"namespace": "$request.path.namespace", "prefix": "$request.path.key"}},
+        "DeletePair": {"operationId": "kv_v2_DeletePair", "parameters": _PAIR},
+    },
+    "kv_v2_BatchPutPairs": {
+        "BatchGetPairs": {"operationId": "kv_v2_BatchGetPairs",
+                          "parameters": {"namespace": "$request.path.namespace"},
+                          "requestBody": {"keys": ["$request.body#/pairs/0/key"]}},
+    },
+    "kv_v2_CreateGrant": {
+        "ListGrants": {"operationId": "kv_v2_ListGrants", "parameters": {"namespace": "$request.path.namespace"}},
+        "DeleteGrant": {"operationId": "kv_v2_DeleteGrant",
+                        "parameters": {"namespace": "$request.path.namespace", "grantee": "$response.body#/grantee",
+                                       "prefix": "$response.body#/prefix"}},
+    },
+}  # fmt: skip
+
+
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     kind = schema.get("type")
     if isinstance(kind, str):
@@ -484,6 +512,9 @@ def _operation(builder: Builder, file, s_index, m_index, full_service, method, t
         responses.update(_errors("#/components/schemas/tkv.Message", errors))
     else:
         responses.update(_errors("#/components/schemas/google.rpc.Status", V2_ERRORS))
+    links = LINKS.get(operation["operationId"])
+    if links:
+        responses[success]["links"] = links
     operation["responses"] = dict(sorted(responses.items()))
     if f"{full_service}.{name}" not in PUBLIC:
         operation["security"] = [{"bearer": []}]

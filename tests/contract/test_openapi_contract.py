@@ -44,7 +44,7 @@ def schemathesis(gateway: str, token: str, *selection: str, examples: int) -> su
     command = [
         require_binary("schemathesis"), "--config-file", str(CONFIG), "run", str(SPEC),
         "--url", f"http://{gateway}", "--checks", "all", "--exclude-checks", "unsupported_method",
-        "--phases", "examples,coverage,fuzzing", "--seed", SEED, "--max-examples", str(examples),
+        "--phases", "examples,coverage,fuzzing,stateful", "--seed", SEED, "--max-examples", str(examples),
         "-H", f"Authorization: Bearer {token}", "--no-color", *selection,
     ]  # fmt: skip
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=280)
