@@ -35,7 +35,8 @@ def grpc_errors_since(kv_log: Path, offset: int) -> int:
     gRPC error as a success."""
     with open(kv_log, "rb") as log:
         log.seek(offset)
-        lines = [json.loads(line) for line in log if line.startswith(b"{")]
+        # Only whole lines: the service may be writing its last one right now.
+        lines = [json.loads(line) for line in log if line.startswith(b"{") and line.endswith(b"\n")]
     return sum(1 for line in lines if line.get("msg") == "rpc" and line.get("code") != "OK")
 
 

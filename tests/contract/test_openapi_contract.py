@@ -40,11 +40,13 @@ def token_of_a_new_user(gateway: str) -> str:
     return call(gateway, "POST", "/api/login/", {"login": login, "password": PASSWORD}).body["token"]
 
 
-def schemathesis(gateway: str, token: str, *selection: str, examples: int) -> subprocess.CompletedProcess:
+def schemathesis(
+    gateway: str, token: str, *selection: str, examples: int, phases: str = "examples,coverage,fuzzing,stateful"
+) -> subprocess.CompletedProcess:
     command = [
         require_binary("schemathesis"), "--config-file", str(CONFIG), "run", str(SPEC),
         "--url", f"http://{gateway}", "--checks", "all", "--exclude-checks", "unsupported_method",
-        "--phases", "examples,coverage,fuzzing,stateful", "--seed", SEED, "--max-examples", str(examples),
+        "--phases", phases, "--seed", SEED, "--max-examples", str(examples),
         "-H", f"Authorization: Bearer {token}", "--no-color", *selection,
     ]  # fmt: skip
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=280)
@@ -66,5 +68,9 @@ def test_the_pairs_and_grants_calls_meet_the_description(gateway):
 
 
 def test_the_account_calls_meet_the_description_with_a_throwaway_user(gateway):
-    result = schemathesis(gateway, token_of_a_new_user(gateway), "--include-path-regex", ACCOUNT_CALLS, examples=15)
+    # No stateful phase: no link leads to or from the account calls (each ends the token).
+    result = schemathesis(
+        gateway, token_of_a_new_user(gateway), "--include-path-regex", ACCOUNT_CALLS, examples=15,
+        phases="examples,coverage,fuzzing",
+    )  # fmt: skip
     assert result.returncode == 0, summary(result)
