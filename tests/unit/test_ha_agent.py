@@ -9,6 +9,7 @@ from pathlib import Path
 from tkv_common.etcd import EtcdUnavailable, KeyValue
 from tkv_common.ha_keys import Keys, Leader
 from tkv_common.settings import Address
+from tkv_ha import agent as agent_module
 from tkv_ha.agent import Agent
 from tkv_ha.decision import NodeState
 from tkv_ha.node import NodeUnavailable
@@ -160,3 +161,33 @@ async def test_a_restarted_agent_demotes_its_node_before_letting_its_old_key_go(
     agent.node = node
     await agent._follow(asyncio.Event())
     assert order == ["demote", "revoke"]
+
+
+async def test_a_switchover_waits_until_the_old_leaders_queue_has_settled(monkeypatch):
+    # The demoted leader still writes (its kept queue's CONFIRMs): its vclock moves for two
+    # checks. Releasing then would let the target roll back rows this node goes on to confirm.
+    vclocks = iter([{"1": 10}, {"1": 11}, {"1": 12}, {"1": 12}, {"1": 12}])
+    node, etcd = FakeNode(), FakeEtcd()
+    etcd.keys = {KEYS.switchover: KeyValue(KEYS.switchover, b'{"to": "n2"}', lease=0, mod_revision=1,
+                                           create_revision=1)}  # fmt: skip
+    seen: list[dict] = []
+
+    async def moving_state() -> NodeState:
+        node.calls.append("state")
+        seen.append(next(vclocks))
+        return NodeState(id=1, uuid="u1", replicaset="rs", ro=True, vclock=seen[-1], registered=3, sync=True,
+                         sync_quorum=2)  # fmt: skip
+
+    async def target_state(address, path, timeout):  # the target always holds what n1 has
+        return {"node": {"id": 2, "uuid": "u2", "replicaset": "rs", "ro": True, "vclock": seen[-1],
+                         "registered": 3, "sync": True, "sync_quorum": 2}}  # fmt: skip
+
+    async def delete(key):
+        etcd.calls.append("delete")
+
+    node.state, etcd.delete = moving_state, delete
+    monkeypatch.setattr(agent_module, "get_json", target_state)
+    agent = leading_agent(node, etcd)
+    await agent._carry_out_switchover(state(ro=False))
+    assert etcd.calls[-1] == "revoke"  # released...
+    assert seen[-2:] == [{"1": 12}, {"1": 12}]  # ...only after the vclock stood still
