@@ -8,38 +8,15 @@ auth_svc/storage.py and nowhere else, so replacing that module's `time` moves ev
 from __future__ import annotations
 
 import re
-import time
 
 import grpc
 import pytest
 
-import auth_svc.storage
 from tests.inprocess import PASSWORD, register_and_login, start_services, stop_services
 from tests.status_details import reason
 from tkv.auth.v1 import auth_pb2
 
 WRONG = "Wr0ng!pass"
-
-
-class Clock:
-    """Stands in for the `time` module in auth_svc.storage: its time() moves only when told."""
-
-    def __init__(self) -> None:
-        # Whole seconds, so that the halves the tests add stay exact.
-        self.now = float(int(time.time()))
-
-    def time(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(auth_svc.storage, "time", clock)
-    return clock
 
 
 @pytest.fixture

@@ -10,23 +10,13 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-import auth_svc.storage
 from tests.e2e.http_client import call
 from tests.inprocess import PASSWORD, register_and_login, start_services, stop_services, unique
-from tests.security.test_auth_login_limits import Clock
 from tests.stack import Stack, start_all, stop_all
 from tests.status_details import reason
 from tkv.auth.v1 import auth_pb2
 
 THROTTLE = {"TKV_LOGIN_MAX_FAILURES": "3", "TKV_LOGIN_LOCK_SECONDS": "2", "TKV_LOGIN_MAX_LOCK_SECONDS": "60"}
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """auth_svc's clock for the login limits, moved by the test instead of waited for."""
-    clock = Clock()
-    monkeypatch.setattr(auth_svc.storage, "time", clock)
-    return clock
 
 
 @pytest.fixture
