@@ -139,12 +139,12 @@ function envoy_on_request(handle)
     end
     return
   end
-  if path == "/docs" or path:sub(1, 6) == "/docs/" then
+  if path == "/docs" or path:sub(1, 6) == "/docs/" or path == "/ui" or path:sub(1, 4) == "/ui/" then
     if headers:get(":method") ~= "GET" then
       headers:replace(MARKER, "http")
       return not_allowed(handle, headers:get(":method"), path, {"GET"})
     end
-    return  -- the API reference's page and assets, answered by Envoy's routes
+    return  -- the API reference's and the console's pages and assets, answered by Envoy's routes
   end
   if path == "/openapi.json" then
     if headers:get(":method") ~= "GET" then

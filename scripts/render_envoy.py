@@ -243,17 +243,34 @@ DOCS_CSP = (
 )
 
 
-def _docs_routes(config_dir: Path) -> str:
+# /ui: the web console (docs/ui.md), plain ES modules from ui/ with no build step.
+UI_DIR = ROOT / "ui"
+UI_FILES = {
+    "/ui/": (UI_DIR / "index.html", "text/html; charset=utf-8"),
+    "/ui/app.js": (UI_DIR / "app.js", "text/javascript; charset=utf-8"),
+    "/ui/api.js": (UI_DIR / "api.js", "text/javascript; charset=utf-8"),
+    "/ui/dom.js": (UI_DIR / "dom.js", "text/javascript; charset=utf-8"),
+    "/ui/style.css": (UI_DIR / "style.css", "text/css; charset=utf-8"),
+}
+# Stricter than /docs: the console sets no style attributes, so styles come from this
+# origin only too, and it loads no images.
+UI_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'none'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _docs_routes(config_dir: Path, files: dict[str, tuple[Path, str]] = DOCS_FILES, csp: str = DOCS_CSP) -> str:
     routes = []
-    for path, (source, content_type) in DOCS_FILES.items():
+    for path, (source, content_type) in files.items():
         if not source.exists():
             raise ConfigError(f"{source} is missing: run `make run` or `make install` (npm ci)")
-        target = config_dir / "docs" / source.name
+        target = config_dir / path.split("/")[1] / source.name
         target.parent.mkdir(exist_ok=True)
         shutil.copy(source, target)
         headers = {
             "content-type": content_type,
-            "content-security-policy": DOCS_CSP,
+            "content-security-policy": csp,
             "x-content-type-options": "nosniff",
             "referrer-policy": "no-referrer",
             "cache-control": "no-cache",
@@ -289,6 +306,7 @@ def render(out_dir: Path, env: Env | None = None) -> Path:
     values["TRACING"], values["TRACING_CLUSTER"] = _tracing(env)
     values["V2_ROUTES"] = _lua_routes(http_routes(descriptor, "/v2/"))
     values["DOCS_ROUTES"] = _docs_routes(out_dir)
+    values["UI_ROUTES"] = _docs_routes(out_dir, UI_FILES, UI_CSP)
     for service, prefix in (("auth_svc", "AUTH"), ("kv_svc", "KV")):
         upstream = Address(values[f"{prefix}_HOST"], int(values[f"{prefix}_PORT"]))
         values[f"{prefix}_CLUSTER_TYPE"], values[f"{prefix}_ENDPOINTS"] = _cluster(env, service, upstream)
