@@ -136,10 +136,10 @@ export function deleteGrant(grantee, prefix) {
 
 /**
  * Watch (docs/api.md, "Watch"): over HTTP one JSON message per line, as each comes. Calls
- * onMessage for each; resolves when the stream ends (the status it ended with is in HTTP
+ * onOpen once the stream is accepted, then onMessage for each message; resolves when the stream ends (the status it ended with is in HTTP
  * trailers, which fetch() cannot read: the caller resumes from the last revision it saw).
  */
-export async function watch(namespace, prefix, startRevision, onMessage, signal) {
+export async function watch(namespace, prefix, startRevision, onOpen, onMessage, signal) {
   const headers = { "content-type": "application/json", authorization: `Bearer ${token}` };
   const body = JSON.stringify({ prefix, start_revision: startRevision, keys_only: true });
   const response = await fetch(`${pairs(namespace)}:watch`, {
@@ -159,6 +159,7 @@ export async function watch(namespace, prefix, startRevision, onMessage, signal)
     }
     throw error;
   }
+  onOpen();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";
   for (;;) {

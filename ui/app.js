@@ -201,6 +201,7 @@ async function openFolder(folder) {
   Object.assign(state, { folder, keys: new Map(), folders: new Set(), nextPageToken: "" });
   renderCrumbs();
   fill($("#entries"));
+  $("#entries").setAttribute("aria-busy", "true");
   fill($("#list-status"), "Loading…");
   const started = performance.now();
   if (await loadPage(listing)) {
@@ -215,7 +216,10 @@ async function loadPage(listing) {
   try {
     page = await api.listPairs(state.namespace, listPrefix(), state.nextPageToken, PAGE_SIZE);
   } catch (error) {
-    if (listing === state.listing) fill($("#list-status"), error.message);
+    if (listing === state.listing) {
+      fill($("#list-status"), error.message);
+      $("#entries").setAttribute("aria-busy", "false");
+    }
     return false;
   }
   if (listing !== state.listing) return false;
@@ -269,6 +273,7 @@ function renderEntries() {
       h("span", { class: "version" }, `v${entry.version}`)));
   }
   fill($("#entries"), items);
+  $("#entries").setAttribute("aria-busy", "false");
   const shown = state.keys.size + state.folders.size;
   fill($("#list-status"), shown ? "" : "No keys here.");
   $("#more").hidden = !state.nextPageToken;
@@ -279,6 +284,7 @@ function renderEntries() {
 function stopWatch() {
   if (state.watchAbort) state.watchAbort.abort();
   state.watchAbort = null;
+  fill($("#live"));
 }
 
 /** Follows the open folder; a dropped stream resumes from the last revision seen (no gap). */
@@ -290,8 +296,8 @@ async function startWatch() {
   let delay = 250;
   while (!abort.signal.aborted) {
     try {
-      fill($("#live"), "Live: changes appear as they are made.");
-      await api.watch(state.namespace, listPrefix(), state.revision, (message) => {
+      const open = () => fill($("#live"), "Live: changes appear as they are made.");
+      await api.watch(state.namespace, listPrefix(), state.revision, open, (message) => {
         if (listing !== state.listing) return;
         applyEvents(message.events || []);
         if (message.revision) state.revision = message.revision;
@@ -312,7 +318,7 @@ async function startWatch() {
     if (abort.signal.aborted) return;
     fill($("#live"), "Reconnecting…");
     await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 10000);
+    delay = Math.min(delay * 2, 5000);
   }
 }
 

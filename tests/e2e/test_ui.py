@@ -6,10 +6,13 @@ directory, or to TKV_UI_SCREENSHOT_DIR (docs/images to refresh the committed one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -100,6 +103,7 @@ class Console:
         self.find("#sign-in-form button[type=submit]").click()
         self.text_of("#who", login)
         self.wait.until(lambda d: "Live" in d.find_element(By.CSS_SELECTOR, "#live").text)
+        self.listed()
 
     def key(self, key: str):
         return self.visible(f'#entries button[data-key="{css_string(key)}"]')
@@ -111,7 +115,11 @@ class Console:
 
     def folder(self, folder: str) -> None:
         self.visible(f'#entries button[data-folder="{css_string(folder)}"]').click()
-        self.wait.until(lambda d: d.execute_script("return document.querySelector('#crumbs').textContent").endswith(folder.rstrip("/").rsplit("/", 1)[-1] + "/"))
+        self.listed()
+
+    def listed(self) -> None:
+        """Waits for the open folder's page to be shown."""
+        self.wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#entries").get_attribute("aria-busy") == "false")
 
     def open_key(self, key: str) -> None:
         self.key(key).click()
@@ -322,6 +330,76 @@ def test_a_cli_change_appears_live_in_the_open_folder(console, processes, tkv):
     )
 
 
+class CuttableProxy:
+    """A TCP proxy to the gateway that can cut every connection and refuse new ones: a
+    network drop under the browser, which keeps running (the page is served through it)."""
+
+    def __init__(self, target: str):
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.passing = True
+        self.sockets: set[socket.socket] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.passing:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            self.sockets |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.passing = False
+        for end in list(self.sockets):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_a_dropped_watch_resumes_from_its_revision_with_no_gap(browser, processes):
+    proxy = CuttableProxy(processes.gateway)
+    console = Console(browser, proxy.address)
+    try:
+        console.open()
+        login, token = user(processes)
+        console.sign_in(login)
+        console.new_key("gap/first", "1")
+        console.folder("gap/")
+        proxy.cut()
+        console.text_of("#live", "Reconnecting")  # the stream broke; retries fail while cut
+        for index in range(3):  # changes the console cannot see as they happen
+            assert call(processes.gateway, "PUT", pairs_path("me", f"gap/k{index}"), index, token=token).status == 200
+        assert call(processes.gateway, "DELETE", pairs_path("me", "gap/first"), token=token).status == 200
+        assert console.keys_shown() == ["gap/first"]
+        proxy.passing = True
+        console.wait.until(lambda d: console.keys_shown() == ["gap/k0", "gap/k1", "gap/k2"])
+        console.text_of("#live", "Live")
+    finally:
+        proxy.close()
+
+
 def test_an_ended_session_brings_back_sign_in_and_keeps_the_edit(console, processes):
     login, _ = user(processes)
     console.sign_in(login)
@@ -418,7 +496,7 @@ def test_ten_thousand_keys_open_one_page_at_a_time(console, processes, screensho
         timings.append((time.monotonic() - started, int(console.browser.execute_script("return document.body.dataset.folderOpenMs"))))
         assert len(console.keys_shown()) == 200 and console.find("#more").is_displayed()
         console.visible("#crumbs button").click()  # back to the top
-        console.visible('#entries button[data-folder="big/"]')
+        console.listed()
     console.folder("big/")
     console.find("#more").click()
     console.wait.until(lambda d: len(console.keys_shown()) == 400)

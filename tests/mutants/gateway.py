@@ -195,3 +195,38 @@ MUTANTS += [
         (f"{_BAD_INPUT}::test_bad_keys_are_precise_400s_and_write_nothing",),
     ),
 ]
+
+
+# The web console at /ui/ (docs/ui.md): its files are served by the gateway.
+_UI = "tests/e2e/test_ui.py"
+MUTANTS += [
+    Mutant(
+        "the console's policy allows inline script",
+        "scripts/render_envoy.py",
+        """    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'none'; \"""",
+        """    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self'; img-src 'none'; \"""",
+        (f"{_UI}::test_every_console_file_carries_a_strict_policy",),
+    ),
+    Mutant(
+        "the console renders a stored string as HTML",
+        "ui/dom.js",
+        "    element.append(child instanceof Node ? child : document.createTextNode(String(child)));",
+        "    if (child instanceof Node) element.append(child);\n"
+        '    else element.insertAdjacentHTML("beforeend", String(child));',
+        (f"{_UI}::test_stored_markup_is_shown_as_text_and_stays_inert",),
+    ),
+    Mutant(
+        "the console saves without expected_version",
+        "ui/app.js",
+        "api.putPair(state.namespace, key, edited.value, expectedVersion, ttl)",
+        "api.putPair(state.namespace, key, edited.value, undefined, ttl)",
+        (f"{_UI}::test_a_cli_change_mid_edit_shows_both_values_and_overwrites_nothing_silently",),
+    ),
+    Mutant(
+        "the console's watch resumes from now, not from its revision",
+        "ui/app.js",
+        "await api.watch(state.namespace, listPrefix(), state.revision, open,",
+        'await api.watch(state.namespace, listPrefix(), "0", open,',
+        (f"{_UI}::test_a_dropped_watch_resumes_from_its_revision_with_no_gap",),
+    ),
+]
