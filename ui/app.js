@@ -21,7 +21,8 @@ const state = {
   revision: "0",
   listing: 0, // bumped per opened folder, so that late answers of an older one are dropped
   watchAbort: null,
-  edit: null, // {key, version, loadedText, expireTime} of the open editor; key null = new
+  edit: null, // {key, version, loadedText} of the open editor; key null = new
+  saving: false,
   theirs: null, // the stored pair met by a conflict
 };
 
@@ -335,7 +336,8 @@ function applyEvents(events) {
 
 function changedUnderEditor(event) {
   const edit = state.edit;
-  if (event.type === "PUT" && event.pair.version === edit.version) return; // our own save
+  // A save in flight reloads the key when it ends (or meets the change as a conflict).
+  if (state.saving || (event.type === "PUT" && event.pair.version === edit.version)) return;
   const untouched = $("#editor-value").value === edit.loadedText;
   if (event.type === "PUT" && untouched) {
     openKey(edit.key, { keepFocus: true });
@@ -434,6 +436,7 @@ function editedValue() {
 
 async function save(expectedVersion) {
   fill($("#editor-error"));
+  fill($("#editor-notice"));
   const edited = editedValue();
   if (!edited) return;
   const key = state.edit.key ?? $("#editor-key").value;
@@ -443,6 +446,8 @@ async function save(expectedVersion) {
     return;
   }
   const ttl = $("#editor-ttl").value.trim();
+  // Our own change comes back through the watch, maybe before this answer: not "elsewhere".
+  state.saving = true;
   try {
     const answer = await api.putPair(state.namespace, key, edited.value, expectedVersion, ttl);
     state.edit = { key, version: answer.revision, loadedText: $("#editor-value").value };
@@ -451,6 +456,8 @@ async function save(expectedVersion) {
   } catch (error) {
     if (error.reason === "VERSION_MISMATCH") await showConflict(key);
     else fill($("#editor-error"), error.message);
+  } finally {
+    state.saving = false;
   }
 }
 
@@ -480,6 +487,7 @@ async function showConflict(key) {
   $("#take-theirs").hidden = !theirs;
   $("#conflict").hidden = false;
   $("#conflict-title").focus();
+  $("#conflict").scrollIntoView({ block: "start" });
 }
 
 $("#keep-mine").addEventListener("click", () => {

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -28,7 +28,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.http_client import call
 from tests.e2e.test_http_api_v2 import PASSWORD, pairs_path, sign_in
-from tests.stack import ROOT, require_binary
+from tests.stack import ROOT, NeverHappened, require_binary
 
 TKV = str(Path(sys.executable).parent / "tkv")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -69,12 +69,23 @@ def screenshots(tmp_path_factory) -> Path:
     return folder
 
 
+class Wait(WebDriverWait):
+    """A wait whose timeout is an assertion about the console (NeverHappened), not an error
+    of the test: what it waited for did not happen."""
+
+    def until(self, method, message: str = ""):
+        try:
+            return super().until(method, message)
+        except TimeoutException as error:
+            raise NeverHappened(f"not true within {self._timeout} s: {message or method.__qualname__}") from error
+
+
 class Console:
     """The console in one browser tab, driven as a user would: by labels and buttons."""
 
     def __init__(self, browser: WebDriver, gateway: str):
         self.browser, self.gateway = browser, gateway
-        self.wait = WebDriverWait(browser, 20, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,))
+        self.wait = Wait(browser, 20, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,))
 
     def open(self) -> None:
         self.browser.get(f"http://{self.gateway}/ui/")
@@ -86,7 +97,9 @@ class Console:
         return self.browser.find_element(By.CSS_SELECTOR, selector)
 
     def visible(self, selector: str):
-        return self.wait.until(lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, selector) if e.is_displayed()), None))
+        return self.wait.until(
+            lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, selector) if e.is_displayed()), None)
+        )
 
     def text_of(self, selector: str, contains: str) -> str:
         self.wait.until(lambda d: contains in d.find_element(By.CSS_SELECTOR, selector).text)
@@ -131,13 +144,19 @@ class Console:
         field.send_keys(Keys.DELETE)
         field.send_keys(text)
 
+    def save(self) -> None:
+        """Save, and wait for this save's answer (not an earlier one's notice)."""
+        self.browser.execute_script("document.querySelector('#editor-notice').textContent = ''")
+        self.find("#save").click()
+        self.text_of("#editor-notice", "Saved")
+
     def new_key(self, key: str, value: str, ttl: str = "") -> None:
         self.find("#new-key").click()
         self.type("#editor-key", key)
         self.edit_value(value)
-        self.type("#editor-ttl", ttl) if ttl else None
-        self.find("#save").click()
-        self.text_of("#editor-notice", "Saved")
+        if ttl:
+            self.type("#editor-ttl", ttl)
+        self.save()
 
     def shot(self, folder: Path, name: str) -> None:
         self.browser.save_screenshot(str(folder / f"ui-{name}.png"))
@@ -204,6 +223,11 @@ def test_every_console_file_carries_a_strict_policy(processes):
         for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "localStorage.", "eval("):
             assert sink not in code, (source, sink)
     assert call(processes.gateway, "GET", "/ui").status == 301
+    # No CORS: another site's page cannot send the Authorization header (docs/ui.md, "Security").
+    preflight = call(processes.gateway, "OPTIONS", "/v2/namespaces/me/pairs", headers={
+        "origin": "https://elsewhere.example", "access-control-request-method": "GET",
+        "access-control-request-headers": "authorization"})  # fmt: skip
+    assert not [name for name in preflight.headers if name.startswith("access-control-allow")], preflight.headers
     assert call(processes.gateway, "POST", "/ui/").status == 405
 
 
@@ -219,6 +243,7 @@ def test_register_names_each_broken_rule_at_its_field_then_signs_in_and_out(cons
     assert console.find("#register-surname-error").text == ""
     assert console.find("#register-login").get_attribute("aria-invalid") == "true"
     console.shot(screenshots, "register-errors")
+    assert console.axe() == []
 
     login = "ui" + uuid.uuid4().hex[:10]
     for field, text in (("login", login), ("password", PASSWORD), ("name", "Anna")):
@@ -245,8 +270,7 @@ def test_create_edit_and_delete_a_key_then_one_with_a_ttl_expires(console, proce
     assert "Version" in console.find("#editor-meta").text and login in console.find("#editor-meta").text
 
     console.edit_value('{"shade": "dark blue", "n": [1, 2]}')
-    console.find("#save").click()
-    console.text_of("#editor-notice", "Saved")
+    console.save()
     stored = call(processes.gateway, "GET", pairs_path("me", "app/color"), token=token).body
     assert stored["value"] == {"shade": "dark blue", "n": [1, 2]}
 
@@ -254,7 +278,9 @@ def test_create_edit_and_delete_a_key_then_one_with_a_ttl_expires(console, proce
     console.find("#save").click()
     console.text_of("#editor-error", "not valid JSON")
     assert console.find("#editor-value").get_attribute("aria-invalid") == "true"
-    assert call(processes.gateway, "GET", pairs_path("me", "app/color"), token=token).body["version"] == stored["version"]
+    assert (
+        call(processes.gateway, "GET", pairs_path("me", "app/color"), token=token).body["version"] == stored["version"]
+    )
     console.shot(screenshots, "editor")
 
     console.find("#delete").click()
@@ -411,8 +437,14 @@ def test_an_ended_session_brings_back_sign_in_and_keeps_the_edit(console, proces
     console.text_of("#auth-notice", "session has ended")
     console.sign_in(login)
     assert console.find("#editor-value").get_attribute("value") == '"half-written"'
-    console.find("#save").click()
-    console.text_of("#editor-notice", "Saved")
+    console.save()
+    # Neither token of the session is in any URL the page requested, nor in a log so far.
+    tokens = [token, console.browser.execute_script("return sessionStorage.getItem('tkv.token')")]
+    urls = console.browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/v2/namespaces/me/pairs" in url for url in urls)
+    assert [url for url in urls for t in tokens if t in url] == []
+    logs = {path.name: path.read_text(errors="replace") for path in processes.stack.data_dir.glob("*.log")}
+    assert [name for name, text in logs.items() for t in tokens if t in text] == []
 
 
 def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, processes, screenshots):
@@ -432,7 +464,9 @@ def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, proces
     console.find("#sign-out").click()
 
     console.sign_in(grantee)
-    options = console.browser.execute_script("return [...document.querySelectorAll('#namespace option')].map(o => o.text)")
+    options = console.browser.execute_script(
+        "return [...document.querySelectorAll('#namespace option')].map(o => o.text)"
+    )
     assert f"{owner.lower()}: pub/ (reader)" in options
     console.find("#namespace").send_keys(Keys.END)  # the keyboard picks the last namespace
     console.key("pub/note")
@@ -447,8 +481,13 @@ def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, proces
     console.find("#show-sharing").click()
     role = console.visible("#grants-given select")
     role.send_keys("Writer")
-    console.wait.until(lambda d: call(processes.gateway, "GET", "/v2/namespaces/me/grants", token=owner_token).body["grants"][0]["role"] == "WRITER")
-    console.find("#grants-given button").click()
+    console.wait.until(
+        lambda d: (
+            call(processes.gateway, "GET", "/v2/namespaces/me/grants", token=owner_token).body["grants"][0]["role"]
+            == "WRITER"
+        )
+    )
+    console.visible("#grants-given button").click()
     console.text_of("#grants-given", "shared nothing")
 
 
@@ -493,7 +532,12 @@ def test_ten_thousand_keys_open_one_page_at_a_time(console, processes, screensho
         started = time.monotonic()
         console.folder("big/")
         console.key("big/00000")
-        timings.append((time.monotonic() - started, int(console.browser.execute_script("return document.body.dataset.folderOpenMs"))))
+        timings.append(
+            (
+                time.monotonic() - started,
+                int(console.browser.execute_script("return document.body.dataset.folderOpenMs")),
+            )
+        )
         assert len(console.keys_shown()) == 200 and console.find("#more").is_displayed()
         console.visible("#crumbs button").click()  # back to the top
         console.listed()
@@ -546,4 +590,3 @@ def test_each_screen_has_no_serious_accessibility_violation_and_fits(console, pr
     active.send_keys(Keys.ENTER)
     console.wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#editor-key").get_attribute("value") == "app/a key")
     assert console.policy_violations() == []
-
