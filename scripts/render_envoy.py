@@ -254,9 +254,17 @@ UI_FILES = {
 }
 # Stricter than /docs: the console sets no style attributes, so styles come from this
 # origin only too, and it loads no images.
-UI_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'none'; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+UI_CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'none'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    )
 )
 
 

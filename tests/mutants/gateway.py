@@ -203,8 +203,8 @@ MUTANTS += [
     Mutant(
         "the console's policy allows inline script",
         "scripts/render_envoy.py",
-        """    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'none'; \"""",
-        """    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self'; img-src 'none'; \"""",
+        """        "script-src 'self'",\n""",
+        """        "script-src 'self' 'unsafe-inline'",\n""",
         (f"{_UI}::test_every_console_file_carries_a_strict_policy",),
     ),
     Mutant(
