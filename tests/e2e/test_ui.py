@@ -261,6 +261,24 @@ def test_register_names_each_broken_rule_at_its_field_then_signs_in_and_out(cons
     assert console.policy_violations() == []
 
 
+def test_a_password_change_needs_the_old_one_and_keeps_the_session(console, processes):
+    login, old_token = user(processes)
+    console.sign_in(login)
+    console.find("#show-account").click()
+    console.type("#old-password", "Wr0ng!password")
+    console.type("#new-password", "N3w!password")
+    console.find("#password-form button[type=submit]").click()
+    console.text_of("#password-error", "password")
+    console.type("#old-password", PASSWORD)
+    console.find("#password-form button[type=submit]").click()
+    console.text_of("#password-status", "has been changed")
+    assert call(processes.gateway, "GET", pairs_path("me"), token=old_token).status == 401  # revoked
+    console.text_of("#live", "Live")  # signed in again with the new password, watching again
+    console.new_key("after", "1")
+    console.find("#sign-out").click()
+    console.sign_in(login, "N3w!password")
+
+
 def test_create_edit_and_delete_a_key_then_one_with_a_ttl_expires(console, processes, screenshots):
     login, token = user(processes)
     console.sign_in(login)
@@ -545,6 +563,9 @@ def test_ten_thousand_keys_open_one_page_at_a_time(console, processes, screensho
     console.find("#more").click()
     console.wait.until(lambda d: len(console.keys_shown()) == 400)
     console.shot(screenshots, "folder")
+    console.type("#filter", "0999")  # a prefix inside the open folder, asked of the server
+    console.wait.until(lambda d: console.keys_shown() == [f"big/0999{n}" for n in range(10)])
+    assert not console.find("#more").is_displayed()
     print(
         "\n10,000 keys under big/: folder open (click -> first 200 keys shown), wall s: "
         + ", ".join(f"{wall:.3f}" for wall, _ in timings)
