@@ -260,7 +260,8 @@ function renderEntries() {
   if (state.folder !== state.root) {
     const up = state.folder.slice(0, state.folder.slice(0, -1).lastIndexOf(SEPARATOR) + 1);
     items.push(h("li", { class: "folder" },
-      h("button", { type: "button", onclick: () => openFolder(up.length < state.root.length ? state.root : up) }, "..")));
+      h("button", { type: "button", "aria-label": "Up one folder", "data-up": "",
+        onclick: () => openFolder(up.length < state.root.length ? state.root : up) }, "..")));
   }
   for (const folder of [...state.folders].sort()) {
     items.push(h("li", { class: "folder" },
@@ -268,13 +269,22 @@ function renderEntries() {
         folder.slice(state.folder.length))));
   }
   for (const [key, entry] of [...state.keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const label = key.slice(state.folder.length);
+    // A key equal to the folder's own path ("app/" in app/) has no name below it: show it whole.
+    const label = key.slice(state.folder.length) || key;
     items.push(h("li", { class: entry.changed ? "key changed" : "key" },
       h("button", { type: "button", "data-key": key, onclick: () => openKey(key) }, label),
       h("span", { class: "version" }, `v${entry.version}`)));
   }
+  // A live change re-renders the list: the entry that had the keyboard focus keeps it.
+  const focused = $("#entries").contains(document.activeElement) ? document.activeElement : null;
   fill($("#entries"), items);
   $("#entries").setAttribute("aria-busy", "false");
+  if (focused) {
+    const again = [...$("#entries").querySelectorAll("button")].find((b) =>
+      b.dataset.key === focused.dataset.key && b.dataset.folder === focused.dataset.folder
+      && b.dataset.up === focused.dataset.up);
+    if (again) again.focus();
+  }
   const shown = state.keys.size + state.folders.size;
   fill($("#list-status"), shown ? "" : "No keys here.");
   $("#more").hidden = !state.nextPageToken;
