@@ -178,17 +178,26 @@ $("#namespace").addEventListener("change", () => {
   const chosen = state.namespaces[Number($("#namespace").value)];
   Object.assign(state, { namespace: chosen.namespace, root: chosen.root });
   closePanel("#editor");
-  openFolder(chosen.root);
+  navigate(chosen.root);
 });
 
 let filterTimer = 0;
 $("#filter").addEventListener("input", () => {
   clearTimeout(filterTimer);
+  $("#entries").setAttribute("aria-busy", "true"); // the list shown is about to change
   filterTimer = setTimeout(() => {
     state.filter = $("#filter").value;
     openFolder(state.folder);
   }, 250);
 });
+
+/** Goes to another folder; the filter narrowed the one left, so it is cleared. */
+function navigate(folder) {
+  clearTimeout(filterTimer);
+  state.filter = "";
+  $("#filter").value = "";
+  openFolder(folder);
+}
 $("#toolbar").addEventListener("submit", (event) => event.preventDefault());
 
 function listPrefix() {
@@ -243,14 +252,14 @@ function place(key, version, changed) {
 }
 
 function renderCrumbs() {
-  const parts = [h("button", { type: "button", onclick: () => openFolder(state.root) }, state.root || "(top)")];
+  const parts = [h("button", { type: "button", onclick: () => navigate(state.root) }, state.root || "(top)")];
   const below = state.folder.slice(state.root.length);
   let path = state.root;
   for (const segment of below.split(SEPARATOR).slice(0, -1)) {
     path += segment + SEPARATOR;
     const target = path;
     parts.push(h("span", { "aria-hidden": "true" }, " / "));
-    parts.push(h("button", { type: "button", onclick: () => openFolder(target) }, segment + SEPARATOR));
+    parts.push(h("button", { type: "button", onclick: () => navigate(target) }, segment + SEPARATOR));
   }
   fill($("#crumbs"), parts);
 }
@@ -261,11 +270,11 @@ function renderEntries() {
     const up = state.folder.slice(0, state.folder.slice(0, -1).lastIndexOf(SEPARATOR) + 1);
     items.push(h("li", { class: "folder" },
       h("button", { type: "button", "aria-label": "Up one folder", "data-up": "",
-        onclick: () => openFolder(up.length < state.root.length ? state.root : up) }, "..")));
+        onclick: () => navigate(up.length < state.root.length ? state.root : up) }, "..")));
   }
   for (const folder of [...state.folders].sort()) {
     items.push(h("li", { class: "folder" },
-      h("button", { type: "button", "data-folder": folder, onclick: () => openFolder(folder) },
+      h("button", { type: "button", "data-folder": folder, onclick: () => navigate(folder) },
         folder.slice(state.folder.length))));
   }
   for (const [key, entry] of [...state.keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {

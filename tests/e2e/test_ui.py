@@ -77,7 +77,14 @@ class Wait(WebDriverWait):
         try:
             return super().until(method, message)
         except TimeoutException as error:
-            raise NeverHappened(f"not true within {self._timeout} s: {message or method.__qualname__}") from error
+            # What the page said then: its status lines and errors.
+            said = self._driver.execute_script(
+                "return [...document.querySelectorAll('[role=status], [role=alert], .error')]"
+                ".filter(e => e.textContent).map(e => `${e.id}: ${e.textContent}`)"
+            )
+            raise NeverHappened(
+                f"not true within {self._timeout} s: {message or method.__qualname__}; the page said {said}"
+            ) from error
 
 
 class Console:
@@ -491,6 +498,17 @@ def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, proces
     assert "pub/" in row
     console.shot(screenshots, "sharing")
     assert console.axe() == []
+    # `shared` is everyone's: the owner's key there is found with the filter among all others'.
+    shared_key = f"ui-{uuid.uuid4().hex[:8]}/x"
+    assert call(processes.gateway, "PUT", pairs_path("shared", shared_key), 1, token=owner_token).status == 200
+    console.find("#namespace").send_keys("shared")
+    console.listed()
+    console.type("#filter", shared_key.split("/")[0])
+    console.listed()
+    assert console.browser.execute_script("return document.querySelectorAll('#entries button').length") == 1
+    console.visible(f'#entries button[data-folder="{shared_key.split("/")[0]}/"]').click()
+    console.open_key(shared_key)  # opening the folder cleared the filter, which narrowed the top
+    assert owner in console.find("#editor-meta").text and console.find("#filter").get_attribute("value") == ""
     console.find("#sign-out").click()
 
     console.sign_in(grantee)
