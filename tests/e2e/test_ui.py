@@ -523,6 +523,7 @@ def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, proces
     console.edit_value('"changed"')
     console.find("#save").click()
     assert "do not let you write" in console.text_of("#editor-error", "grants")
+    console.shot(screenshots, "grantee-refused")
     console.find("#sign-out").click()
 
     console.sign_in(owner)  # the owner changes the role, then revokes it
