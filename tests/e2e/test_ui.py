@@ -350,6 +350,13 @@ def test_a_cli_change_mid_edit_shows_both_values_and_overwrites_nothing_silently
     console.wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#editor-value").get_attribute("value") == "50")
     assert call(processes.gateway, "GET", pairs_path("me", "conf/limit"), token=token).body["value"] == 50
 
+    console.edit_value("60")  # a delete of a version changed meanwhile deletes nothing
+    tkv("put", "conf/limit", "70")
+    console.text_of("#editor-notice", "changed elsewhere")
+    console.find("#delete").click()
+    console.text_of("#editor-error", "nothing was deleted")
+    assert call(processes.gateway, "GET", pairs_path("me", "conf/limit"), token=token).body["value"] == 70
+
 
 def test_a_cli_change_appears_live_in_the_open_folder(console, processes, tkv):
     """Printed, not asserted: from the CLI's start (its own start-up included) and, for puts
