@@ -237,6 +237,8 @@ def test_every_console_file_carries_a_strict_policy(processes):
         "access-control-request-headers": "authorization"})  # fmt: skip
     assert not [name for name in preflight.headers if name.startswith("access-control-allow")], preflight.headers
     assert call(processes.gateway, "POST", "/ui/").status == 405
+    missing = call(processes.gateway, "GET", "/ui/missing.js")
+    assert (missing.status, missing.headers.get("content-type")) == (404, "application/json"), missing
 
 
 def test_register_names_each_broken_rule_at_its_field_then_signs_in_and_out(console, screenshots):
