@@ -250,18 +250,17 @@ class Agent:
         # The lease is renewed while the target catches up; the wait is bounded well within
         # the node's deadline, so leadership is never lost on the way.
         deadline = time.monotonic() + self.settings.promote_timeout
-        settled = None  # this node's vclock at the last check
         while time.monotonic() < deadline:
             mine = await self.node.state()
             reply = await get_json(self.settings.peers[target], "/state", timeout=0.5)
             theirs = NodeState.from_dict(reply["node"]) if reply and "node" in reply else None
-            # Released only once this node's vclock stood still for a check (its kept queue
-            # has written its last CONFIRM) and the target holds all of it: otherwise the
-            # target, promoting, would roll back rows this node goes on to confirm.
-            if theirs is not None and mine.vclock == settled and not decision.ahead_of(mine, theirs):
+            # Released only once the node says its kept queue is settled (it has written its
+            # last CONFIRM or ROLLBACK and writes nothing more; ha.lua) and the target holds
+            # all of it: otherwise the target, promoting, would decide on its own the rows
+            # this node goes on to confirm, and the two histories would part.
+            if theirs is not None and mine.queue_settled and not decision.ahead_of(mine, theirs):
                 await self._release(f"switchover to {target}", down=True)
                 return
-            settled = mine.vclock
             sent = time.monotonic()
             if await self.etcd.keep_alive(self._lease):
                 self._valid_until = sent + self.settings.ttl - self.settings.fence_margin

@@ -110,7 +110,7 @@ MUTANTS = [
     Mutant(
         "a switchover releases while the old leader's queue still confirms",
         "tkv_ha/agent.py",
-        "            if theirs is not None and mine.vclock == settled and not decision.ahead_of(mine, theirs):",
+        "            if theirs is not None and mine.queue_settled and not decision.ahead_of(mine, theirs):",
         "            if theirs is not None and not decision.ahead_of(mine, theirs):",
         ("tests/unit/test_ha_agent.py::test_a_switchover_waits_until_the_old_leaders_queue_has_settled",),
     ),
