@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from tkv_common.etcd import Etcd, EtcdUnavailable
+from tkv_common.etcd import Etcd, EtcdRejected, EtcdUnavailable
 from tkv_common.ha_keys import Leader
 
 from . import decision
@@ -394,7 +394,16 @@ class Agent:
         lease = await self.etcd.grant(settings.ttl)
         leader = Leader(settings.name, settings.tarantool, str(settings.listen), writable=False, since=time.time())
         # The last leader's name goes with the key, in one transaction: never stale.
-        if not await self.etcd.create(keys.leader, leader.encode(), lease, also={keys.last_leader: settings.name}):
+        try:
+            created = await self.etcd.create(keys.leader, leader.encode(), lease, also={keys.last_leader: settings.name})
+        except EtcdRejected as error:
+            # The lease expired before the key could be written: this process stalled for a
+            # whole TTL (seen on an overloaded host). Nothing was taken; the next round
+            # decides afresh.
+            log.warning("leadership not taken: the new lease expired first", extra={"node": settings.name,
+                                                                                  "error": str(error)})  # fmt: skip
+            return
+        if not created:
             await self.etcd.revoke(lease)
             return
         self._valid_until = sent + settings.ttl - settings.fence_margin

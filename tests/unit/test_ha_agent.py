@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from tkv_common.etcd import EtcdUnavailable, KeyValue
+from tkv_common.etcd import EtcdRejected, EtcdUnavailable, KeyValue
 from tkv_common.ha_keys import Keys, Leader
 from tkv_common.settings import Address
 from tkv_ha import agent as agent_module
@@ -192,3 +192,25 @@ async def test_a_switchover_waits_until_the_old_leaders_queue_has_settled(monkey
     await agent._carry_out_switchover(state(ro=False))
     assert etcd.calls[-1] == "revoke"  # released...
     assert seen == [False, False, False, True]  # ...only once the node said its queue was settled
+
+
+async def test_a_lease_that_expires_before_the_leader_key_is_written_takes_nothing():
+    # A process stalled for a whole TTL between granting its lease and writing the key:
+    # etcd refuses the write ("requested lease not found"). The round ends quietly; the
+    # node is never promoted and nothing is revoked twice.
+    node, etcd = FakeNode(ro=True), FakeEtcd()
+
+    async def grant(ttl):
+        etcd.calls.append("grant")
+        return 7
+
+    async def create(key, value, lease, also=None):
+        etcd.calls.append("create")
+        raise EtcdRejected("etcd refused the request: NOT_FOUND etcdserver: requested lease not found")
+
+    etcd.grant, etcd.create = grant, create
+    agent = Agent(settings(), etcd=etcd)
+    agent.node = node
+    await agent._take_leadership(state(ro=True), "test", switchover=False)
+    assert etcd.calls == ["grant", "create"]
+    assert agent._lease is None and "promote" not in node.calls
