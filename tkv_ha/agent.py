@@ -395,7 +395,8 @@ class Agent:
         leader = Leader(settings.name, settings.tarantool, str(settings.listen), writable=False, since=time.time())
         # The last leader's name goes with the key, in one transaction: never stale.
         try:
-            created = await self.etcd.create(keys.leader, leader.encode(), lease, also={keys.last_leader: settings.name})
+            also = {keys.last_leader: settings.name}
+            created = await self.etcd.create(keys.leader, leader.encode(), lease, also=also)
         except EtcdRejected as error:
             # The lease expired before the key could be written: this process stalled for a
             # whole TTL (seen on an overloaded host). Nothing was taken; the next round

@@ -6,6 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from tkv_common.etcd import EtcdRejected, EtcdUnavailable, KeyValue
 from tkv_common.ha_keys import Keys, Leader
 from tkv_common.settings import Address
@@ -211,6 +213,9 @@ async def test_a_lease_that_expires_before_the_leader_key_is_written_takes_nothi
     etcd.grant, etcd.create = grant, create
     agent = Agent(settings(), etcd=etcd)
     agent.node = node
-    await agent._take_leadership(state(ro=True), "test", switchover=False)
+    try:
+        await agent._take_leadership(state(ro=True), "test", switchover=False)
+    except EtcdRejected as error:
+        pytest.fail(f"the agent's round failed: {error}")
     assert etcd.calls == ["grant", "create"]
     assert agent._lease is None and "promote" not in node.calls
