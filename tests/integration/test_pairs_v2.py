@@ -509,7 +509,7 @@ async def test_the_change_log_is_one_row_per_batch_and_trimmed_by_count(svc, use
     held = int(svc.stack.console("box.space.counters:get('changes').value"))
     assert held == int(svc.stack.console(counted))
     # Trimmed to at most 7 changes: whole batches go, oldest first, and the count follows.
-    svc.stack.console("require('tkv.kv').trim_changes(3600, 7)")
+    svc.stack.console("require('tkv.expiry').trim_changes(3600, 7)")
     held = int(svc.stack.console("box.space.counters:get('changes').value"))
     assert held == int(svc.stack.console(counted)) and 5 <= held <= 7
 

@@ -115,4 +115,22 @@ MUTANTS = [
         "        box.schema.func.create(name, {setuid = false})",
         ("tests/security/test_storage_access.py::test_every_api_export_is_granted_to_its_service_user_and_no_other",),
     ),
+    # The one access check of pairs and watches (tarantool/tkv/access.lua).
+    Mutant(
+        "a namespace nobody granted is open like the caller's own",
+        "tarantool/tkv/access.lua",
+        "        return nil, {'denied', ns_name}",
+        "        return ns",
+        (
+            "tests/integration/test_watch.py::test_watching_needs_access_like_listing",
+            "tests/integration/test_sharing.py::test_revoking_takes_effect_for_the_very_next_call",
+        ),
+    ),
+    Mutant(
+        "an open watch outlives the grant it needed",
+        "tarantool/tkv/access.lua",
+        "    return access == true or (access ~= nil and covers(access, target, false))",
+        "    return true",
+        ("tests/integration/test_watch.py::test_a_revoked_grant_ends_the_grantees_watch_and_refuses_their_next_call",),
+    ),
 ]
