@@ -17,8 +17,8 @@ local PREFIXES = {
     {prefix = 'kv_', users = {'tkv_kv'}},
 }
 
--- Functions of both services, or of one under a name without its prefix (kept so that
--- services of the previous release, which call them by these names, go on working).
+-- Functions both services call, and one of kv_svc's from before this rule, whose name
+-- stays (services of the previous release call it by it while an upgrade is under way).
 local UNPREFIXED = {
     node_status = {'tkv_auth', 'tkv_kv'},  -- which node takes writes (tkv_common/tarantool.py)
     storage_stats = {'tkv_kv'},  -- kv_svc reports the store's figures for both: one series

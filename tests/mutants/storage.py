@@ -115,6 +115,13 @@ MUTANTS = [
         "        box.schema.func.create(name, {setuid = false})",
         ("tests/security/test_storage_access.py::test_every_api_export_is_granted_to_its_service_user_and_no_other",),
     ),
+    Mutant(
+        "every start drops and makes every function again",
+        "tarantool/tkv/rights.lua",
+        "    if existing ~= nil and existing.setuid ~= 1 then",
+        "    if existing ~= nil then",
+        ("tests/security/test_storage_access.py::test_every_api_export_is_granted_to_its_service_user_and_no_other",),
+    ),
     # The one access check of pairs and watches (tarantool/tkv/access.lua).
     Mutant(
         "a namespace nobody granted is open like the caller's own",

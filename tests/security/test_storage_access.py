@@ -151,6 +151,12 @@ def test_every_api_export_is_granted_to_its_service_user_and_no_other(tarantool_
         "if f.name:find('^tkv%.') and f.setuid ~= 1 then table.insert(t, f.name) end end return t end)()",
     )
     assert not_setuid == []
+    # Idempotent: applied again with nothing to change, the rule writes nothing.
+    lsn = tarantool_stack.console("box.info.lsn")
+    tarantool_stack.console(
+        "require('tkv.rights').apply(require('tkv.rights').of(tkv), require('tkv.schema').SERVICE_USERS)"
+    )
+    assert tarantool_stack.console("box.info.lsn") == lsn
 
 
 def changed_tarantool(tmp_path: Path, lua: str) -> Path:
