@@ -143,8 +143,8 @@ MUTANTS += [
         "    if size > max_bytes then\n"
         "        return 'too_large', size, max_bytes\n"
         "    end\n"
-        "    return 'ok', found, missing, M.revision()\n",
-        "    return 'ok', found, missing, M.revision()\n",
+        "    return 'ok', found, missing, store.revision()\n",
+        "    return 'ok', found, missing, store.revision()\n",
         (
             "tests/integration/test_pairs_v2.py"
             "::test_answers_over_the_response_limit_are_refused_or_split_into_pages_before_sending",
