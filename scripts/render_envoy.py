@@ -4,35 +4,12 @@
     python scripts/render_envoy.py --concurrency    the worker threads Envoy should run
 
 OUT_DIR receives envoy.yaml, http_api.lua (both rendered from their templates) and the
-descriptor set tkv.pb (from `make gen`), so Envoy needs nothing else. Placeholders come from the environment, with the
-same defaults as the services:
-
-    TKV_GATEWAY_LISTEN        127.0.0.1:8080   HTTP/JSON and gRPC
-    TKV_ENVOY_ADMIN_LISTEN    127.0.0.1:9901   admin (keep it on loopback)
-    TKV_AUTH_UPSTREAM         $TKV_AUTH_LISTEN or 127.0.0.1:50051
-    TKV_KV_UPSTREAM           $TKV_KV_LISTEN or 127.0.0.1:50052
-    TKV_MAX_REQUEST_BYTES     4 MiB            largest JSON body accepted (413 above)
-    TKV_GATEWAY_MAX_RESPONSE_BYTES  64 MiB     largest JSON body returned
-    TKV_GATEWAY_MAX_CONNECTIONS     4096
-    TKV_GATEWAY_AUTH_RATE     5 per second     Login/Register per client address...
-    TKV_GATEWAY_AUTH_BURST    20               ...after a burst of this many
-    TKV_GATEWAY_HEADERS_TIMEOUT_SECONDS  10    a client must send its request headers within
-    TKV_GATEWAY_IDLE_TIMEOUT_SECONDS     30    a stream may stay idle at most
-    TKV_GATEWAY_REQUEST_TIMEOUT_SECONDS  60    a whole request may take at most
-    TKV_GATEWAY_HEALTH_INTERVAL_SECONDS  1     active gRPC health checks of the services
-    TKV_WORKER_SOCKET_DIR     (unset)          if set, route to each worker's own Unix socket
-    TKV_WORKERS               (cores)          ...of this many workers per service
-    TKV_ENVOY_CONCURRENCY     cores / 4, >= 1  Envoy worker threads (--concurrency)
-
-Optional tracing (off by default), from the variables the services read too:
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT  http://host:port of an
-        OTLP/gRPC collector: Envoy starts (or continues) a W3C trace per request, sends
-        `traceparent` to the services and exports its span there, as `tkv_gateway`.
-
-Optional TLS (off by default: plain loopback):
-    TKV_GATEWAY_TLS_CERT_FILE, TKV_GATEWAY_TLS_KEY_FILE   HTTPS and gRPC over TLS for clients
-    TKV_UPSTREAM_TLS_CA_FILE     Envoy -> services over TLS, verifying the services' certificates
-    TKV_UPSTREAM_TLS_CERT_FILE, TKV_UPSTREAM_TLS_KEY_FILE  Envoy's client certificate (mTLS)
+descriptor set tkv.pb (from `make gen`), so Envoy needs nothing else. Placeholders come from
+the gateway's settings (README.md, "Configuration": the Gateway table; their defaults are
+tkv_common/catalogue.py's), and tracing from OpenTelemetry's own variables, as the services
+read them: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, http://host:port
+of an OTLP/gRPC collector, makes Envoy start (or continue) a W3C trace per request, send
+`traceparent` to the services and export its span there, as `tkv_gateway`.
 """
 
 from __future__ import annotations
