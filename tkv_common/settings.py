@@ -49,7 +49,7 @@ class Env:
         """The setting, and its value if set (empty counts as unset)."""
         setting = setting_named(name)
         if setting.kind != kind:
-            raise TypeError(f"{name} is a {setting.kind} setting in tkv_common/catalogue.py, read as {kind}")
+            raise TypeError(f"{name} is of kind {setting.kind} in tkv_common/catalogue.py, read as {kind}")
         return setting, self._environ.get(name, "")
 
     def default(self, name: str):

@@ -1,0 +1,204 @@
+"""One source per setting: tkv_common/catalogue.py holds every TKV_* variable's default, and
+nothing else in the repository writes one down, documents one by hand or reads one it lacks."""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import settings_table
+from tkv_common.catalogue import CATALOGUE, SECTIONS, SETTINGS, ByService, Computed
+from tkv_common.settings import TEMPLATE, ConfigError, Env
+
+ROOT = Path(__file__).resolve().parents[2]
+# A mention of a variable; not a family of them (`TKV_GATEWAY_TLS_*`, `TKV_TARANTOOL_<USER>_...`),
+# nor click's `_TKV_COMPLETE`.
+VARIABLE = re.compile(r"(?<![\w$])TKV_[A-Z0-9_]*[A-Z0-9](?![\w*<])")
+# Where a default may legitimately stand: the catalogue itself and what is written from it;
+# a frozen copy of an old release (the migration tests' fixture); the mutants, whose text is
+# meant to break these rules; and this file's own patterns.
+EXEMPT = (
+    "tkv_common/catalogue.py",
+    "tarantool/tkv/defaults.lua",
+    "tests/fixtures/",
+    "tests/mutants/",
+    "tests/unit/test_settings_catalogue.py",
+)
+# A default written beside a read, by language. Each names the shape it catches.
+SECOND_DEFAULTS = {
+    ".py": [
+        re.compile(r"""\.(?:str|int|float|percent|path|address|choice|secret)\(\s*["']TKV_\w+["']\s*,"""),
+        re.compile(r"""(?:environ\.get|getenv)\(\s*["']TKV_\w+["']\s*,"""),
+    ],
+    ".lua": [
+        re.compile(r"""\benv(?:_number)?\(\s*['"]TKV_\w+['"]\s*,"""),
+        re.compile(r"""getenv\(\s*['"]TKV_\w+['"]\s*\)\s*or\b"""),
+    ],
+    # Shell, compose, Dockerfiles, Makefile, supervisord: ${TKV_X:-value} (empty is no default).
+    "": [re.compile(r"\$\{TKV_\w+:?[-=][^}]")],
+    # A second hand-kept settings table (outside a generated block).
+    ".md": [re.compile(r"^\| `TKV_\w+`", re.M)],
+}
+
+
+@functools.cache
+def repository_files() -> tuple[Path, ...]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    files = []
+    for name in sorted(set(listed)):
+        path = ROOT / name
+        if path.is_file() and not name.startswith(("tkv/", "node_modules/")):
+            try:
+                path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue  # binary
+            files.append(path)
+    return tuple(files)
+
+
+@functools.cache
+def mentions() -> dict[str, list[str]]:
+    """Each variable named in the repository -> where (path:line), outside the catalogue."""
+    found: dict[str, list[str]] = {}
+    for path in repository_files():
+        name = str(path.relative_to(ROOT))
+        if name in ("tkv_common/catalogue.py", "tests/unit/test_settings_catalogue.py"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for variable in VARIABLE.findall(line) if "TKV_" in line else ():
+                found.setdefault(variable, []).append(f"{name}:{number}")
+    return found
+
+
+def _outside_generated_blocks(text: str) -> str:
+    return settings_table.BLOCK.sub("", text)
+
+
+def test_the_docs_and_lua_defaults_are_written_from_the_catalogue():
+    for path, expected in settings_table.rendered().items():
+        name = path.relative_to(ROOT)
+        if path.suffix == ".md":
+            assert settings_table.BLOCK.search(path.read_text()), f"{name} lost its settings-table markers"
+        assert path.read_text() == expected, (
+            f"{name} differs from tkv_common/catalogue.py: run `python scripts/settings_table.py` "
+            "(and change a default in the catalogue, never in a generated file)"
+        )
+
+
+def test_every_tkv_variable_used_in_the_repository_is_in_the_catalogue():
+    undefined = {name: places[:3] for name, places in mentions().items() if name not in SETTINGS}
+    assert not undefined, "used but not defined (and so not documented) in tkv_common/catalogue.py: " + "; ".join(
+        f"{name} at {', '.join(places)}" for name, places in sorted(undefined.items())
+    )
+
+
+def test_every_catalogued_setting_is_read_somewhere():
+    generated = {"README.md", "docs/high-availability.md"}
+    used = {
+        name for name, places in mentions().items() if any(place.rsplit(":", 1)[0] not in generated for place in places)
+    }
+    # Env.secret reads NAME_FILE beside each secret NAME.
+    used |= {f"{name}_FILE" for name in used if name in SETTINGS and SETTINGS[name].kind == "secret"}
+    unused = sorted(set(SETTINGS) - used)
+    assert not unused, f"in tkv_common/catalogue.py but read nowhere: {', '.join(unused)}"
+
+
+def test_no_default_is_written_outside_the_catalogue():
+    doubled = []
+    for path in repository_files():
+        name = str(path.relative_to(ROOT))
+        if name.startswith(EXEMPT):
+            continue
+        text = path.read_text(encoding="utf-8")
+        patterns = SECOND_DEFAULTS.get(path.suffix, SECOND_DEFAULTS[""])
+        if path.suffix == ".md":
+            text = _outside_generated_blocks(text)
+        for pattern in patterns:
+            for match in pattern.finditer(text):
+                line = text.count("\n", 0, match.start()) + 1
+                doubled.append(f"{name}:{line}: {match[0].strip()}")
+    assert not doubled, (
+        "a default (or a hand-kept settings table) outside tkv_common/catalogue.py; read the "
+        "setting through tkv_common.settings instead: " + "; ".join(doubled)
+    )
+
+
+@pytest.mark.parametrize("setting", CATALOGUE, ids=[s.name for s in CATALOGUE])
+def test_each_catalogue_entry_is_well_formed(setting):
+    assert setting.section in SECTIONS and setting.meaning
+    default = setting.default
+    plain = {"int": int, "percent": int, "float": float, "bool": bool}
+    if isinstance(default, Computed):
+        assert setting.kind in ("int", "float"), "computed defaults are numbers"
+    elif setting.kind in plain:
+        assert type(default) is plain[setting.kind], f"{setting.name}: default {default!r} is not {setting.kind}"
+    else:
+        assert default is None or isinstance(default, str | ByService)
+    if setting.kind == "choice":
+        assert default in setting.choices
+    for text in (default, setting.stack):
+        if isinstance(text, str):
+            assert all(name in SETTINGS for name in TEMPLATE.findall(text)), f"{setting.name}: {text}"
+    assert len(SETTINGS) == len(CATALOGUE), "a name is defined twice"
+
+
+def test_a_template_default_follows_the_setting_it_names(tmp_path):
+    env = Env({"TKV_DATA_DIR": str(tmp_path), "TKV_AUTH_LISTEN": "0.0.0.0:6000"}, service="kv_svc")
+    assert env.path("TKV_SECRETS_DIR") == tmp_path / "secrets"
+    assert env.path("TKV_TARANTOOL_PASSWORD_FILE") == tmp_path / "secrets" / "tarantool-tkv_kv.password"
+    assert str(env.address("TKV_AUTH_UPSTREAM")) == "0.0.0.0:6000"
+
+
+def test_a_settings_bound_comes_from_the_catalogue():
+    assert Env({"TKV_JWT_LEEWAY_SECONDS": "0"}).int("TKV_JWT_LEEWAY_SECONDS") == 0
+    with pytest.raises(ConfigError, match="TKV_ARGON2_MEMORY_KIB must be at least 8, got 7"):
+        Env({"TKV_ARGON2_MEMORY_KIB": "7"}).int("TKV_ARGON2_MEMORY_KIB")
+    with pytest.raises(ConfigError, match="TKV_EVENT_LOOP must be one of uvloop, asyncio, got 'trio'"):
+        Env({"TKV_EVENT_LOOP": "trio"}).choice("TKV_EVENT_LOOP")
+
+
+def test_a_setting_outside_the_catalogue_or_read_as_another_type_is_a_programming_error():
+    with pytest.raises(KeyError, match=re.escape("TKV_NOPE is not defined in tkv_common/catalogue.py")):
+        Env({}).str("TKV_NOPE")
+    with pytest.raises(TypeError, match="TKV_WORKERS is of kind int"):
+        Env({}).str("TKV_WORKERS")
+    with pytest.raises(TypeError, match=re.escape("Env(service=...) must name it")):
+        Env({}).str("TKV_TARANTOOL_USER")
+
+
+def _settings_command(*args: str, environ: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tkv_common.settings", *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **environ},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_shell_gets_values_as_run_sh_uses_them(tmp_path):
+    done = _settings_command(
+        "shell", "--stack", "TKV_DATA_DIR", "TKV_WORKER_SOCKET_DIR", "TKV_AUTH_LISTEN", environ={"TKV_DATA_DIR": "a b"}
+    )
+    data = (ROOT / "a b").resolve()
+    assert done.stdout.splitlines() == [
+        f"TKV_DATA_DIR='{data}'",
+        f"TKV_WORKER_SOCKET_DIR='{data}/run'",
+        "TKV_AUTH_LISTEN=127.0.0.1:50051",
+    ]
+    assert _settings_command("get", "TKV_KV_LISTEN", environ={}).stdout == "127.0.0.1:50052\n"
+    refused = _settings_command("get", "TKV_WORKERS", environ={"TKV_WORKERS": "many"})
+    assert (refused.returncode, refused.stderr) == (1, "settings: TKV_WORKERS must be an integer, got 'many'\n")
+    secret = _settings_command("get", "TKV_TARANTOOL_PASSWORD", environ={"TKV_TARANTOOL_PASSWORD": "pw"})
+    assert secret.returncode == 1 and "pw" not in secret.stdout + secret.stderr
