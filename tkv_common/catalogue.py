@@ -34,7 +34,7 @@ class ByService:
     kv_svc: str
 
 
-# A default string may name other settings as $TKV_NAME: their values, as read, stand in.
+# A default string may name other settings ($TKV_DATA_DIR/secrets): their values, as read, stand in.
 Default = str | int | float | bool | Computed | ByService | None
 
 

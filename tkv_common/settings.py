@@ -159,7 +159,7 @@ class Env:
         return self.path("TKV_DATA_DIR")
 
 
-# $TKV_NAME inside a default: that setting's value.
+# A setting named inside a default ($TKV_DATA_DIR/secrets): its value stands in.
 TEMPLATE = re.compile(r"\$(TKV_[A-Z0-9_]+)")
 # Kinds whose reader gives a value worth writing out; secrets are never printed.
 TEXT_READERS = frozenset({"str", "choice", "int", "percent", "float", "path", "address"})

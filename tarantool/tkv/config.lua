@@ -6,7 +6,7 @@ local M = {}
 
 -- The value of a variable, else its default from tkv/defaults.lua (generated from
 -- tkv_common/catalogue.py, where every default is kept). A default may name another
--- setting as $TKV_NAME; a variable missing there is a mistake, stopped at start-up.
+-- setting, as $TKV_DATA_DIR; a variable missing there is a mistake, stopped at start-up.
 local function env(name)
     local setting = defaults[name]
     if setting == nil then

@@ -18,7 +18,7 @@ from tkv_common.settings import TEMPLATE, ConfigError, Env
 ROOT = Path(__file__).resolve().parents[2]
 # A mention of a variable; not a family of them (`TKV_GATEWAY_TLS_*`, `TKV_TARANTOOL_<USER>_...`),
 # nor click's `_TKV_COMPLETE`.
-VARIABLE = re.compile(r"(?<![\w$])TKV_[A-Z0-9_]*[A-Z0-9](?![\w*<])")
+VARIABLE = re.compile(r"(?<!\w)TKV_[A-Z0-9_]*[A-Z0-9](?![\w*<])")
 # Where a default may legitimately stand: the catalogue itself and what is written from it;
 # a frozen copy of an old release (the migration tests' fixture); the mutants, whose text is
 # meant to break these rules; and this file's own patterns.
