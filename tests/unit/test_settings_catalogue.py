@@ -30,6 +30,8 @@ EXEMPT = (
     "tests/mutants/",
     "tests/unit/test_settings_catalogue.py",
 )
+# Mentions that prove nothing: the definitions themselves, and text written to break the rules.
+UNCOUNTED = ("tkv_common/catalogue.py", "tests/mutants/", "tests/unit/test_settings_catalogue.py")
 # A default written beside a read, by language. Each names the shape it catches.
 SECOND_DEFAULTS = {
     ".py": [
@@ -86,7 +88,7 @@ def mentions() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path in repository_files():
         name = str(path.relative_to(ROOT))
-        if name in ("tkv_common/catalogue.py", "tests/unit/test_settings_catalogue.py"):
+        if name.startswith(UNCOUNTED):
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for variable in VARIABLE.findall(line) if "TKV_" in line else ():
@@ -174,9 +176,9 @@ def test_a_template_default_follows_the_setting_it_names(tmp_path):
 
 
 def test_a_settings_bound_comes_from_the_catalogue():
-    assert Env({"TKV_JWT_LEEWAY_SECONDS": "0"}).int("TKV_JWT_LEEWAY_SECONDS") == 0
     with pytest.raises(ConfigError, match="TKV_ARGON2_MEMORY_KIB must be at least 8, got 7"):
         Env({"TKV_ARGON2_MEMORY_KIB": "7"}).int("TKV_ARGON2_MEMORY_KIB")
+    assert Env({"TKV_JWT_LEEWAY_SECONDS": "0"}).int("TKV_JWT_LEEWAY_SECONDS") == 0
     with pytest.raises(ConfigError, match="TKV_EVENT_LOOP must be one of uvloop, asyncio, got 'trio'"):
         Env({"TKV_EVENT_LOOP": "trio"}).choice("TKV_EVENT_LOOP")
 
