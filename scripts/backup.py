@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+# Run as a script: this checkout's packages, not whichever tkv the venv has installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from tkv_common.admin_console import Console
 from tkv_common.settings import Env
 
