@@ -66,6 +66,13 @@ MUTANTS = [
         (f"{_DRIFT}::test_the_docs_and_lua_defaults_are_written_from_the_catalogue",),
     ),
     Mutant(
+        "a default quoted in the docs that the catalogue does not have",
+        "docs/api.md",
+        "`TKV_KV_MAX_KEY_BYTES` (1024)",
+        "`TKV_KV_MAX_KEY_BYTES` (2048)",
+        (f"{_DRIFT}::test_defaults_quoted_in_the_docs_agree_with_the_catalogue",),
+    ),
+    Mutant(
         "a setting's bound not taken from the catalogue",
         "tkv_common/settings.py",
         "minimum = 1 if setting.minimum is None else setting.minimum",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scripts import settings_table
-from tkv_common.catalogue import CATALOGUE, SECTIONS, SETTINGS, ByService, Computed
+from tkv_common.catalogue import CATALOGUE, SECTIONS, SETTINGS, ByService, Computed, MiB
 from tkv_common.settings import TEMPLATE, ConfigError, Env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +147,41 @@ def test_no_default_is_written_outside_the_catalogue():
         "a default (or a hand-kept settings table) outside tkv_common/catalogue.py; read the "
         "setting through tkv_common.settings instead: " + "; ".join(doubled)
     )
+
+
+# Prose that quotes a default for its reader, "`TKV_X` (30 s)" or "(default `host:port`)".
+QUOTED = re.compile(r"`(TKV_\w+)`\s+\((default\s+)?([^)]+)\)")
+UNITS = {"": 1, "s": 1, "ms": 0.001, "min": 60, "minutes": 60, "hour": 3600, "hours": 3600, "MiB": MiB, "%": 1}
+
+
+def _quoted(text: str, says_default: bool) -> str | float | None:
+    """The default a parenthesis states, if it states one plainly: a number with a unit,
+    or a `literal` after the word default. Anything else is prose, not checked."""
+    text = re.split(r"[,;:] ", text.strip())[0]
+    if text.startswith("`"):
+        return text.strip("`") if says_default else None
+    number = re.fullmatch(r"(\d[\d,]*(?:\.\d+)?)\s*(\w+|%)?", text)
+    if number and (number[2] or "") in UNITS:
+        return float(number[1].replace(",", "")) * UNITS[number[2] or ""]
+    return None
+
+
+def test_defaults_quoted_in_the_docs_agree_with_the_catalogue():
+    """The docs may repeat a default where a reader needs it (docs/api.md's limits), but
+    only as the catalogue has it."""
+    wrong = []
+    for path in repository_files():
+        if path.suffix != ".md":
+            continue
+        for match in QUOTED.finditer(_outside_generated_blocks(path.read_text(encoding="utf-8"))):
+            setting, quoted = SETTINGS.get(match[1]), _quoted(match[3], bool(match[2]))
+            if setting is None or quoted is None or isinstance(setting.default, Computed | ByService | None):
+                continue
+            default = setting.default
+            agrees = quoted == default if isinstance(quoted, str) else abs(float(default) - quoted) < 1e-9
+            if not agrees:
+                wrong.append(f"{path.relative_to(ROOT)}: {match[0]!r}, but the default is {default!r}")
+    assert not wrong, "docs quote a default the catalogue does not have: " + "; ".join(wrong)
 
 
 @pytest.mark.parametrize("setting", CATALOGUE, ids=[s.name for s in CATALOGUE])
