@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from scripts import settings_table
+from tkv_client import cli
 from tkv_common.catalogue import CATALOGUE, SECTIONS, SETTINGS, ByService, Computed, MiB
 from tkv_common.settings import TEMPLATE, ConfigError, Env
 
@@ -182,6 +183,14 @@ def test_defaults_quoted_in_the_docs_agree_with_the_catalogue():
             if not agrees:
                 wrong.append(f"{path.relative_to(ROOT)}: {match[0]!r}, but the default is {default!r}")
     assert not wrong, "docs quote a default the catalogue does not have: " + "; ".join(wrong)
+
+
+def test_the_cli_defaults_to_the_local_gateway_as_the_catalogue_says():
+    """tkv_client ships on its own (scripts/build_client.py) and cannot import the catalogue,
+    so its --server default is the one default kept twice; this holds the two together."""
+    server = next(option for option in cli.main.params if option.name == "server")
+    assert server.envvar == "TKV_SERVER"
+    assert server.default == SETTINGS["TKV_SERVER"].default == SETTINGS["TKV_GATEWAY_LISTEN"].default
 
 
 @pytest.mark.parametrize("setting", CATALOGUE, ids=[s.name for s in CATALOGUE])
