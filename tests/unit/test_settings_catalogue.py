@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import settings_table
+from scripts import openapi, settings_table
 from tkv_client import cli
 from tkv_common.catalogue import CATALOGUE, SECTIONS, SETTINGS, ByService, Computed, MiB
 from tkv_common.settings import TEMPLATE, ConfigError, Env
@@ -191,6 +191,14 @@ def test_the_cli_defaults_to_the_local_gateway_as_the_catalogue_says():
     server = next(option for option in cli.main.params if option.name == "server")
     assert server.envvar == "TKV_SERVER"
     assert server.default == SETTINGS["TKV_SERVER"].default == SETTINGS["TKV_GATEWAY_LISTEN"].default
+
+
+def test_the_openapi_ttl_pattern_ends_at_the_catalogues_longest_ttl():
+    """The published pattern spells the longest TTL out as a regular expression; this holds
+    it to the default it was written from."""
+    longest, pattern = SETTINGS["TKV_KV_MAX_TTL_SECONDS"].default, re.compile(openapi.TTL_PATTERN)
+    assert pattern.match(f"{longest}s") and pattern.match(f"{longest - 1}.5s")
+    assert not pattern.match(f"{longest + 1}s") and not pattern.match(f"{longest}.5s")
 
 
 @pytest.mark.parametrize("setting", CATALOGUE, ids=[s.name for s in CATALOGUE])
