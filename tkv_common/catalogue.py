@@ -47,7 +47,9 @@ class Setting:
     default: Default  # None: unset (off, or required where the meaning says so)
     meaning: str
     section: str
-    minimum: int | float | None = None  # int and float kinds: smallest accepted value
+    # Smallest accepted integer (Python: default 1) or Lua number (0: zero allowed); a float
+    # read by Python must be positive.
+    minimum: int | None = None
     choices: tuple[str, ...] = ()
     shown: str | None = None  # how the README shows the default, if not the value itself
     # Read by tarantool/tkv/config.lua: written into tarantool/tkv/defaults.lua.
