@@ -171,8 +171,8 @@ MUTANTS += [
     Mutant(
         "the edge burst one larger than configured",
         "scripts/render_envoy.py",
-        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST", 20)),',
-        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST", 20) + 1),',
+        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST")),',
+        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST") + 1),',
         (f"{_LIMITS}::test_register_is_rate_limited_per_client",),
     ),
     Mutant(
