@@ -19,7 +19,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def proxies_from_env(env: Env) -> tuple[Network, ...]:
     """TKV_TRUSTED_PROXIES: comma-separated addresses or CIDR blocks (default: none)."""
-    raw = env.str("TKV_TRUSTED_PROXIES", "")
+    raw = env.str("TKV_TRUSTED_PROXIES")
     try:
         return tuple(ipaddress.ip_network(item.strip()) for item in raw.split(",") if item.strip())
     except ValueError as exc:

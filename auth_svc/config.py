@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 
 from tkv_common.server import ServerSettings
@@ -61,33 +60,31 @@ class AuthSettings:
 
     @classmethod
     def from_env(cls, environ=None) -> AuthSettings:
-        env = Env(environ)
+        env = Env(environ, service="auth_svc")
         return cls(
             server=ServerSettings.from_env(
                 env,
                 service="auth_svc",
                 listen_var="TKV_AUTH_LISTEN",
-                default_listen="127.0.0.1:50051",
                 metrics_var="TKV_AUTH_METRICS_LISTEN",
-                default_metrics="127.0.0.1:9101",
             ),
-            tarantool=TarantoolSettings.from_env(env, user="tkv_auth"),
+            tarantool=TarantoolSettings.from_env(env),
             tokens=TokenSettings.from_env(env),
-            token_ttl_seconds=env.int("TKV_JWT_TTL_SECONDS", 30 * 60),
+            token_ttl_seconds=env.int("TKV_JWT_TTL_SECONDS"),
             passwords=PasswordPolicy(
-                memory_kib=env.int("TKV_ARGON2_MEMORY_KIB", 19 * 1024, minimum=8),
-                time_cost=env.int("TKV_ARGON2_TIME_COST", 2),
-                parallelism=env.int("TKV_ARGON2_PARALLELISM", 1),
-                workers=(workers := env.int("TKV_ARGON2_WORKERS", os.cpu_count() or 1)),
-                max_pending=env.int("TKV_ARGON2_MAX_PENDING", 32 * workers),
+                memory_kib=env.int("TKV_ARGON2_MEMORY_KIB"),
+                time_cost=env.int("TKV_ARGON2_TIME_COST"),
+                parallelism=env.int("TKV_ARGON2_PARALLELISM"),
+                workers=env.int("TKV_ARGON2_WORKERS"),
+                max_pending=env.int("TKV_ARGON2_MAX_PENDING"),
             ),
             throttle=LoginThrottle(
-                max_failures=env.int("TKV_LOGIN_MAX_FAILURES", 10),
-                lock_seconds=env.int("TKV_LOGIN_LOCK_SECONDS", 30),
-                max_lock_seconds=env.int("TKV_LOGIN_MAX_LOCK_SECONDS", 900),
-                login_failures=env.int("TKV_LOGIN_SLOW_AFTER_FAILURES", 100),
-                login_window_seconds=env.int("TKV_LOGIN_SLOW_WINDOW_SECONDS", 3600),
-                login_interval_seconds=env.int("TKV_LOGIN_SLOW_INTERVAL_SECONDS", 1),
+                max_failures=env.int("TKV_LOGIN_MAX_FAILURES"),
+                lock_seconds=env.int("TKV_LOGIN_LOCK_SECONDS"),
+                max_lock_seconds=env.int("TKV_LOGIN_MAX_LOCK_SECONDS"),
+                login_failures=env.int("TKV_LOGIN_SLOW_AFTER_FAILURES"),
+                login_window_seconds=env.int("TKV_LOGIN_SLOW_WINDOW_SECONDS"),
+                login_interval_seconds=env.int("TKV_LOGIN_SLOW_INTERVAL_SECONDS"),
             ),
             trusted_proxies=client_address.proxies_from_env(env),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tkv_common.server import MiB, ServerSettings
+from tkv_common.server import ServerSettings
 from tkv_common.settings import Env
 from tkv_common.tarantool import TarantoolSettings
 from tkv_common.tokens import TokenSettings
@@ -71,41 +71,39 @@ class KvSettings:
 
     @classmethod
     def from_env(cls, environ=None) -> KvSettings:
-        env = Env(environ)
+        env = Env(environ, service="kv_svc")
         return cls(
             server=ServerSettings.from_env(
                 env,
                 service="kv_svc",
                 listen_var="TKV_KV_LISTEN",
-                default_listen="127.0.0.1:50052",
                 metrics_var="TKV_KV_METRICS_LISTEN",
-                default_metrics="127.0.0.1:9102",
             ),
-            tarantool=TarantoolSettings.from_env(env, user="tkv_kv"),
+            tarantool=TarantoolSettings.from_env(env),
             tokens=TokenSettings.from_env(env),
             limits=Limits(
-                max_batch_keys=env.int("TKV_KV_MAX_BATCH_KEYS", 1000),
-                max_key_bytes=env.int("TKV_KV_MAX_KEY_BYTES", 1024),
-                max_value_depth=env.int("TKV_KV_MAX_VALUE_DEPTH", 32),
+                max_batch_keys=env.int("TKV_KV_MAX_BATCH_KEYS"),
+                max_key_bytes=env.int("TKV_KV_MAX_KEY_BYTES"),
+                max_value_depth=env.int("TKV_KV_MAX_VALUE_DEPTH"),
             ),
             quotas=Quotas(
-                max_pairs=env.int("TKV_KV_QUOTA_PAIRS", 100_000),
-                max_bytes=env.int("TKV_KV_QUOTA_BYTES", 64 * MiB),
-                high_water_percent=env.percent("TKV_KV_STORAGE_HIGH_WATER_PERCENT", 90),
+                max_pairs=env.int("TKV_KV_QUOTA_PAIRS"),
+                max_bytes=env.int("TKV_KV_QUOTA_BYTES"),
+                high_water_percent=env.percent("TKV_KV_STORAGE_HIGH_WATER_PERCENT"),
             ),
             v2=V2Limits(
-                min_ttl_seconds=env.int("TKV_KV_MIN_TTL_SECONDS", 1),
-                max_ttl_seconds=env.int("TKV_KV_MAX_TTL_SECONDS", 10 * 365 * 24 * 3600),
-                default_page_size=env.int("TKV_KV_DEFAULT_PAGE_SIZE", 100),
-                max_page_size=env.int("TKV_KV_MAX_PAGE_SIZE", 1000),
+                min_ttl_seconds=env.int("TKV_KV_MIN_TTL_SECONDS"),
+                max_ttl_seconds=env.int("TKV_KV_MAX_TTL_SECONDS"),
+                default_page_size=env.int("TKV_KV_DEFAULT_PAGE_SIZE"),
+                max_page_size=env.int("TKV_KV_MAX_PAGE_SIZE"),
             ),
             watch=WatchSettings(
-                max_per_user=env.int("TKV_KV_MAX_WATCHES_PER_USER", 16),
-                buffer_bytes=env.int("TKV_KV_WATCH_BUFFER_BYTES", 4 * MiB),
-                progress_seconds=env.float("TKV_KV_WATCH_PROGRESS_SECONDS", 10.0),
-                poll_seconds=env.float("TKV_KV_WATCH_POLL_SECONDS", 5.0),
-                batch_events=env.int("TKV_KV_WATCH_BATCH_EVENTS", 1000),
-                message_rate=env.float("TKV_KV_WATCH_MESSAGE_RATE", 1500),
-                coalesce_seconds=env.float("TKV_KV_WATCH_COALESCE_SECONDS", 0.05),
+                max_per_user=env.int("TKV_KV_MAX_WATCHES_PER_USER"),
+                buffer_bytes=env.int("TKV_KV_WATCH_BUFFER_BYTES"),
+                progress_seconds=env.float("TKV_KV_WATCH_PROGRESS_SECONDS"),
+                poll_seconds=env.float("TKV_KV_WATCH_POLL_SECONDS"),
+                batch_events=env.int("TKV_KV_WATCH_BATCH_EVENTS"),
+                message_rate=env.float("TKV_KV_WATCH_MESSAGE_RATE"),
+                coalesce_seconds=env.float("TKV_KV_WATCH_COALESCE_SECONDS"),
             ),
         )

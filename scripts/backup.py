@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
+# Run as a script: this checkout's packages, not whichever tkv the venv has installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from tkv_common.admin_console import Console
+from tkv_common.settings import Env
 
 # The parts of a data dir a backup carries besides Tarantool's files (tkv_common.devsecrets).
 CARRIED = ("keys", "secrets")
@@ -77,9 +80,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", choices=("create", "restore"))
     parser.add_argument("backup_dir", type=Path)
     args = parser.parse_args(argv)
-    data_dir = Path(os.environ.get("TKV_DATA_DIR", "var")).resolve()
+    env = Env()
+    data_dir = env.data_dir()
     if args.command == "create":
-        console = os.environ.get("TKV_TARANTOOL_CONSOLE_SOCKET")
+        console = env.str("TKV_TARANTOOL_CONSOLE_SOCKET")
         if not console:
             raise SystemExit("backup: set TKV_TARANTOOL_CONSOLE_SOCKET to the running instance's console socket")
         manifest = create(args.backup_dir, data_dir, Path(console))

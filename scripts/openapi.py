@@ -343,6 +343,12 @@ LINKS: dict[str, dict[str, Any]] = {
         "Login": {"operationId": "auth_v1_Login",
                   "requestBody": {"login": "$request.body#/login", "password": "$request.body#/password"}},
     },
+    # The token a login returns signs the caller's calls; `me` names the caller's namespace.
+    "auth_v1_Login": {
+        "PutPair": {"operationId": "kv_v2_PutPair", "parameters": {"namespace": "me"}},
+        "BatchPutPairs": {"operationId": "kv_v2_BatchPutPairs", "parameters": {"namespace": "me"}},
+        "CreateGrant": {"operationId": "kv_v2_CreateGrant", "parameters": {"namespace": "me"}},
+    },
     "kv_v2_PutPair": {
         "GetPair": {"operationId": "kv_v2_GetPair", "parameters": _PAIR},
         "ListPairs": {"operationId": "kv_v2_ListPairs",
@@ -353,6 +359,9 @@ LINKS: dict[str, dict[str, Any]] = {
         "BatchGetPairs": {"operationId": "kv_v2_BatchGetPairs",
                           "parameters": {"namespace": "$request.path.namespace"},
                           "requestBody": {"keys": ["$request.body#/pairs/0/key"]}},
+        "BatchDeletePairs": {"operationId": "kv_v2_BatchDeletePairs",
+                             "parameters": {"namespace": "$request.path.namespace"},
+                             "requestBody": {"keys": ["$request.body#/pairs/0/key"]}},
     },
     "kv_v2_CreateGrant": {
         "ListGrants": {"operationId": "kv_v2_ListGrants", "parameters": {"namespace": "$request.path.namespace"}},

@@ -4,40 +4,16 @@
     python scripts/render_envoy.py --concurrency    the worker threads Envoy should run
 
 OUT_DIR receives envoy.yaml, http_api.lua (both rendered from their templates) and the
-descriptor set tkv.pb (from `make gen`), so Envoy needs nothing else. Placeholders come from the environment, with the
-same defaults as the services:
-
-    TKV_GATEWAY_LISTEN        127.0.0.1:8080   HTTP/JSON and gRPC
-    TKV_ENVOY_ADMIN_LISTEN    127.0.0.1:9901   admin (keep it on loopback)
-    TKV_AUTH_UPSTREAM         $TKV_AUTH_LISTEN or 127.0.0.1:50051
-    TKV_KV_UPSTREAM           $TKV_KV_LISTEN or 127.0.0.1:50052
-    TKV_MAX_REQUEST_BYTES     4 MiB            largest JSON body accepted (413 above)
-    TKV_GATEWAY_MAX_RESPONSE_BYTES  64 MiB     largest JSON body returned
-    TKV_GATEWAY_MAX_CONNECTIONS     4096
-    TKV_GATEWAY_AUTH_RATE     5 per second     Login/Register per client address...
-    TKV_GATEWAY_AUTH_BURST    20               ...after a burst of this many
-    TKV_GATEWAY_HEADERS_TIMEOUT_SECONDS  10    a client must send its request headers within
-    TKV_GATEWAY_IDLE_TIMEOUT_SECONDS     30    a stream may stay idle at most
-    TKV_GATEWAY_REQUEST_TIMEOUT_SECONDS  60    a whole request may take at most
-    TKV_GATEWAY_HEALTH_INTERVAL_SECONDS  1     active gRPC health checks of the services
-    TKV_WORKER_SOCKET_DIR     (unset)          if set, route to each worker's own Unix socket
-    TKV_WORKERS               (cores)          ...of this many workers per service
-    TKV_ENVOY_CONCURRENCY     cores / 4, >= 1  Envoy worker threads (--concurrency)
-
-Optional tracing (off by default), from the variables the services read too:
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT  http://host:port of an
-        OTLP/gRPC collector: Envoy starts (or continues) a W3C trace per request, sends
-        `traceparent` to the services and exports its span there, as `tkv_gateway`.
-
-Optional TLS (off by default: plain loopback):
-    TKV_GATEWAY_TLS_CERT_FILE, TKV_GATEWAY_TLS_KEY_FILE   HTTPS and gRPC over TLS for clients
-    TKV_UPSTREAM_TLS_CA_FILE     Envoy -> services over TLS, verifying the services' certificates
-    TKV_UPSTREAM_TLS_CERT_FILE, TKV_UPSTREAM_TLS_KEY_FILE  Envoy's client certificate (mTLS)
+descriptor set tkv.pb (from `make gen`), so Envoy needs nothing else. Placeholders come from
+the gateway's settings (README.md, "Configuration": the Gateway table; their defaults are
+tkv_common/catalogue.py's), and tracing from OpenTelemetry's own variables, as the services
+read them: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, http://host:port
+of an OTLP/gRPC collector, makes Envoy start (or continue) a W3C trace per request, send
+`traceparent` to the services and export its span there, as `tkv_gateway`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import string
@@ -58,10 +34,10 @@ ENVOY_DIR = ROOT / "envoy"
 
 
 def placeholders(env: Env, config_dir: Path) -> dict[str, str]:
-    gateway = env.address("TKV_GATEWAY_LISTEN", "127.0.0.1:8080")
-    admin = env.address("TKV_ENVOY_ADMIN_LISTEN", "127.0.0.1:9901")
-    auth = env.address("TKV_AUTH_UPSTREAM", env.str("TKV_AUTH_LISTEN", "127.0.0.1:50051"))
-    kv = env.address("TKV_KV_UPSTREAM", env.str("TKV_KV_LISTEN", "127.0.0.1:50052"))
+    gateway = env.address("TKV_GATEWAY_LISTEN")
+    admin = env.address("TKV_ENVOY_ADMIN_LISTEN")
+    auth = env.address("TKV_AUTH_UPSTREAM")
+    kv = env.address("TKV_KV_UPSTREAM")
     return {
         "GATEWAY_HOST": gateway.host,
         "GATEWAY_PORT": str(gateway.port),
@@ -72,15 +48,15 @@ def placeholders(env: Env, config_dir: Path) -> dict[str, str]:
         "KV_HOST": kv.host,
         "KV_PORT": str(kv.port),
         "CONFIG_DIR": str(config_dir),
-        "MAX_REQUEST_BYTES": str(env.int("TKV_MAX_REQUEST_BYTES", 4 * 1024 * 1024)),
-        "MAX_RESPONSE_BYTES": str(env.int("TKV_GATEWAY_MAX_RESPONSE_BYTES", 64 * 1024 * 1024)),
-        "MAX_CONNECTIONS": str(env.int("TKV_GATEWAY_MAX_CONNECTIONS", 4096)),
-        "AUTH_RATE": str(env.int("TKV_GATEWAY_AUTH_RATE", 5)),
-        "AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST", 20)),
-        "HEADERS_TIMEOUT": str(env.int("TKV_GATEWAY_HEADERS_TIMEOUT_SECONDS", 10)),
-        "IDLE_TIMEOUT": str(env.int("TKV_GATEWAY_IDLE_TIMEOUT_SECONDS", 30)),
-        "REQUEST_TIMEOUT": str(env.int("TKV_GATEWAY_REQUEST_TIMEOUT_SECONDS", 60)),
-        "HEALTH_INTERVAL": str(env.int("TKV_GATEWAY_HEALTH_INTERVAL_SECONDS", 1)),
+        "MAX_REQUEST_BYTES": str(env.int("TKV_MAX_REQUEST_BYTES")),
+        "MAX_RESPONSE_BYTES": str(env.int("TKV_GATEWAY_MAX_RESPONSE_BYTES")),
+        "MAX_CONNECTIONS": str(env.int("TKV_GATEWAY_MAX_CONNECTIONS")),
+        "AUTH_RATE": str(env.int("TKV_GATEWAY_AUTH_RATE")),
+        "AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST")),
+        "HEADERS_TIMEOUT": str(env.int("TKV_GATEWAY_HEADERS_TIMEOUT_SECONDS")),
+        "IDLE_TIMEOUT": str(env.int("TKV_GATEWAY_IDLE_TIMEOUT_SECONDS")),
+        "REQUEST_TIMEOUT": str(env.int("TKV_GATEWAY_REQUEST_TIMEOUT_SECONDS")),
+        "HEALTH_INTERVAL": str(env.int("TKV_GATEWAY_HEALTH_INTERVAL_SECONDS")),
     }
 
 
@@ -91,11 +67,11 @@ def _cluster(env: Env, service: str, upstream: Address) -> tuple[str, str]:
     worker processes each listen on their own Unix socket, and Envoy balances calls over
     them: the shared SO_REUSEPORT port spreads connections, not calls, and Envoy keeps only
     a few long-lived HTTP/2 connections, which could all land on one worker."""
-    socket_dir = env.str("TKV_WORKER_SOCKET_DIR", "")
+    socket_dir = env.str("TKV_WORKER_SOCKET_DIR")
     if not socket_dir:
         endpoint = f"{{address: {{socket_address: {{address: {upstream.host}, port_value: {upstream.port}}}}}}}"
         return "STRICT_DNS", f"        - endpoint: {endpoint}"
-    workers = env.int("TKV_WORKERS", os.cpu_count() or 1)
+    workers = env.int("TKV_WORKERS")
     paths = [worker_socket(Path(socket_dir).resolve(), service, index) for index in range(workers)]
     return "STATIC", "\n".join(f"        - endpoint: {{address: {{pipe: {{path: {path}}}}}}}" for path in paths)
 
@@ -105,11 +81,11 @@ def concurrency(env: Env) -> int:
     cores with the Python workers, which need them far more: one thread proxies several
     thousand calls per second, and on the 2-core benchmark machine a second thread cost
     ~25 % of the calls per second through the gateway (docs/benchmarks/README.md)."""
-    return env.int("TKV_ENVOY_CONCURRENCY", max(1, (os.cpu_count() or 1) // 4))
+    return env.int("TKV_ENVOY_CONCURRENCY")
 
 
 def _listener_tls(env: Env) -> str:
-    cert, key = env.str("TKV_GATEWAY_TLS_CERT_FILE", ""), env.str("TKV_GATEWAY_TLS_KEY_FILE", "")
+    cert, key = env.str("TKV_GATEWAY_TLS_CERT_FILE"), env.str("TKV_GATEWAY_TLS_KEY_FILE")
     if not cert and not key:
         return ""
     if not (cert and key):
@@ -128,12 +104,12 @@ def _listener_tls(env: Env) -> str:
 
 
 def _upstream_tls(env: Env, host: str) -> str:
-    ca = env.str("TKV_UPSTREAM_TLS_CA_FILE", "")
+    ca = env.str("TKV_UPSTREAM_TLS_CA_FILE")
     if not ca:
         return ""
     is_ip = host.replace(".", "").isdigit() or ":" in host
     client = ""
-    cert, key = env.str("TKV_UPSTREAM_TLS_CERT_FILE", ""), env.str("TKV_UPSTREAM_TLS_KEY_FILE", "")
+    cert, key = env.str("TKV_UPSTREAM_TLS_CERT_FILE"), env.str("TKV_UPSTREAM_TLS_KEY_FILE")
     if cert or key:
         if not (cert and key):
             raise ConfigError("set both TKV_UPSTREAM_TLS_CERT_FILE and TKV_UPSTREAM_TLS_KEY_FILE, or neither")
@@ -159,9 +135,9 @@ def _upstream_tls(env: Env, host: str) -> str:
 
 def _tracing(env: Env) -> tuple[str, str]:
     """The connection manager's `tracing` (10 spaces in) and the collector's cluster."""
-    if env.str("OTEL_SDK_DISABLED", "").lower() == "true" or env.str("OTEL_TRACES_EXPORTER", "") == "none":
+    if env.foreign("OTEL_SDK_DISABLED").lower() == "true" or env.foreign("OTEL_TRACES_EXPORTER") == "none":
         return "", ""
-    endpoint = env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", env.str("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+    endpoint = env.foreign("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.foreign("OTEL_EXPORTER_OTLP_ENDPOINT")
     if not endpoint:
         return "", ""
     scheme, _, rest = endpoint.partition("://")

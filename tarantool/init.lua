@@ -1,29 +1,11 @@
 -- Tarantool instance for tkv: configuration from the environment, schema migrations,
 -- per-service users and the stored functions the services call.
 --
--- Run it as `tarantool tarantool/init.lua`. Every setting has a local default:
---   TKV_TARANTOOL_LISTEN            listen address               127.0.0.1:3301
---   TKV_DATA_DIR                    state root                   ./var
---   TKV_TARANTOOL_WORK_DIR          snapshots and WAL            $TKV_DATA_DIR/tarantool
---   TKV_SECRETS_DIR                 service passwords            $TKV_DATA_DIR/secrets
---   TKV_TARANTOOL_<USER>_PASSWORD   password of tkv_auth/tkv_kv (else read from
---                                   $TKV_SECRETS_DIR/tarantool-<user>.password)
---   TKV_TARANTOOL_MAX_TUPLE_BYTES   largest tuple (one kv pair)  8 MiB
---   TKV_TARANTOOL_MEMORY_BYTES      memtx arena                  256 MiB
---   TKV_PURGE_INTERVAL_SECONDS      how often expired state is purged           60
---   TKV_CHANGES_MAX_AGE_SECONDS     change log (Watch) kept this long            3600
---   TKV_CHANGES_MAX_COUNT           ...and at most this many changes             100000
---   TKV_TARANTOOL_CONSOLE_SOCKET    admin console unix socket (off when unset); connect
---                                   with `tarantoolctl connect <path>` or `nc -U <path>`
---   TKV_TARANTOOL_REPLICATION       peers to replicate from, host:port[,host:port]  (none)
---   TKV_TARANTOOL_READ_ONLY         true on a replica                              false
---   TKV_TARANTOOL_SYNC_QUORUM       synchronous replication quorum, 0 = async      0
---   TKV_TARANTOOL_SERVE_REPLICAS    true: replicas may connect (tkv_replicator)     false
---   TKV_HA                          true: a node of an HA replica set, under its
---                                   failover agent (docs/high-availability.md)      false
---   TKV_HA_BOOTSTRAP                true: with TKV_HA, create the replica set if the
---                                   work dir is empty (one node only)               false
---   (replication, failover: docs/operations.md)
+-- Run it as `tarantool tarantool/init.lua`. Every setting has a local default (tkv/config.lua
+-- reads them; README.md, "Configuration", lists them under "Tarantool"): the listen address,
+-- data, work and secrets dirs, the service users' passwords, memory and tuple limits, purge
+-- and change-log intervals, the admin console (`nc -U <path>`), replication and HA
+-- (docs/operations.md, docs/high-availability.md).
 
 local fio = require('fio')
 local log = require('log')
@@ -45,6 +27,12 @@ end
 -- serves replicas, or replicates from peers (which it then authenticates to).
 local replicating = settings.serve_replicas or #settings.replication > 0
 local replication_password = replicating and config.service_password(settings, schema.REPLICATION_USER) or nil
+
+-- Who may call which stored function, from the names tkv/api.lua exports (tkv/rights.lua):
+-- worked out now, so that an export the rule does not cover stops the start here.
+local api = require('tkv.api')
+local rights = require('tkv.rights')
+local function_rights = rights.of(api)
 
 local replication = {}
 for _, peer in ipairs(settings.replication) do
@@ -106,6 +94,7 @@ box.cfg({
 local function on_master()
     -- A replica gets the schema, users and passwords from its master.
     schema.migrate()
+    rights.apply(function_rights, schema.SERVICE_USERS)
     for user, password in pairs(passwords) do
         -- Set on every start so a rotated secret takes effect with a restart.
         box.schema.user.passwd(user, password)
@@ -134,7 +123,7 @@ elseif not box.info.ro then
 end
 
 -- The stored functions are resolved by IPROTO as globals: `tkv.kv_read` -> _G.tkv.kv_read.
-rawset(_G, 'tkv', require('tkv.api'))
+rawset(_G, 'tkv', api)
 require('tkv.housekeeping').start(settings)
 -- Forgets the open watches of a kv_svc connection that goes away (tkv/watch.lua).
 require('tkv.watch').start()

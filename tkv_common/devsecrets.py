@@ -2,7 +2,7 @@
 
     python -m tkv_common.devsecrets        # idempotent: existing files are kept
 
-Writes, under $TKV_DATA_DIR (default ./var), private files owner-only:
+Writes, under $TKV_DATA_DIR, private files owner-only:
     keys/signing.pem              auth_svc's token signing key   (or $TKV_JWT_SIGNING_KEY_FILE)
     keys/public/<kid>.pem         its public half                (or in $TKV_JWT_PUBLIC_KEYS_DIR)
     secrets/tarantool-<user>.password   one Tarantool password per service user

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from .catalogue import SETTINGS
 from .settings import Env
 
-DEFAULT_PREFIX = "/tkv/ha/"
+DEFAULT_PREFIX = SETTINGS["TKV_HA_ETCD_PREFIX"].default
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Keys:
 
     @classmethod
     def from_env(cls, env: Env) -> Keys:
-        prefix = env.str("TKV_HA_ETCD_PREFIX", DEFAULT_PREFIX)
+        prefix = env.str("TKV_HA_ETCD_PREFIX")
         return cls(prefix if prefix.endswith("/") else prefix + "/")
 
     @property
@@ -75,4 +76,4 @@ class Leader:
 def etcd_endpoints(env: Env) -> tuple[str, ...]:
     """TKV_ETCD_ENDPOINTS: host:port,host:port (empty: no etcd, a single node or a replica
     set failed over by hand)."""
-    return tuple(part.strip() for part in env.str("TKV_ETCD_ENDPOINTS", "").split(",") if part.strip())
+    return tuple(part.strip() for part in env.str("TKV_ETCD_ENDPOINTS").split(",") if part.strip())

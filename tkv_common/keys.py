@@ -48,11 +48,10 @@ class KeySettings:
 
     @classmethod
     def from_env(cls, env: Env) -> KeySettings:
-        keys = env.data_dir() / "keys"
         return cls(
-            signing_key_file=env.path("TKV_JWT_SIGNING_KEY_FILE", keys / "signing.pem"),
-            public_keys_dir=env.path("TKV_JWT_PUBLIC_KEYS_DIR", keys / "public"),
-            refresh_seconds=env.float("TKV_JWT_KEYS_REFRESH_SECONDS", 10.0),
+            signing_key_file=env.path("TKV_JWT_SIGNING_KEY_FILE"),
+            public_keys_dir=env.path("TKV_JWT_PUBLIC_KEYS_DIR"),
+            refresh_seconds=env.float("TKV_JWT_KEYS_REFRESH_SECONDS"),
         )
 
     @property

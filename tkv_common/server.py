@@ -38,8 +38,6 @@ from .tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
-
 # Callable without a token, by full method name: infrastructure every client may use.
 INFRASTRUCTURE_METHODS = frozenset(
     {
@@ -62,12 +60,12 @@ class TlsSettings:
 
     @classmethod
     def from_env(cls, env: Env) -> TlsSettings | None:
-        cert, key = env.str("TKV_TLS_CERT_FILE", ""), env.str("TKV_TLS_KEY_FILE", "")
+        cert, key = env.str("TKV_TLS_CERT_FILE"), env.str("TKV_TLS_KEY_FILE")
         if not cert and not key:
             return None  # plain loopback, the local default
         if not (cert and key):
             raise ConfigError("set both TKV_TLS_CERT_FILE and TKV_TLS_KEY_FILE, or neither")
-        client_ca = env.str("TKV_TLS_CLIENT_CA_FILE", "")
+        client_ca = env.str("TKV_TLS_CLIENT_CA_FILE")
         return cls(Path(cert), Path(key), Path(client_ca) if client_ca else None)
 
     def credentials(self) -> grpc.ServerCredentials:
@@ -105,24 +103,22 @@ class ServerSettings:
     metrics_dir: Path | None = None
 
     @classmethod
-    def from_env(
-        cls, env: Env, *, service: str, listen_var: str, default_listen: str, metrics_var: str, default_metrics: str
-    ) -> ServerSettings:
-        metrics_raw = env.str(metrics_var, default_metrics)
+    def from_env(cls, env: Env, *, service: str, listen_var: str, metrics_var: str) -> ServerSettings:
+        metrics_raw = env.str(metrics_var)
         metrics_listen = None if metrics_raw == "off" else Address.parse(metrics_raw, metrics_var)
-        metrics_root = env.path("TKV_METRICS_DIR", env.data_dir() / "metrics")
+        metrics_root = env.path("TKV_METRICS_DIR")
         return cls(
-            listen=env.address(listen_var, default_listen),
-            max_request_bytes=env.int("TKV_MAX_REQUEST_BYTES", 4 * MiB),
-            max_response_bytes=env.int("TKV_MAX_RESPONSE_BYTES", 16 * MiB),
-            grace_seconds=env.float("TKV_SHUTDOWN_GRACE_SECONDS", 5.0),
-            storage_grace_seconds=env.float("TKV_HEALTH_STORAGE_GRACE_SECONDS", 1.0),
-            log_level=env.str("TKV_LOG_LEVEL", "INFO"),
+            listen=env.address(listen_var),
+            max_request_bytes=env.int("TKV_MAX_REQUEST_BYTES"),
+            max_response_bytes=env.int("TKV_MAX_RESPONSE_BYTES"),
+            grace_seconds=env.float("TKV_SHUTDOWN_GRACE_SECONDS"),
+            storage_grace_seconds=env.float("TKV_HEALTH_STORAGE_GRACE_SECONDS"),
+            log_level=env.str("TKV_LOG_LEVEL"),
             tls=TlsSettings.from_env(env),
-            max_concurrent_rpcs=env.int("TKV_MAX_CONCURRENT_RPCS", 1000),
-            workers=env.int("TKV_WORKERS", os.cpu_count() or 1),
-            event_loop=env.choice("TKV_EVENT_LOOP", "uvloop", ("uvloop", "asyncio")),
-            worker_socket_dir=Path(socket_dir) if (socket_dir := env.str("TKV_WORKER_SOCKET_DIR", "")) else None,
+            max_concurrent_rpcs=env.int("TKV_MAX_CONCURRENT_RPCS"),
+            workers=env.int("TKV_WORKERS"),
+            event_loop=env.choice("TKV_EVENT_LOOP"),
+            worker_socket_dir=Path(socket_dir) if (socket_dir := env.str("TKV_WORKER_SOCKET_DIR")) else None,
             metrics_listen=metrics_listen,
             # One directory per metrics port: two services sharing a data dir never mix.
             metrics_dir=metrics_root / f"{service}-{metrics_listen.port}" if metrics_listen else None,

@@ -23,7 +23,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asynctnt
@@ -125,20 +124,18 @@ class TarantoolSettings:
         return self.addresses[0]
 
     @classmethod
-    def from_env(cls, env: Env, *, user: str) -> TarantoolSettings:
-        user = env.str("TKV_TARANTOOL_USER", user)
-        secrets_dir = env.path("TKV_SECRETS_DIR", env.data_dir() / "secrets")
+    def from_env(cls, env: Env) -> TarantoolSettings:
+        """`env` names its service: the Tarantool user's default is the service's own."""
         return cls(
             addresses=tuple(
-                Address.parse(part.strip(), "TKV_TARANTOOL_ADDR")
-                for part in env.str("TKV_TARANTOOL_ADDR", "127.0.0.1:3301").split(",")
+                Address.parse(part.strip(), "TKV_TARANTOOL_ADDR") for part in env.str("TKV_TARANTOOL_ADDR").split(",")
             ),
-            user=user,
-            password=env.secret("TKV_TARANTOOL_PASSWORD", Path(secrets_dir) / f"tarantool-{user}.password"),
-            call_timeout=env.float("TKV_TARANTOOL_CALL_TIMEOUT", 2.0),
-            connect_timeout=env.float("TKV_TARANTOOL_CONNECT_TIMEOUT", 2.0),
-            reconnect_interval=env.float("TKV_TARANTOOL_RECONNECT_INTERVAL", 0.25),
-            probe_interval=env.float("TKV_TARANTOOL_PROBE_SECONDS", 0.25),
+            user=env.str("TKV_TARANTOOL_USER"),
+            password=env.secret("TKV_TARANTOOL_PASSWORD"),
+            call_timeout=env.float("TKV_TARANTOOL_CALL_TIMEOUT"),
+            connect_timeout=env.float("TKV_TARANTOOL_CONNECT_TIMEOUT"),
+            reconnect_interval=env.float("TKV_TARANTOOL_RECONNECT_INTERVAL"),
+            probe_interval=env.float("TKV_TARANTOOL_PROBE_SECONDS"),
             etcd=etcd_endpoints(env),
             leader_key=Keys.from_env(env).leader,
         )

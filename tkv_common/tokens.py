@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import jwt
 
 from . import metrics
+from .catalogue import SETTINGS
 from .errors import TokenRejected
 from .keys import KeySet, KeySettings
 from .settings import ConfigError, Env
@@ -32,7 +33,7 @@ REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti", "iss", "aud", "account_id", "toke
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 MAX_LEEWAY_SECONDS = 30
 # Verified tokens a TokenVerifier remembers unless TKV_JWT_CACHE_SIZE says otherwise.
-DEFAULT_CACHE_SIZE = 10_000
+DEFAULT_CACHE_SIZE = SETTINGS["TKV_JWT_CACHE_SIZE"].default
 # Far above any token we issue (~350 bytes); bounds the work spent on garbage headers.
 MAX_TOKEN_BYTES = 4096
 _BEARER = re.compile(r"bearer +(\S+)", re.IGNORECASE)
@@ -51,15 +52,15 @@ class TokenSettings:
 
     @classmethod
     def from_env(cls, env: Env) -> TokenSettings:
-        leeway = env.int("TKV_JWT_LEEWAY_SECONDS", 10, minimum=0)
+        leeway = env.int("TKV_JWT_LEEWAY_SECONDS")
         if leeway > MAX_LEEWAY_SECONDS:
             raise ConfigError(f"TKV_JWT_LEEWAY_SECONDS must be at most {MAX_LEEWAY_SECONDS} (RFC 8725), got {leeway}")
         return cls(
             keys=KeySettings.from_env(env),
-            issuer=env.str("TKV_JWT_ISSUER", "tkv-auth"),
-            audience=env.str("TKV_JWT_AUDIENCE", "tkv"),
+            issuer=env.str("TKV_JWT_ISSUER"),
+            audience=env.str("TKV_JWT_AUDIENCE"),
             leeway_seconds=leeway,
-            cache_size=env.int("TKV_JWT_CACHE_SIZE", DEFAULT_CACHE_SIZE, minimum=0),
+            cache_size=env.int("TKV_JWT_CACHE_SIZE"),
         )
 
 

@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from tkv_common.etcd import Etcd, EtcdUnavailable
+from tkv_common.etcd import Etcd, EtcdRejected, EtcdUnavailable
 from tkv_common.ha_keys import Leader
 
 from . import decision
@@ -250,18 +250,17 @@ class Agent:
         # The lease is renewed while the target catches up; the wait is bounded well within
         # the node's deadline, so leadership is never lost on the way.
         deadline = time.monotonic() + self.settings.promote_timeout
-        settled = None  # this node's vclock at the last check
         while time.monotonic() < deadline:
             mine = await self.node.state()
             reply = await get_json(self.settings.peers[target], "/state", timeout=0.5)
             theirs = NodeState.from_dict(reply["node"]) if reply and "node" in reply else None
-            # Released only once this node's vclock stood still for a check (its kept queue
-            # has written its last CONFIRM) and the target holds all of it: otherwise the
-            # target, promoting, would roll back rows this node goes on to confirm.
-            if theirs is not None and mine.vclock == settled and not decision.ahead_of(mine, theirs):
+            # Released only once the node says its kept queue is settled (it has written its
+            # last CONFIRM or ROLLBACK and writes nothing more; ha.lua) and the target holds
+            # all of it: otherwise the target, promoting, would decide on its own the rows
+            # this node goes on to confirm, and the two histories would part.
+            if theirs is not None and mine.queue_settled and not decision.ahead_of(mine, theirs):
                 await self._release(f"switchover to {target}", down=True)
                 return
-            settled = mine.vclock
             sent = time.monotonic()
             if await self.etcd.keep_alive(self._lease):
                 self._valid_until = sent + self.settings.ttl - self.settings.fence_margin
@@ -395,7 +394,17 @@ class Agent:
         lease = await self.etcd.grant(settings.ttl)
         leader = Leader(settings.name, settings.tarantool, str(settings.listen), writable=False, since=time.time())
         # The last leader's name goes with the key, in one transaction: never stale.
-        if not await self.etcd.create(keys.leader, leader.encode(), lease, also={keys.last_leader: settings.name}):
+        try:
+            also = {keys.last_leader: settings.name}
+            created = await self.etcd.create(keys.leader, leader.encode(), lease, also=also)
+        except EtcdRejected as error:
+            # The lease expired before the key could be written: this process stalled for a
+            # whole TTL (seen on an overloaded host). Nothing was taken; the next round
+            # decides afresh.
+            log.warning("leadership not taken: the new lease expired first", extra={"node": settings.name,
+                                                                                  "error": str(error)})  # fmt: skip
+            return
+        if not created:
             await self.etcd.revoke(lease)
             return
         self._valid_until = sent + settings.ttl - settings.fence_margin

@@ -38,7 +38,7 @@ def _cluster(env: Env) -> tuple[Etcd, Keys, dict[str, str]]:
     local = Topology.local(env.data_dir())
     try:
         endpoints = etcd_endpoints(env) or tuple(local.etcd_endpoints.split(","))
-        peers = parse_peers(env.str("TKV_HA_PEERS", local.peers), "TKV_HA_PEERS")
+        peers = parse_peers(env.str("TKV_HA_PEERS") or local.peers, "TKV_HA_PEERS")
         return Etcd(endpoints), Keys.from_env(env), peers
     except ConfigError as error:
         _fail(EXIT_USAGE, str(error))
@@ -63,7 +63,7 @@ def agent() -> None:
     from .settings import AgentSettings
 
     env = Env()
-    logs.configure("tkv_ha", env.str("TKV_LOG_LEVEL", "INFO"))
+    logs.configure("tkv_ha", env.str("TKV_LOG_LEVEL"))
     try:
         settings = AgentSettings.from_env(env)
     except ConfigError as error:

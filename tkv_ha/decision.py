@@ -33,6 +33,7 @@ class NodeState:
     follows: tuple[str, ...] = ()
     writable_for: float = 0.0
     upstreams: dict = field(default_factory=dict)
+    queue_settled: bool = False
 
     @classmethod
     def from_dict(cls, data: dict) -> NodeState:
@@ -52,6 +53,7 @@ class NodeState:
             follows=tuple(data.get("follows") or ()),
             writable_for=float(data.get("writable_for") or 0.0),
             upstreams=upstreams if isinstance(upstreams, dict) else {},
+            queue_settled=bool(data.get("queue_settled")),
         )
 
 

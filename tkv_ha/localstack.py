@@ -15,6 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from tkv_common.settings import Env
+
 from .topology import Topology
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,7 +115,7 @@ def main(argv: list[str]) -> int:
             os.environ["TKV_PYTHON"],
             os.environ["TKV_ENVOY"],
             data / "envoy" / "envoy.yaml",
-            os.environ.get("TKV_ENVOY_CONCURRENCY", "1"),
+            str(Env().int("TKV_ENVOY_CONCURRENCY")),
         )
     )
     for key, value in {**topology.services_env(), **topology.operator_env()}.items():

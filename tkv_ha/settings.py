@@ -41,24 +41,24 @@ class AgentSettings:
 
     @classmethod
     def from_env(cls, env: Env) -> AgentSettings:
-        name = env.str("TKV_HA_NAME", "")
+        name = env.str("TKV_HA_NAME")
         if not name:
             raise ConfigError("TKV_HA_NAME must name this node (n1, n2, ...)")
-        console = env.str("TKV_TARANTOOL_CONSOLE_SOCKET", "")
+        console = env.str("TKV_TARANTOOL_CONSOLE_SOCKET")
         if not console:
             raise ConfigError("TKV_TARANTOOL_CONSOLE_SOCKET must give the node's admin console socket")
         endpoints = etcd_endpoints(env)
         if not endpoints:
             raise ConfigError("TKV_ETCD_ENDPOINTS must list etcd's client endpoints (host:port,...)")
-        ttl = env.int("TKV_HA_TTL_SECONDS", 3, minimum=2)
-        margin = env.float("TKV_HA_FENCE_MARGIN_SECONDS", 1.0)
+        ttl = env.int("TKV_HA_TTL_SECONDS")
+        margin = env.float("TKV_HA_FENCE_MARGIN_SECONDS")
         # The node's deadline is (renewal sent) + TTL - margin, and renewals are TTL/6
         # apart: a margin past half the TTL would leave an etcd election no room.
         if margin > ttl / 2:
             raise ConfigError(
                 f"TKV_HA_FENCE_MARGIN_SECONDS ({margin}) must be at most half of TKV_HA_TTL_SECONDS ({ttl})"
             )
-        peers = parse_peers(env.str("TKV_HA_PEERS", ""), "TKV_HA_PEERS")
+        peers = parse_peers(env.str("TKV_HA_PEERS"), "TKV_HA_PEERS")
         peers.pop(name, None)
         # The lag check hears from the other nodes' agents: without them, a node would
         # count itself the whole replica set and lead alone.
@@ -66,13 +66,13 @@ class AgentSettings:
             raise ConfigError("TKV_HA_PEERS must list the agents of the other nodes (at least two), name=host:port,...")
         return cls(
             name=name,
-            listen=env.address("TKV_HA_AGENT_LISTEN", "127.0.0.1:9711"),
-            tarantool=str(env.address("TKV_TARANTOOL_LISTEN", "127.0.0.1:3301")),
+            listen=env.address("TKV_HA_AGENT_LISTEN"),
+            tarantool=str(env.address("TKV_TARANTOOL_LISTEN")),
             console=Path(console),
             peers=peers,
             etcd=endpoints,
             keys=Keys.from_env(env),
             ttl=ttl,
             fence_margin=margin,
-            promote_timeout=env.float("TKV_HA_PROMOTE_TIMEOUT_SECONDS", 10.0),
+            promote_timeout=env.float("TKV_HA_PROMOTE_TIMEOUT_SECONDS"),
         )

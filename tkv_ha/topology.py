@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tkv_common.catalogue import SETTINGS
 from tkv_common.ha_keys import DEFAULT_PREFIX
 
 
@@ -46,8 +47,8 @@ class Topology:
     data_dir: Path  # each node's state under <data_dir>/ha/<name>/
     nodes: list[NodeSpec]
     sync_quorum: int = 2  # 0: asynchronous replication
-    ttl: int = 3
-    fence_margin: float = 1.0
+    ttl: int = SETTINGS["TKV_HA_TTL_SECONDS"].default
+    fence_margin: float = SETTINGS["TKV_HA_FENCE_MARGIN_SECONDS"].default
     prefix: str = DEFAULT_PREFIX
     etcd_cluster_token: str = "tkv-ha"
     extra_node_env: dict[str, str] = field(default_factory=dict)

@@ -1,17 +1,21 @@
 -- Stored functions called by the services: one call, one round trip, and (for writes)
 -- one transaction per request, whatever the batch size.
 --
--- Outcomes the caller must handle are returned as a status string first ('ok', 'exists',
--- 'locked', the token problems 'revoked', 'no_user' and 'superseded', and tkv/kv.lua's
--- 'missing', 'denied', 'not_owner', 'mismatch', 'quota', 'full', 'too_large'), so the
--- services translate them through one table each instead of parsing error messages.
--- Errors (box.error) mean something unexpected.
+-- The one entry point: every function the services call is exported here, and who may
+-- call it follows from its name (tkv/rights.lua). Outcomes the caller must handle are
+-- returned as a status string first ('ok', 'exists', 'locked', the token problems
+-- 'revoked', 'no_user' and 'superseded', and those of tkv/kv.lua, tkv/access.lua,
+-- tkv/sharing.lua and tkv/watch_access.lua: 'missing', 'denied', 'not_owner', 'mismatch',
+-- 'quota', 'full', 'too_large' and more), so the services translate them through one
+-- table each instead of parsing error messages. Errors (box.error) mean something unexpected.
 local fiber = require('fiber')
 local kv = require('tkv.kv')
 local logins = require('tkv.logins')
 local revocations = require('tkv.revocations')
+local sharing = require('tkv.sharing')
 local uuid = require('uuid')
 local watch = require('tkv.watch')
+local watch_access = require('tkv.watch_access')
 
 local M = {}
 
@@ -25,7 +29,7 @@ end
 
 -- What the services' /metrics report about the store (tkv_common/storage_stats.py):
 -- figures, never data, so neither service needs read rights on a space for them. Memory
--- is measured as kv.lua's high-water mark measures it (arena_used of quota_size), so an
+-- is measured as tkv/store.lua's high-water mark measures it (arena_used of quota_size), so an
 -- alert at 80 % means 80 % of the way to "storage is full" at a high water of 100 %.
 -- Cheap: len() of a memtx space is O(1).
 function M.storage_stats()
@@ -173,8 +177,8 @@ end)
 -- kv_svc --------------------------------------------------------------------------------
 -- Each takes the caller's token first (see authenticated): the revocation check happens in
 -- the same call as the data access, so it costs no extra round trip and a Logout that
--- returned before the call started is always seen. The rest is tkv/kv.lua's, called with
--- the login as registered as the caller.
+-- returned before the call started is always seen. The rest is tkv/kv.lua's (pairs),
+-- tkv/sharing.lua's and tkv/watch_access.lua's, called with the login as registered as the caller.
 local function as_caller(fn)
     return authenticated(function(user, ...)
         return fn(user.login, ...)
@@ -190,13 +194,13 @@ M.kv_put = as_caller(kv.put)
 M.kv_delete = as_caller(kv.delete)
 M.kv_list = as_caller(kv.list)
 -- Sharing.
-M.kv_create_grant = as_caller(kv.create_grant)
-M.kv_list_grants = as_caller(kv.list_grants)
-M.kv_received_grants = as_caller(kv.received_grants)
-M.kv_delete_grant = as_caller(kv.delete_grant)
+M.kv_create_grant = as_caller(sharing.create_grant)
+M.kv_list_grants = as_caller(sharing.list_grants)
+M.kv_received_grants = as_caller(sharing.received_grants)
+M.kv_delete_grant = as_caller(sharing.delete_grant)
 -- Watch: a watcher opens and closes with its token; kv_svc's one follower per process
 -- reads the change log and re-checks open watches with the service's own rights.
-M.kv_watch_open = as_caller(kv.watch_open)
+M.kv_watch_open = as_caller(watch_access.watch_open)
 
 function M.kv_watch_close(ids)
     for _, id in ipairs(ids) do
@@ -213,7 +217,7 @@ function M.kv_watch_position()
 end
 
 function M.kv_watch_check(open)
-    return 'ok', kv.watch_check(open, token_problem)
+    return 'ok', watch_access.watch_check(open, token_problem)
 end
 
 return M

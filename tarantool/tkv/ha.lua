@@ -26,6 +26,10 @@ local replication_user = nil
 local rebuild_marker = nil
 -- The configured synchronous quorum (1: asynchronous), read at start.
 local quorum_floor = 1
+-- A planned switchover's kept queue: 'settling' while the demoted leader still decides
+-- what waits in it, 'settled' once nothing waits (the agent releases leadership only
+-- then), nil otherwise.
+local queue = nil
 
 function M.configure(options)
     on_master = options.on_master
@@ -171,6 +175,8 @@ function M.state()
         sync = box.space.pairs ~= nil and box.space.pairs.is_sync or false,
         follows = upstreams(),
         writable_for = writable_until and math.max(writable_until - clock.monotonic(), 0) or 0,
+        -- A planned switchover's kept queue is settled: this node writes nothing more.
+        queue_settled = queue == 'settled',
         upstreams = links,
     }
 end
@@ -193,6 +199,7 @@ end
 -- Migrations and passwords run here, where the node is first writable: an upgrade
 -- happens on the first promotion after it.
 function M.promote(deadline)
+    queue = nil
     writable_until = deadline
     wakeup:signal()
     box.cfg({replication = {}})
@@ -223,6 +230,23 @@ end
 -- while the leader still holds the lease, and the target waits for them.
 function M.demote(why, keep_queue)
     fence(why or 'demoted by the agent', keep_queue)
+    if keep_queue and queue == nil then
+        queue = 'settling'
+        fiber.create(function()
+            fiber.name('tkv.ha.settle')
+            -- Waits until every transaction in this node's queue is confirmed (or rolled
+            -- back) by this node itself, which writes the CONFIRM: its last rows. Until
+            -- then the node still writes, so a target that holds "all" of its vclock may
+            -- lack a CONFIRM to come: promoted, it would decide those transactions on its
+            -- own, and the two histories part (seen as ER_TUPLE_FOUND in `changes` and as
+            -- replicas rebuilt while the new leader's writes waited for a quorum).
+            box.ctl.clear_synchro_queue()
+            if queue == 'settling' then
+                queue = 'settled'
+                log.info('tkv ha: the kept queue is settled')
+            end
+        end)
+    end
     return box.info.ro
 end
 

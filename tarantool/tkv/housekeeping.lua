@@ -1,8 +1,8 @@
 -- Background fibers that delete state nobody needs any more: revocations of tokens that
 -- have expired anyway and failed-login counters idle for a day (every purge interval);
 -- expired pairs and changes past the log's age or count (every EXPIRY_SECONDS).
+local expiry = require('tkv.expiry')
 local fiber = require('fiber')
-local kv = require('tkv.kv')
 local log = require('log')
 local logins = require('tkv.logins')
 local revocations = require('tkv.revocations')
@@ -43,10 +43,10 @@ function M.start(settings)
             fiber.sleep(EXPIRY_SECONDS)
             if not box.info.ro then
                 local ok, err = pcall(function()
-                    while kv.sweep_expired(EXPIRY_BATCH) == EXPIRY_BATCH do
+                    while expiry.sweep_expired(EXPIRY_BATCH) == EXPIRY_BATCH do
                         fiber.yield()
                     end
-                    kv.trim_changes(settings.changes_max_age, settings.changes_max_count)
+                    expiry.trim_changes(settings.changes_max_age, settings.changes_max_count)
                 end)
                 if not ok then
                     log.error('tkv: expiry sweep failed: %s', err)

@@ -1,201 +1,27 @@
--- Pairs in namespaces: the rules that must hold under concurrency (namespace access,
--- ownership in `shared`, version conditions, quotas, storage full), checked in the same
--- call, without yielding, as the writes they guard. Called by tkv/api.lua once the
+-- Pairs in namespaces, v1 and v2: the rules that must hold under concurrency (namespace
+-- access, ownership in `shared`, version conditions, quotas, storage full), checked in the
+-- same call, without yielding, as the writes they guard. Called by tkv/api.lua once the
 -- caller's token has been checked; `caller` is the login as registered (the token's sub).
---
--- The `pairs` tuple: {namespace, key, value, version, create_version, owner, update_time,
--- expire_time, size} (tkv/schema.lua v6). `value` is MP_BIN (tkv/blobs.lua) or, for pairs
--- from before blobs, native MessagePack; v2 readers get whole tuples and decode in Python,
--- v1 reads only the values.
+-- How pairs are stored and batches recorded is tkv/store.lua's; who may use a namespace,
+-- tkv/access.lua's.
+local access = require('tkv.access')
 local blobs = require('tkv.blobs')
 local fiber = require('fiber')
-local encode = require('msgpack').encode
-local watch = require('tkv.watch')
+local sharing = require('tkv.sharing')
+local store = require('tkv.store')
 
 local M = {}
 
--- The namespace of the v1 store, as stored: no login is empty, so no user's namespace
--- (their login in lower case) can ever be it, not even a user called "shared".
-M.SHARED = ''
--- Tuple field numbers of `pairs`.
-local VALUE = 3
-local VERSION, CREATE_VERSION, OWNER, UPDATE_TIME, EXPIRE_TIME, SIZE = 4, 5, 6, 7, 8, 9
+local SHARED = access.SHARED
+local VALUE, VERSION, CREATE_VERSION, OWNER = store.VALUE, store.VERSION, store.CREATE_VERSION, store.OWNER
+local UPDATE_TIME, EXPIRE_TIME, SIZE = store.UPDATE_TIME, store.EXPIRE_TIME, store.SIZE
+local PAIR_OVERHEAD = store.PAIR_OVERHEAD
+-- Locals, not store.x per call: the hot paths of every read and write.
+local pair_at, is_live, pair_size, charge = store.pair_at, store.is_live, store.pair_size, store.charge
+local log_event, write_pair, write_log = store.log_event, store.write_pair, store.write_log
+local next_revision, add_usage = store.next_revision, store.add_usage
 -- `expected` when a request gives no condition (msgpack arrays cannot hold nil).
 local NO_CONDITION = -1
--- What an answer holds per pair besides its key and value (field tags, lengths, versions,
--- owner, times): an upper bound, so that summing `size` + this never underestimates an
--- answer. Cheaper than tuple:bsize() per pair (docs/benchmarks, "What v2 costs").
-local PAIR_OVERHEAD = 96
-
--- Namespaces ---------------------------------------------------------------------------
-
--- The stored namespace a request names: `shared`, `me`, or a login in any letter case
--- (logins are ASCII letters and digits, so lower() is their case folding).
-local function namespace_of(caller, name)
-    if name == 'shared' then
-        return M.SHARED
-    elseif name == 'me' then
-        return caller:lower()
-    end
-    return name:lower()
-end
-
--- How `caller` may use namespace `ns`: true for `shared` and their own (the rules of
--- each apply), the grants they hold on it ({namespace, grantee, prefix, role, time}
--- tuples, docs/api.md, "Sharing"), or nil: no access at all. Looked up in the same call as
--- the data, so a grant or revocation counts from the very next call.
-local function access_of(caller, ns)
-    if ns == M.SHARED or ns == caller:lower() then
-        return true
-    end
-    local held = box.space.grants:select({ns, caller})
-    return #held > 0 and held or nil
-end
-
--- Whether one of `held` lets its holder read (or, with `writing`, write) `key`; for a
--- prefix (List, Watch): every key under it.
-local function covers(held, key, writing)
-    for _, grant in ipairs(held) do
-        local prefix = grant[3]
-        if (not writing or grant[4] == 'WRITER') and key:sub(1, #prefix) == prefix then
-            return true
-        end
-    end
-    return false
-end
-
--- nil when `caller` may read (`writing`: write) every key in `ns` of `keys` (strings, or
--- request items whose first field is the key); otherwise the refusal: 'denied' for a
--- namespace they may not use at all (the same answer whether or not it exists),
--- 'not_granted' with the keys their grants do not cover.
-local function refusal(caller, ns, ns_name, keys, writing)
-    local access = access_of(caller, ns)
-    if access == true then
-        return nil
-    elseif access == nil then
-        return {'denied', ns_name}
-    end
-    local outside = {}
-    for _, entry in ipairs(keys) do
-        local key = type(entry) == 'table' and entry[1] or entry
-        if not covers(access, key, writing) then
-            table.insert(outside, key)
-        end
-    end
-    if #outside > 0 then
-        return {'not_granted', ns_name, writing and 'write' or 'read', outside}
-    end
-    return nil
-end
-
--- Revision and usage -------------------------------------------------------------------
-
-function M.revision()
-    local row = box.space.counters:get('revision')
-    return row ~= nil and row.value or 0
-end
-
-local function next_revision()
-    local revision = M.revision() + 1
-    box.space.counters:replace({'revision', revision})
-    return revision
-end
-
-local function usage_of(owner)
-    local row = box.space.usage:get(owner)
-    if row == nil then
-        return 0, 0
-    end
-    return row.pairs, row.bytes
-end
-
--- Owners of pairs from before v2 (and of deleted accounts) are '' and count for nobody.
-local function add_usage(owner, pairs, bytes)
-    if owner == '' or (pairs == 0 and bytes == 0) then
-        return
-    end
-    box.space.usage:upsert({owner, pairs, bytes}, {{'+', 'pairs', pairs}, {'+', 'bytes', bytes}})
-end
-
--- Whether Tarantool's memory for data has passed `high_water` (a fraction): pair writes
--- are refused from then on, so that accounts, logins, revocations and deletes, which need
--- little memory, always still work.
-local function storage_full(high_water)
-    local slab = box.slab.info()
-    return slab.arena_used >= high_water * slab.quota_size
-end
-
--- The pair at (namespace, key) in `primary` (box.space.pairs.index.primary, looked up once
--- per call by the caller), or nil. One key table serves every lookup (a get does not
--- yield, so no other fiber sees it in between): a new table per key made Lua's garbage
--- collector a large part of a 100-key read (perf of Tarantool's thread, docs/benchmarks).
-local pair_key = {'', ''}
-local function pair_at(primary, ns, key)
-    pair_key[1], pair_key[2] = ns, key
-    return primary:get(pair_key)
-end
-
-local function is_live(tuple, now)
-    if tuple == nil then
-        return false
-    end
-    local expire_time = tuple[EXPIRE_TIME]  -- a field read is a call into Tarantool: once
-    return expire_time == 0 or expire_time > now
-end
-
--- The change log Watch reads (tkv/schema.lua v6): one row per write batch, {revision,
--- time, count, events}, each event [type, namespace, key, value, create_version, owner,
--- expire_time] with the value as MP_BIN for PUT and nil otherwise. A row per batch, not per
--- pair: a row per pair made every pair write cost half again as much (docs/benchmarks).
-local function log_event(events, kind, ns, key, value, create_version, owner, expire_time)
-    -- A fixarray of 7; the value is a blobs.bin field for PUT, nil (0xc0) otherwise.
-    table.insert(events, '\x97' .. encode(kind) .. encode(ns) .. encode(key) .. (value and value.bytes or '\xc0')
-        .. encode(create_version) .. encode(owner) .. encode(expire_time))
-end
-
--- Writes a pair tuple encoded in one concatenation: every pair write's hot path, and
--- about half the cost of the generic blobs.encode (docs/benchmarks, "What v2 costs").
-local function write_pair(ns, key, value, version, create_version, owner, update_time, expire_time, size)
-    blobs.replace_encoded(box.space.pairs.id, '\x99' .. encode(ns) .. encode(key) .. value.bytes .. encode(version)
-        .. encode(create_version) .. encode(owner) .. encode(update_time) .. encode(expire_time) .. encode(size))
-end
-
-local function write_log(revision, events, now)
-    blobs.insert(box.space.changes.id, {revision, now, #events, blobs.array(events)})
-    box.space.counters:upsert({'changes', #events}, {{'+', 'value', #events}})
-    watch.written(revision)
-end
-
--- Sizes charged to quotas: the bytes of the key and of the stored value.
-local function pair_size(key, blob)
-    return #key + #blob
-end
-
--- Pending per-owner usage changes of one batch, checked against the quota before writing.
-local function quota_problem(deltas, limits)
-    for owner, delta in pairs(deltas) do
-        if owner ~= '' and (delta.pairs > 0 or delta.bytes > 0) then
-            local used_pairs, used_bytes = usage_of(owner)
-            if delta.pairs > 0 and used_pairs + delta.pairs > limits.max_pairs then
-                return {owner, 'pairs', used_pairs, delta.pairs, limits.max_pairs}
-            end
-            if delta.bytes > 0 and used_bytes + delta.bytes > limits.max_bytes then
-                return {owner, 'bytes', used_bytes, delta.bytes, limits.max_bytes}
-            end
-        end
-    end
-    return nil
-end
-
-local function charge(deltas, owner, pairs_delta, bytes_delta)
-    local delta = deltas[owner]
-    if delta == nil then
-        delta = {pairs = 0, bytes = 0}
-        deltas[owner] = delta
-    end
-    delta.pairs = delta.pairs + pairs_delta
-    delta.bytes = delta.bytes + bytes_delta
-end
 
 -- v1: the shared store -------------------------------------------------------------------
 
@@ -212,7 +38,7 @@ function M.v1_read(_, keys, max_bytes, values_only)
     local primary, now = box.space.pairs.index.primary, fiber.time()
     local found, missing, size = {}, {}, 0
     for i, key in ipairs(keys) do
-        local tuple = pair_at(primary, M.SHARED, key)
+        local tuple = pair_at(primary, SHARED, key)
         if is_live(tuple, now) then
             found[i] = tuple
             size = size + tuple[SIZE] + PAIR_OVERHEAD
@@ -242,14 +68,14 @@ function M.v1_write(caller, items, limits)
             box.error(box.error.PROC_LUA, ('pair %d is not {key, encoded value}'):format(i))
         end
     end
-    if storage_full(limits.high_water) then
+    if store.storage_full(limits.high_water) then
         return 'full'
     end
     local primary, now = box.space.pairs.index.primary, fiber.time()
     local skipped, writes, deltas = {}, {}, {}
     for _, item in ipairs(items) do
         local key, blob = item[1], item[2]
-        local old = pair_at(primary, M.SHARED, key)
+        local old = pair_at(primary, SHARED, key)
         if is_live(old, now) then
             table.insert(skipped, key)
         else
@@ -263,7 +89,7 @@ function M.v1_write(caller, items, limits)
     if #writes == 0 then
         return 'ok', skipped
     end
-    local problem = quota_problem(deltas, limits)
+    local problem = store.quota_problem(deltas, limits)
     if problem ~= nil then
         return 'quota', problem
     end
@@ -272,8 +98,8 @@ function M.v1_write(caller, items, limits)
         for _, write in ipairs(writes) do
             local key, blob = write[1], write[2]
             local value = blobs.bin(blob)
-            write_pair(M.SHARED, key, value, revision, revision, caller, now, 0, pair_size(key, blob))
-            log_event(events, 'PUT', M.SHARED, key, value, revision, caller, 0)
+            write_pair(SHARED, key, value, revision, revision, caller, now, 0, pair_size(key, blob))
+            log_event(events, 'PUT', SHARED, key, value, revision, caller, 0)
         end
         write_log(revision, events, now)
         for owner, delta in pairs(deltas) do
@@ -288,9 +114,8 @@ end
 -- The live pairs of `keys` in request order and the absent ones, with the revision they
 -- were read at; 'denied' for a namespace the caller may not use; 'too_large' as v1_read.
 function M.get(caller, ns_name, keys, max_bytes)
-    local ns = namespace_of(caller, ns_name)
-    local refused = refusal(caller, ns, ns_name, keys, false)
-    if refused ~= nil then
+    local ns, refused = access.check(caller, ns_name, keys, false)
+    if ns == nil then
         return unpack(refused)
     end
     local primary, now = box.space.pairs.index.primary, fiber.time()
@@ -307,7 +132,7 @@ function M.get(caller, ns_name, keys, max_bytes)
     if size > max_bytes then
         return 'too_large', size, max_bytes
     end
-    return 'ok', found, missing, M.revision()
+    return 'ok', found, missing, store.revision()
 end
 
 -- Creates or replaces every item {key, value, expected_version, ttl_seconds} (-1: no
@@ -320,12 +145,11 @@ end
 --   'quota', {owner, 'pairs'|'bytes', used, adding, limit}
 -- Otherwise 'ok', the new revision and the time written.
 function M.put(caller, ns_name, items, limits)
-    local ns = namespace_of(caller, ns_name)
-    local refused = refusal(caller, ns, ns_name, items, true)
-    if refused ~= nil then
+    local ns, refused = access.check(caller, ns_name, items, true)
+    if ns == nil then
         return unpack(refused)
     end
-    if storage_full(limits.high_water) then
+    if store.storage_full(limits.high_water) then
         return 'full'
     end
     local primary, now = box.space.pairs.index.primary, fiber.time()
@@ -334,7 +158,7 @@ function M.put(caller, ns_name, items, limits)
         local key, blob, expected = item[1], item[2], item[3]
         local old = pair_at(primary, ns, key)
         local live = is_live(old, now)
-        if live and ns == M.SHARED and old[OWNER] ~= caller then
+        if live and ns == SHARED and old[OWNER] ~= caller then
             table.insert(not_owned, key)
         end
         local current = live and old[VERSION] or 0
@@ -358,7 +182,7 @@ function M.put(caller, ns_name, items, limits)
     if #mismatches > 0 then
         return 'mismatch', mismatches
     end
-    local problem = quota_problem(deltas, limits)
+    local problem = store.quota_problem(deltas, limits)
     if problem ~= nil then
         return 'quota', problem
     end
@@ -388,9 +212,8 @@ end
 -- transaction, or nothing: 'denied', 'not_owner' and 'mismatch' as put. Otherwise 'ok',
 -- the revision (unchanged when nothing was deleted) and the absent keys.
 function M.delete(caller, ns_name, items)
-    local ns = namespace_of(caller, ns_name)
-    local refused = refusal(caller, ns, ns_name, items, true)
-    if refused ~= nil then
+    local ns, refused = access.check(caller, ns_name, items, true)
+    if ns == nil then
         return unpack(refused)
     end
     local space, now = box.space.pairs, fiber.time()
@@ -405,7 +228,7 @@ function M.delete(caller, ns_name, items)
             table.insert(mismatches, {key, current})
         elseif not live then
             table.insert(missing, key)
-        elseif ns == M.SHARED and old[OWNER] ~= caller then
+        elseif ns == SHARED and old[OWNER] ~= caller then
             table.insert(not_owned, key)
         else
             table.insert(doomed, old)
@@ -418,7 +241,7 @@ function M.delete(caller, ns_name, items)
         return 'mismatch', mismatches
     end
     if #doomed == 0 then
-        return 'ok', M.revision(), missing
+        return 'ok', store.revision(), missing
     end
     local revision
     box.atomic(function()
@@ -440,9 +263,8 @@ end
 -- 'ok', the pairs, whether more follow, and the revision. With `keys_only` the value
 -- field is nil.
 function M.list(caller, ns_name, prefix, after, first, limit, keys_only, max_bytes)
-    local ns = namespace_of(caller, ns_name)
-    local refused = refusal(caller, ns, ns_name, {prefix}, false)
-    if refused ~= nil then
+    local ns, refused = access.check(caller, ns_name, {prefix}, false)
+    if ns == nil then
         return unpack(refused)
     end
     local now = fiber.time()
@@ -471,7 +293,7 @@ function M.list(caller, ns_name, prefix, after, first, limit, keys_only, max_byt
             size = size + item_size
         end
     end
-    return 'ok', found, more, M.revision()
+    return 'ok', found, more, store.revision()
 end
 
 -- Accounts ------------------------------------------------------------------------------
@@ -508,188 +330,9 @@ function M.delete_account(login)
     for _, key in ipairs(owned) do
         space:update(key, {{'=', OWNER, ''}})
     end
-    for _, grant in ipairs(box.space.grants:select({ns})) do
-        box.space.grants:delete({grant[1], grant[2], grant[3]})
-    end
-    for _, grant in ipairs(box.space.grants.index.grantee:select({login})) do
-        box.space.grants:delete({grant[1], grant[2], grant[3]})
-    end
+    sharing.forget(ns, login)
     box.space.usage:delete(login)
     return #doomed
-end
-
--- Sharing (docs/api.md, "Sharing") -----------------------------------------------------------
-
-local ROLES = {READER = true, WRITER = true}
-
--- Grants are the owner's alone to give: their own namespace, nobody else's, not `shared`.
-local function own_namespace(caller, ns_name)
-    local ns = namespace_of(caller, ns_name)
-    return ns == caller:lower() and ns or nil
-end
-
--- Gives `grantee` `role` on the keys of the caller's namespace that start with `prefix`
--- ('' = all of them), replacing the role of an existing grant on the same prefix.
--- 'denied' for a namespace not the caller's, 'no_grantee' for an unknown login,
--- 'self_grant' for the caller themselves; otherwise 'ok' and the grant.
-function M.create_grant(caller, ns_name, grantee, role, prefix)
-    local ns = own_namespace(caller, ns_name)
-    if ns == nil then
-        return 'denied', ns_name
-    end
-    if not ROLES[role] then
-        box.error(box.error.PROC_LUA, 'unknown role ' .. tostring(role))
-    end
-    local user = box.space.users:get(grantee)
-    if user == nil then
-        return 'no_grantee', grantee
-    end
-    if user.login:lower() == ns then
-        return 'self_grant'
-    end
-    local grant = box.space.grants:replace({ns, user.login, prefix, role, fiber.time()})
-    -- A WRITER made a READER keeps reading: no open watch depends on the difference.
-    return 'ok', grant
-end
-
--- The grants given on the caller's namespace, by grantee and prefix.
-function M.list_grants(caller, ns_name)
-    local ns = own_namespace(caller, ns_name)
-    if ns == nil then
-        return 'denied', ns_name
-    end
-    return 'ok', box.space.grants:select({ns})
-end
-
--- The grants the caller holds, in every namespace.
-function M.received_grants(caller)
-    return 'ok', box.space.grants.index.grantee:select({caller})
-end
-
--- Revokes a grant: 'no_grant' when there is none. The grantee's next call is refused,
--- and their open watches that needed it end (tkv/watch.lua signals kv_svc).
-function M.delete_grant(caller, ns_name, grantee, prefix)
-    local ns = own_namespace(caller, ns_name)
-    if ns == nil then
-        return 'denied', ns_name
-    end
-    local gone = box.space.grants:delete({ns, grantee, prefix})
-    if gone == nil then
-        return 'no_grant', grantee, prefix
-    end
-    watch.access_changed()
-    return 'ok'
-end
-
--- Watch ---------------------------------------------------------------------------------
-
--- Opens a watch of `caller` on the keys under `prefix` (or the one key `key`, when not
--- nil) in namespace `ns_name`, after revision `start` (0 = from now): access as for List,
--- then 'compacted' and the oldest revision held when the changes after `start` are gone,
--- 'too_many' and the limit when the caller has `max_watches` open. Otherwise 'ok', the
--- watch id (for watch_close), the stored namespace, the revision it starts after, and
--- the access epoch (tkv/watch.lua).
-function M.watch_open(caller, ns_name, prefix, key, start, max_watches)
-    local ns = namespace_of(caller, ns_name)
-    -- A nil from MessagePack is box.NULL, which `or` takes for a value; `==` does not.
-    local target = prefix
-    if key ~= nil then
-        target = key
-    end
-    local refused = refusal(caller, ns, ns_name, {target}, false)
-    if refused ~= nil then
-        return unpack(refused)
-    end
-    if start > 0 and watch.compacted(start) then
-        return 'compacted', start, watch.oldest_revision()
-    end
-    local id = watch.register(caller, max_watches)
-    if id == nil then
-        return 'too_many', max_watches
-    end
-    local committed, epoch = watch.position()
-    return 'ok', id, ns, start > 0 and start or committed, epoch
-end
-
--- Which open watches may no longer go on, for a kv_svc process told that access changed:
--- `open` holds {id, jti, subject, account_id, token_epoch, namespace, prefix or key} per
--- watch; the answer {id, problem} for each that must end: a token problem ('revoked',
--- 'no_user', 'superseded') or 'denied' (a grant it relied on is gone).
-function M.watch_check(open, token_problem)
-    local ended = {}
-    for _, w in ipairs(open) do
-        local problem, user = token_problem(w[2], w[3], w[4], w[5])
-        if problem == nil then
-            local access = access_of(user.login, w[6])
-            if access == nil or (access ~= true and not covers(access, w[7], false)) then
-                problem = 'denied'
-            end
-        end
-        if problem ~= nil then
-            table.insert(ended, {w[1], problem})
-        end
-    end
-    return ended
-end
-
--- Expiry --------------------------------------------------------------------------------
-
--- Deletes up to `batch` pairs whose expiry has passed, as one write batch (one revision,
--- EXPIRE changes); returns how many.
-function M.sweep_expired(batch)
-    local now = fiber.time()
-    local index = box.space.pairs.index.expire_time
-    local expired = {}
-    for _, tuple in index:pairs({0}, {iterator = 'GT'}) do
-        if tuple[EXPIRE_TIME] > now or #expired >= batch then
-            break
-        end
-        table.insert(expired, tuple)
-    end
-    if #expired == 0 then
-        return 0
-    end
-    box.atomic(function()
-        local revision, events = next_revision(), {}
-        for _, old in ipairs(expired) do
-            box.space.pairs:delete({old[1], old[2]})
-            add_usage(old[OWNER], -1, -old[SIZE])
-            log_event(events, 'EXPIRE', old[1], old[2], nil, old[CREATE_VERSION], old[OWNER], old[EXPIRE_TIME])
-        end
-        write_log(revision, events, now)
-    end)
-    return #expired
-end
-
--- Deletes the oldest batches of the change log while it holds more than `max_count`
--- changes or they are older than `max_age` seconds, a transaction per 1000 batches;
--- returns how many batches.
-function M.trim_changes(max_age, max_count)
-    local changes = box.space.changes
-    local cutoff = fiber.time() - max_age
-    local purged = 0
-    while true do
-        local row = box.space.counters:get('changes')
-        local held = row ~= nil and row.value or 0
-        local doomed, dropped = {}, 0
-        for _, batch in changes:pairs() do
-            if #doomed >= 1000 or (held - dropped <= max_count and batch[2] >= cutoff) then
-                break
-            end
-            table.insert(doomed, batch[1])
-            dropped = dropped + batch[3]
-        end
-        if #doomed == 0 then
-            return purged
-        end
-        box.atomic(function()
-            for _, revision in ipairs(doomed) do
-                changes:delete(revision)
-            end
-            box.space.counters:update('changes', {{'-', 'value', dropped}})
-        end)
-        purged = purged + #doomed
-    end
 end
 
 return M

@@ -2,9 +2,8 @@
 -- changes after release: a new change is a new step.
 local M = {}
 
--- One Tarantool user per service. Each may only execute its own stored functions; the
--- functions run with their definer's rights (setuid), so neither user is granted any
--- space directly and tkv_kv cannot read password hashes.
+-- One Tarantool user per service. Each may only execute its own stored functions, which
+-- tkv/rights.lua grants at every start from what tkv/api.lua exports: no step here grants one.
 M.SERVICE_USERS = {'tkv_auth', 'tkv_kv'}
 -- Replicas connect as this user (role 'replication': read the WAL, nothing else).
 M.REPLICATION_USER = 'tkv_replicator'
@@ -12,45 +11,11 @@ M.REPLICATION_USER = 'tkv_replicator'
 M.DATA_SPACES = {'users', 'revoked_tokens', 'login_locks', 'login_rates', 'pairs', 'counters', 'usage',
                  'changes', 'grants'}
 
--- Stored functions each service may call, by the migration that created them.
-local V1_FUNCTIONS = {
-    tkv_auth = {'tkv.auth_register', 'tkv.auth_credentials', 'tkv.auth_logout'},
-    tkv_kv = {'tkv.kv_read', 'tkv.kv_write'},
-}
-local V2_FUNCTIONS = {
-    tkv_auth = {'tkv.auth_login_check', 'tkv.auth_login_failed', 'tkv.auth_login_succeeded',
-                'tkv.auth_set_password_hash'},
-}
-
-local V7_FUNCTIONS = {
-    tkv_auth = {'tkv.auth_password_check', 'tkv.auth_change_password', 'tkv.auth_logout_all',
-                'tkv.auth_delete_account'},
-}
-local V8_FUNCTIONS = {
-    tkv_kv = {'tkv.kv_create_grant', 'tkv.kv_list_grants', 'tkv.kv_received_grants', 'tkv.kv_delete_grant',
-              'tkv.kv_watch_open', 'tkv.kv_watch_close', 'tkv.kv_changes', 'tkv.kv_watch_position',
-              'tkv.kv_watch_check'},
-}
-local V9_FUNCTIONS = {
-    tkv_auth = {'tkv.node_status'},
-    tkv_kv = {'tkv.node_status'},
-}
--- kv_svc reports the store's figures for both (one source: no doubled series).
-local V10_FUNCTIONS = {
-    tkv_kv = {'tkv.storage_stats'},
-}
-local V6_FUNCTIONS = {
-    tkv_kv = {'tkv.kv_get', 'tkv.kv_put', 'tkv.kv_delete', 'tkv.kv_list'},
-}
-
-local function grant_functions(functions)
-    for user, names in pairs(functions) do
-        for _, name in ipairs(names) do
-            box.schema.func.create(name, {if_not_exists = true, setuid = true})
-            box.schema.user.grant(user, 'execute', 'function', name, {if_not_exists = true})
-        end
-    end
-end
+-- Steps v1, v2, v6 and v7 also created and granted the stored functions of their time, and
+-- v8-v10 did nothing else; tkv/rights.lua does that at every start now, from tkv/api.lua's
+-- exports. A data dir upgraded by those steps and a new one end with the same rights, so
+-- that part of released steps could go: the steps left change spaces, users and data.
+-- v8-v10 are gone; data dirs that ran them keep their box.once marks, so the next step is v11.
 
 local function v1()
     local users = box.schema.space.create('users', {
@@ -100,7 +65,6 @@ local function v1()
         -- A placeholder password; init.lua sets the real one on every start.
         box.schema.user.create(user, {if_not_exists = true, password = require('digest').urandom(32):hex()})
     end
-    grant_functions(V1_FUNCTIONS)
 end
 
 -- Failed logins per login name, for brute-force throttling (tkv/logins.lua). Keyed by the
@@ -126,7 +90,6 @@ local function v2()
         unique = false,
         parts = {{field = 'updated_at', type = 'number'}},
     })
-    grant_functions(V2_FUNCTIONS)
     -- Replaced by tkv.auth_login_check; dropping a function drops its grants too.
     box.schema.func.drop('tkv.auth_credentials', {if_exists = true})
 end
@@ -306,7 +269,6 @@ local function v6()
         unique = false,
         parts = {{field = 'grantee', type = 'string', collation = 'unicode_ci'}},
     })
-    grant_functions(V6_FUNCTIONS)
 end
 
 -- Moves every pair of the v1 `kv` space into `pairs` under the shared namespace, owner
@@ -364,22 +326,6 @@ local function v7()
             users:update(user[1], {{'=', 6, uuid.str()}, {'=', 7, 0}})
         end
     end
-    grant_functions(V7_FUNCTIONS)
-end
-
--- Sharing and Watch (docs/api.md, "Sharing", "Watch"): their stored functions; v6 made the spaces they use.
-local function v8()
-    grant_functions(V8_FUNCTIONS)
-end
-
--- The services follow the writable node of a replica set (docs/operations.md).
-local function v9()
-    grant_functions(V9_FUNCTIONS)
-end
-
--- The store's figures for the services' /metrics (tkv/api.lua storage_stats).
-local function v10()
-    grant_functions(V10_FUNCTIONS)
 end
 
 function M.migrate()
@@ -391,9 +337,6 @@ function M.migrate()
     box.once('tkv:schema:v6', v6)
     move_v1_pairs()
     box.once('tkv:schema:v7', v7)
-    box.once('tkv:schema:v8', v8)
-    box.once('tkv:schema:v9', v9)
-    box.once('tkv:schema:v10', v10)
 end
 
 -- Synchronous or asynchronous replication of every data space, per the configuration.

@@ -10,6 +10,7 @@ with no end (tests/e2e/test_watch_and_sharing_http.py covers it over HTTP)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import uuid
 
@@ -59,18 +60,30 @@ def summary(result: subprocess.CompletedProcess) -> str:
     return text[start : start + 12000] + result.stderr[-2000:]
 
 
-def test_the_pairs_and_grants_calls_meet_the_description(gateway):
+def figures(result: subprocess.CompletedProcess) -> dict:
+    """The run's counts from schemathesis's summary: cases generated, and the links followed."""
+    cases = re.search(r"(\d+) generated", result.stdout)
+    links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", result.stdout)
+    return {
+        "cases": int(cases.group(1)) if cases else None,
+        "links_covered": f"{links.group(1)} of {links.group(2)}" if links else None,
+    }
+
+
+def test_the_pairs_and_grants_calls_meet_the_description(gateway, report):
     result = schemathesis(
         gateway, token_of_a_new_user(gateway), "--exclude-path-regex", f"{ACCOUNT_CALLS}|pairs:watch", examples=30
     )
+    report(figures(result))
     assert result.returncode == 0, summary(result)
     assert " 0 passed" not in result.stdout and "failures" not in result.stdout.splitlines()[-1], summary(result)
 
 
-def test_the_account_calls_meet_the_description_with_a_throwaway_user(gateway):
+def test_the_account_calls_meet_the_description_with_a_throwaway_user(gateway, report):
     # No stateful phase: no link leads to or from the account calls (each ends the token).
     result = schemathesis(
         gateway, token_of_a_new_user(gateway), "--include-path-regex", ACCOUNT_CALLS, examples=15,
         phases="examples,coverage,fuzzing",
     )  # fmt: skip
+    report(figures(result))
     assert result.returncode == 0, summary(result)

@@ -16,6 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.e2e import screenshots
 from tests.e2e.http_client import call
 from tests.e2e.test_http_api_v2 import sign_in
 from tests.stack import ROOT, require_binary
@@ -59,6 +60,7 @@ def test_the_page_lists_every_operation_and_a_try_it_out_call_with_a_token_succe
     wait = WebDriverWait(browser, 30)
     browser.get(f"http://{processes.gateway}/docs/")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) == OPERATIONS)
+    screenshots.save(browser, "api-docs")  # docs/images/api-docs.png is one of these
 
     # Authorize with the token: kept in the page's memory only.
     browser.find_element(By.CSS_SELECTOR, "button.authorize").click()
@@ -85,3 +87,6 @@ def test_the_page_lists_every_operation_and_a_try_it_out_call_with_a_token_succe
     assert '"shown": true' in operation.find_element(By.CSS_SELECTOR, ".live-responses-table").text
     violations = [e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
     assert violations == [], violations
+    # The answer, without the curl line above it (it shows the token).
+    operation.find_element(By.CSS_SELECTOR, ".live-responses-table").screenshot(
+        str(screenshots.SCREENSHOTS / "api-docs-try-it-out.png"))  # fmt: skip

@@ -1,8 +1,8 @@
 """The web console at /ui/ (issue 34, docs/ui.md) in Debian's headless chromium through the
 real gateway: accounts, browsing, editing with conflicts made by the `tkv` CLI, live
 updates, sharing, stored markup kept inert, axe-core on each screen at desktop and 360 px,
-and the 10,000-key folder (timed and printed, not asserted). Screenshots go to a temporary
-directory, or to TKV_UI_SCREENSHOT_DIR (docs/images to refresh the committed ones)."""
+and the 10,000-key folder (timed and printed, not asserted). Screenshots of each screen go to
+build/screenshots/ui-*.png (tests/e2e/screenshots.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.e2e import screenshots
 from tests.e2e.http_client import call
 from tests.e2e.test_http_api_v2 import PASSWORD, pairs_path, sign_in
 from tests.stack import ROOT, NeverHappened, require_binary
@@ -59,14 +60,6 @@ def axe_record():
     yield
     lesser = sorted({(v["id"], v["impact"]) for found in AXE_RESULTS for v in found})
     print(f"\naxe-core: {len(AXE_RESULTS)} checks; every finding: {lesser or 'none'}")
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory) -> Path:
-    chosen = os.environ.get("TKV_UI_SCREENSHOT_DIR")
-    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 class Wait(WebDriverWait):
@@ -165,8 +158,8 @@ class Console:
             self.type("#editor-ttl", ttl)
         self.save()
 
-    def shot(self, folder: Path, name: str) -> None:
-        self.browser.save_screenshot(str(folder / f"ui-{name}.png"))
+    def shot(self, name: str) -> None:
+        screenshots.save(self.browser, f"ui-{name}")
 
     def axe(self) -> list[dict]:
         """axe-core's serious and critical violations of the page as it is now."""
@@ -241,7 +234,7 @@ def test_every_console_file_carries_a_strict_policy(processes):
     assert (missing.status, missing.headers.get("content-type")) == (404, "application/json"), missing
 
 
-def test_register_names_each_broken_rule_at_its_field_then_signs_in_and_out(console, screenshots):
+def test_register_names_each_broken_rule_at_its_field_then_signs_in_and_out(console):
     console.type("#register-login", "x")
     console.type("#register-password", "short")
     console.type("#register-name", "-Anna")
@@ -252,7 +245,7 @@ def test_register_names_each_broken_rule_at_its_field_then_signs_in_and_out(cons
     assert "(name" in console.text_of("#register-name-error", "Incorrect initial")
     assert console.find("#register-surname-error").text == ""
     assert console.find("#register-login").get_attribute("aria-invalid") == "true"
-    console.shot(screenshots, "register-errors")
+    console.shot("register-errors")
     assert console.axe() == []
 
     login = "ui" + uuid.uuid4().hex[:10]
@@ -289,7 +282,7 @@ def test_a_password_change_needs_the_old_one_and_keeps_the_session(console, proc
     console.sign_in(login, "N3w!password")
 
 
-def test_create_edit_and_delete_a_key_then_one_with_a_ttl_expires(console, processes, screenshots):
+def test_create_edit_and_delete_a_key_then_one_with_a_ttl_expires(console, processes):
     login, token = user(processes)
     console.sign_in(login)
     console.new_key("app/color", '"blue"')
@@ -309,7 +302,7 @@ def test_create_edit_and_delete_a_key_then_one_with_a_ttl_expires(console, proce
     assert (
         call(processes.gateway, "GET", pairs_path("me", "app/color"), token=token).body["version"] == stored["version"]
     )
-    console.shot(screenshots, "editor")
+    console.shot("editor")
 
     console.find("#delete").click()
     console.text_of("#list-status", "Deleted app/color")
@@ -324,7 +317,7 @@ def test_create_edit_and_delete_a_key_then_one_with_a_ttl_expires(console, proce
     console.text_of("#editor-notice", "expired")
 
 
-def test_a_cli_change_mid_edit_shows_both_values_and_overwrites_nothing_silently(console, processes, tkv, screenshots):
+def test_a_cli_change_mid_edit_shows_both_values_and_overwrites_nothing_silently(console, processes, tkv):
     login, token = user(processes)
     console.sign_in(login)
     console.new_key("conf/limit", "10")
@@ -337,7 +330,7 @@ def test_a_cli_change_mid_edit_shows_both_values_and_overwrites_nothing_silently
     console.text_of("#conflict-text", "Someone saved version")
     assert console.find("#conflict-mine").text == "20" and console.find("#conflict-theirs").text == "30"
     assert call(processes.gateway, "GET", pairs_path("me", "conf/limit"), token=token).body["value"] == 30
-    console.shot(screenshots, "conflict")
+    console.shot("conflict")
     assert console.axe() == []
 
     console.find("#keep-mine").click()
@@ -493,7 +486,7 @@ def test_an_ended_session_brings_back_sign_in_and_keeps_the_edit(console, proces
     assert [name for name, text in logs.items() for t in tokens if t in text] == []
 
 
-def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, processes, screenshots):
+def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, processes):
     owner, owner_token = user(processes)
     grantee, _ = user(processes)
     call(processes.gateway, "PUT", pairs_path("me", "pub/note"), "hello", token=owner_token)
@@ -505,7 +498,7 @@ def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, proces
     console.find("#grant-form button[type=submit]").click()
     row = console.text_of("#grants-given", grantee)
     assert "pub/" in row
-    console.shot(screenshots, "sharing")
+    console.shot("sharing")
     assert console.axe() == []
     # `shared` is everyone's: the owner's key there is found with the filter among all others'.
     shared_key = f"ui-{uuid.uuid4().hex[:8]}/x"
@@ -532,7 +525,7 @@ def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, proces
     console.edit_value('"changed"')
     console.find("#save").click()
     assert "do not let you write" in console.text_of("#editor-error", "grants")
-    console.shot(screenshots, "grantee-refused")
+    console.shot("grantee-refused")
     console.find("#sign-out").click()
 
     console.sign_in(owner)  # the owner changes the role, then revokes it
@@ -549,7 +542,7 @@ def test_a_grantee_sees_the_shared_prefix_and_is_refused_a_write(console, proces
     console.text_of("#grants-given", "shared nothing")
 
 
-def test_stored_markup_is_shown_as_text_and_stays_inert(console, processes, screenshots):
+def test_stored_markup_is_shown_as_text_and_stays_inert(console, processes):
     login, token = user(processes)
     hostile = {
         "<script>window.pwned=1</script>": "<script>window.pwned=2</script>",
@@ -572,13 +565,13 @@ def test_stored_markup_is_shown_as_text_and_stays_inert(console, processes, scre
     assert console.browser.execute_script(shown) == ["..", "script>"]
     console.open_key("<script>window.pwned=1</script>")
     assert json.loads(console.find("#editor-value").get_attribute("value")) == "<script>window.pwned=2</script>"
-    console.shot(screenshots, "markup-as-text")
+    console.shot("markup-as-text")
     assert console.browser.execute_script(
         "return [window.pwned, document.querySelectorAll('img, main script, b').length]"
     ) == [None, 0]
 
 
-def test_ten_thousand_keys_open_one_page_at_a_time(console, processes, screenshots):
+def test_ten_thousand_keys_open_one_page_at_a_time(console, processes):
     login, token = user(processes)
     for batch in range(10):
         pairs = [{"key": f"big/{batch * 1000 + n:05d}", "value": n} for n in range(1000)]
@@ -602,7 +595,7 @@ def test_ten_thousand_keys_open_one_page_at_a_time(console, processes, screensho
     console.folder("big/")
     console.find("#more").click()
     console.wait.until(lambda d: len(console.keys_shown()) == 400)
-    console.shot(screenshots, "folder")
+    console.shot("folder")
     console.type("#filter", "0999")  # a prefix inside the open folder, asked of the server
     console.wait.until(lambda d: console.keys_shown() == [f"big/0999{n}" for n in range(10)])
     assert not console.find("#more").is_displayed()
@@ -615,11 +608,11 @@ def test_ten_thousand_keys_open_one_page_at_a_time(console, processes, screensho
 
 
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "360px"])
-def test_each_screen_has_no_serious_accessibility_violation_and_fits(console, processes, screenshots, size):
+def test_each_screen_has_no_serious_accessibility_violation_and_fits(console, processes, size):
     console.browser.set_window_size(*size)
     name = "desktop" if size == DESKTOP else "360"
     found = {"sign-in": console.axe()}
-    console.shot(screenshots, f"sign-in-{name}")
+    console.shot(f"sign-in-{name}")
     login, token = user(processes)
     call(processes.gateway, "PUT", pairs_path("me", "app/a key"), {"x": 1}, token=token)
     console.sign_in(login)
@@ -627,7 +620,7 @@ def test_each_screen_has_no_serious_accessibility_violation_and_fits(console, pr
     found["browse"] = console.axe()
     console.open_key("app/a key")
     found["editor"] = console.axe()
-    console.shot(screenshots, f"editor-{name}")
+    console.shot(f"editor-{name}")
     console.find("#show-sharing").click()
     found["sharing"] = console.axe()
     console.find("#show-account").click()

@@ -194,7 +194,12 @@ async def test_batch_delete_is_all_or_nothing_and_lists_absent_keys(svc, user):
     )
     wrong = v2.BatchDeletePairsRequest(
         namespace="me",
-        pairs=[v2.KeyToDelete(key=a, expected_version=written.revision), v2.KeyToDelete(key=b, expected_version=1)],
+        # b's version is the revision too: one more is wrong however many writes came before
+        # (a fixed 1 was right when this test ran first).
+        pairs=[
+            v2.KeyToDelete(key=a, expected_version=written.revision),
+            v2.KeyToDelete(key=b, expected_version=written.revision + 1),
+        ],
     )
     await expect_error(svc.kv2.BatchDeletePairs(wrong, metadata=md), grpc.StatusCode.ABORTED)
     deleted = await svc.kv2.BatchDeletePairs(
@@ -509,7 +514,7 @@ async def test_the_change_log_is_one_row_per_batch_and_trimmed_by_count(svc, use
     held = int(svc.stack.console("box.space.counters:get('changes').value"))
     assert held == int(svc.stack.console(counted))
     # Trimmed to at most 7 changes: whole batches go, oldest first, and the count follows.
-    svc.stack.console("require('tkv.kv').trim_changes(3600, 7)")
+    svc.stack.console("require('tkv.expiry').trim_changes(3600, 7)")
     held = int(svc.stack.console("box.space.counters:get('changes').value"))
     assert held == int(svc.stack.console(counted)) and 5 <= held <= 7
 

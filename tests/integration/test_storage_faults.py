@@ -181,7 +181,7 @@ async def test_a_failure_inside_a_v2_put_or_delete_rolls_back_every_pair(tmp_pat
             """The pairs, the revision and the usage charged to anyone, as stored."""
             return (
                 stack.console("box.space.pairs:len()"),
-                stack.console("require('tkv.kv').revision()"),
+                stack.console("require('tkv.store').revision()"),
                 stack.console(
                     "(function() local p, b = 0, 0 for _, u in box.space.usage:pairs() do "
                     "p, b = p + u.pairs, b + u.bytes end return p .. ' ' .. b end)()"

@@ -284,16 +284,16 @@ MUTANTS = [
     ),
     Mutant(
         "argon2 memory cost below OWASP's by default",
-        "auth_svc/config.py",
-        'memory_kib=env.int("TKV_ARGON2_MEMORY_KIB", 19 * 1024, minimum=8)',
-        'memory_kib=env.int("TKV_ARGON2_MEMORY_KIB", 4 * 1024, minimum=8)',
+        "tkv_common/catalogue.py",
+        '("TKV_ARGON2_MEMORY_KIB", "int", 19 * 1024,',
+        '("TKV_ARGON2_MEMORY_KIB", "int", 4 * 1024,',
         ("tests/unit/test_errors_and_settings.py::test_auth_settings_default_to_owasp_argon2_and_30_minutes",),
     ),
     Mutant(
         "tokens live longer than 30 minutes by default",
-        "auth_svc/config.py",
-        'token_ttl_seconds=env.int("TKV_JWT_TTL_SECONDS", 30 * 60)',
-        'token_ttl_seconds=env.int("TKV_JWT_TTL_SECONDS", 24 * 60 * 60)',
+        "tkv_common/catalogue.py",
+        '("TKV_JWT_TTL_SECONDS", "int", 30 * 60,',
+        '("TKV_JWT_TTL_SECONDS", "int", 24 * 60 * 60,',
         ("tests/unit/test_errors_and_settings.py::test_auth_settings_default_to_owasp_argon2_and_30_minutes",),
     ),
     # Registration and password rules (auth_svc/users.py).

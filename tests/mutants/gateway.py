@@ -143,8 +143,8 @@ MUTANTS += [
         "    if size > max_bytes then\n"
         "        return 'too_large', size, max_bytes\n"
         "    end\n"
-        "    return 'ok', found, missing, M.revision()\n",
-        "    return 'ok', found, missing, M.revision()\n",
+        "    return 'ok', found, missing, store.revision()\n",
+        "    return 'ok', found, missing, store.revision()\n",
         (
             "tests/integration/test_pairs_v2.py"
             "::test_answers_over_the_response_limit_are_refused_or_split_into_pages_before_sending",
@@ -171,8 +171,8 @@ MUTANTS += [
     Mutant(
         "the edge burst one larger than configured",
         "scripts/render_envoy.py",
-        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST", 20)),',
-        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST", 20) + 1),',
+        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST")),',
+        '"AUTH_BURST": str(env.int("TKV_GATEWAY_AUTH_BURST") + 1),',
         (f"{_LIMITS}::test_register_is_rate_limited_per_client",),
     ),
     Mutant(

@@ -110,8 +110,15 @@ MUTANTS = [
     Mutant(
         "a switchover releases while the old leader's queue still confirms",
         "tkv_ha/agent.py",
-        "            if theirs is not None and mine.vclock == settled and not decision.ahead_of(mine, theirs):",
+        "            if theirs is not None and mine.queue_settled and not decision.ahead_of(mine, theirs):",
         "            if theirs is not None and not decision.ahead_of(mine, theirs):",
         ("tests/unit/test_ha_agent.py::test_a_switchover_waits_until_the_old_leaders_queue_has_settled",),
+    ),
+    Mutant(
+        "a lease that expired before the leader key was written crashes the agent's round",
+        "tkv_ha/agent.py",
+        "        except EtcdRejected as error:",
+        "        except EtcdUnavailable as error:",
+        ("tests/unit/test_ha_agent.py::test_a_lease_that_expires_before_the_leader_key_is_written_takes_nothing",),
     ),
 ]

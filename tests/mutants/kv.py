@@ -1,4 +1,5 @@
-"""Pairs, values and sharing: kv_svc and tarantool/tkv/kv.lua."""
+"""Pairs, values and sharing: kv_svc and tarantool/tkv/ (kv.lua, access.lua, store.lua,
+sharing.lua, expiry.lua)."""
 
 from tests.mutants.mutant import Mutant
 
@@ -37,14 +38,14 @@ MUTANTS = [
     ),
     Mutant(
         "a grant covers keys outside its prefix",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/access.lua",
         "and key:sub(1, #prefix) == prefix then",
         "then",
         ("tests/integration/test_sharing.py::test_a_prefix_reader_reads_lists_and_watches_only_under_the_prefix",),
     ),
     Mutant(
         "a READER may write",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/access.lua",
         "if (not writing or grant[4] == 'WRITER') and",
         "if",
         ("tests/integration/test_sharing.py::test_a_prefix_reader_reads_lists_and_watches_only_under_the_prefix",),
@@ -52,28 +53,28 @@ MUTANTS = [
     # Namespaces (docs/api.md, "Namespaces").
     Mutant(
         "a grant to one user opens the namespace to every user",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/access.lua",
         "local held = box.space.grants:select({ns, caller})",
         "local held = box.space.grants:select({ns})",
         ("tests/integration/test_sharing.py::test_a_writer_of_a_prefix_writes_under_it_and_nowhere_else",),
     ),
     Mutant(
         "`me` names the namespace in the caller's letter case",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/access.lua",
         "    elseif name == 'me' then\n        return caller:lower()\n",
         "    elseif name == 'me' then\n        return caller\n",
         ("tests/integration/test_pairs_v2.py::test_a_namespace_is_named_me_or_by_its_login_in_any_letter_case",),
     ),
     Mutant(
         "a namespace's name is case-sensitive",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/access.lua",
         "    return name:lower()\nend",
         "    return name\nend",
         ("tests/integration/test_pairs_v2.py::test_a_namespace_is_named_me_or_by_its_login_in_any_letter_case",),
     ),
     Mutant(
         "v2's `shared` is not v1's store",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/access.lua",
         "    if name == 'shared' then\n        return M.SHARED\n",
         "    if name == 'shared' then\n        return name\n",
         ("tests/integration/test_pairs_v2.py::test_v1_and_v2_share_the_shared_namespace",),
@@ -89,7 +90,7 @@ MUTANTS = [
     Mutant(
         "anyone updates a shared pair (NOT_OWNER on put)",
         "tarantool/tkv/kv.lua",
-        "        if live and ns == M.SHARED and old[OWNER] ~= caller then\n"
+        "        if live and ns == SHARED and old[OWNER] ~= caller then\n"
         "            table.insert(not_owned, key)\n        end\n",
         "",
         (
@@ -99,7 +100,7 @@ MUTANTS = [
     Mutant(
         "anyone deletes a shared pair (NOT_OWNER on delete)",
         "tarantool/tkv/kv.lua",
-        "        elseif ns == M.SHARED and old[OWNER] ~= caller then\n            table.insert(not_owned, key)\n",
+        "        elseif ns == SHARED and old[OWNER] ~= caller then\n            table.insert(not_owned, key)\n",
         "",
         (
             "tests/integration/test_pairs_v2.py::test_only_the_owner_updates_or_deletes_a_shared_pair_and_nothing_else_changes",
@@ -153,7 +154,7 @@ MUTANTS = [
     # Expiry.
     Mutant(
         "an expired pair reads as live until swept",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/store.lua",
         "    return expire_time == 0 or expire_time > now",
         "    return true",
         ("tests/integration/test_pairs_v2.py::test_every_read_takes_an_expired_pair_for_absent_before_any_sweep",),
@@ -168,7 +169,7 @@ MUTANTS = [
     Mutant(
         "expired pairs are never swept",
         "tarantool/tkv/housekeeping.lua",
-        "                    while kv.sweep_expired(EXPIRY_BATCH) == EXPIRY_BATCH do\n"
+        "                    while expiry.sweep_expired(EXPIRY_BATCH) == EXPIRY_BATCH do\n"
         "                        fiber.yield()\n                    end\n",
         "",
         (
@@ -178,7 +179,7 @@ MUTANTS = [
     ),
     Mutant(
         "the sweep takes pairs before they expire",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/expiry.lua",
         "if tuple[EXPIRE_TIME] > now or #expired >= batch then",
         "if #expired >= batch then",
         (
@@ -189,14 +190,14 @@ MUTANTS = [
     # Quotas and storage full (docs/api.md, "Quotas and storage full").
     Mutant(
         "the pairs quota ignores the pairs being added",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/store.lua",
         "used_pairs + delta.pairs > limits.max_pairs",
         "used_pairs > limits.max_pairs",
         ("tests/integration/test_pairs_v2.py::test_quotas_count_exactly_and_deleting_frees_them",),
     ),
     Mutant(
         "the bytes quota ignores the bytes being added",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/store.lua",
         "used_bytes + delta.bytes > limits.max_bytes",
         "used_bytes > limits.max_bytes",
         ("tests/integration/test_pairs_v2.py::test_quotas_count_exactly_and_deleting_frees_them",),
@@ -210,8 +211,9 @@ MUTANTS = [
     ),
     Mutant(
         "the sweep does not free quota",
-        "tarantool/tkv/kv.lua",
-        "            box.space.pairs:delete({old[1], old[2]})\n            add_usage(old[OWNER], -1, -old[SIZE])\n",
+        "tarantool/tkv/expiry.lua",
+        "            box.space.pairs:delete({old[1], old[2]})\n"
+        "            store.add_usage(old[OWNER], -1, -old[SIZE])\n",
         "            box.space.pairs:delete({old[1], old[2]})\n",
         ("tests/integration/test_pairs_quotas.py::test_an_expired_pair_frees_its_owners_quota_when_swept",),
     ),
@@ -227,7 +229,7 @@ MUTANTS = [
     ),
     Mutant(
         "storage full ignores the high-water mark",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/store.lua",
         "return slab.arena_used >= high_water * slab.quota_size",
         "return slab.arena_used >= slab.quota_size",
         (

@@ -1,5 +1,5 @@
 """Watch streams: kv_svc/watching.py, tarantool/tkv/watch.lua, the change log in
-tarantool/tkv/kv.lua, and the access epoch bumps in tarantool/tkv/api.lua."""
+tarantool/tkv/store.lua, and the access epoch bumps in tarantool/tkv/api.lua and sharing.lua."""
 
 from tests.mutants.mutant import Mutant
 
@@ -9,7 +9,7 @@ HISTORY = "tests/reliability/test_watch_history.py"
 MUTANTS = [
     Mutant(
         "a revoked grant leaves open watches running",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/sharing.lua",
         "        return 'no_grant', grantee, prefix\n    end\n    watch.access_changed()",
         "        return 'no_grant', grantee, prefix\n    end",
         (f"{WATCH}::test_a_revoked_grant_ends_the_grantees_watch_and_refuses_their_next_call",),
@@ -103,7 +103,7 @@ MUTANTS = [
     ),
     Mutant(
         "the change log is never trimmed by age",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/expiry.lua",
         "if #doomed >= 1000 or (held - dropped <= max_count and batch[2] >= cutoff) then",
         "if #doomed >= 1000 or held - dropped <= max_count then",
         (f"{WATCH}::test_changes_older_than_the_log_keeps_are_compacted",),
@@ -127,7 +127,7 @@ MUTANTS = [
     # so a log that loses changes fails it (against the log, it passed).
     Mutant(
         "a write batch logs only its last change",
-        "tarantool/tkv/kv.lua",
+        "tarantool/tkv/store.lua",
         "    table.insert(events, '\\x97' .. encode(kind)",
         "    events[1] = ('\\x97' .. encode(kind)",
         (HISTORY,),

@@ -3,6 +3,7 @@
 import asyncio
 import gc
 import os
+import shutil
 import stat
 import subprocess
 import time
@@ -12,7 +13,9 @@ import asynctnt
 import pytest
 from asynctnt.exceptions import TarantoolDatabaseError
 
-from tests.stack import ROOT, Stack, require_binary, tarantool
+from tests.stack import ROOT, Process, Stack, require_binary, tarantool
+
+SERVICE_USERS = ("tkv_auth", "tkv_kv")
 
 
 def test_tarantool_listens_on_loopback_by_default():
@@ -60,9 +63,45 @@ def schema_of(stack) -> tuple[dict[str, int], list[str]]:
     return dict(item.split("=") for item in spaces), functions
 
 
-# Each service user's own functions (tarantool/tkv/schema.lua grants them); node_status is both's.
-OWN_PREFIX = {"tkv_kv": "tkv.kv_", "tkv_auth": "tkv.auth_"}
-SHARED_FUNCTIONS = {"tkv.node_status"}
+# Who may call each function tarantool/tkv/api.lua exports: the rule tarantool/tkv/rights.lua
+# applies at every start, stated here again so that a change to it is made twice, knowingly.
+PREFIXES = {"tkv.auth_": {"tkv_auth"}, "tkv.kv_": {"tkv_kv"}}
+UNPREFIXED = {"tkv.node_status": {"tkv_auth", "tkv_kv"}, "tkv.storage_stats": {"tkv_kv"}}
+
+
+def callers(function: str) -> set[str]:
+    for prefix, users in PREFIXES.items():
+        if function.startswith(prefix):
+            return users
+    assert function in UNPREFIXED, f"{function}: who may call it? (tarantool/tkv/rights.lua, and here)"
+    return UNPREFIXED[function]
+
+
+def exports_of(stack) -> set[str]:
+    """The stored functions tarantool/tkv/api.lua exports, as the running Tarantool has them."""
+    return set(
+        names_in(
+            stack,
+            "(function() local t = {} for name, f in pairs(tkv) do "
+            "if type(f) == 'function' then table.insert(t, 'tkv.' .. name) end end return t end)()",
+        )
+    )
+
+
+def execute_grants(stack) -> dict[str, set[str]]:
+    """Who holds execute (bit 4) on each `tkv.*` function, users and roles alike."""
+    pairs = names_in(
+        stack,
+        "(function() local t = {} for _, p in box.space._priv:pairs() do "
+        "local f = p.object_type == 'function' and type(p.object_id) == 'number' and box.space._func:get(p.object_id) "
+        "if f and f.name:find('^tkv%.') and bit.band(p.privilege, 4) ~= 0 then "
+        "table.insert(t, f.name .. '=' .. box.space._user:get(p.grantee).name) end end return t end)()",
+    )
+    grants: dict[str, set[str]] = {}
+    for item in pairs:
+        function, user = item.split("=")
+        grants.setdefault(function, set()).add(user)
+    return grants
 
 
 async def test_each_service_user_may_call_only_its_own_functions(tarantool_stack):
@@ -70,13 +109,12 @@ async def test_each_service_user_may_call_only_its_own_functions(tarantool_stack
     # The probes would prove nothing if the schema could not be read or lost its main parts.
     assert {"users", "pairs", "grants", "changes", "revoked_tokens"} <= spaces.keys(), spaces
     assert {"tkv.auth_register", "tkv.kv_put", "tkv.kv_create_grant", "tkv.storage_stats"} <= set(functions)
-    conns = {user: await connect(tarantool_stack, user) for user in OWN_PREFIX}
+    conns = {user: await connect(tarantool_stack, user) for user in SERVICE_USERS}
     try:
         for user, conn in conns.items():
             # Every function that is not the user's own is refused by Tarantool itself
             # (arguments that a granted function would reject do not matter: access is checked first).
-            foreign = [f for f in functions if not f.startswith(OWN_PREFIX[user]) and f not in SHARED_FUNCTIONS]
-            foreign = [f for f in foreign if not (user == "tkv_kv" and f == "tkv.storage_stats")]
+            foreign = [f for f in functions if user not in callers(f)]
             assert foreign, user
             for function in foreign:
                 with pytest.raises(TarantoolDatabaseError, match=f"Execute access to function '{function}' is denied"):
@@ -94,6 +132,103 @@ async def test_each_service_user_may_call_only_its_own_functions(tarantool_stack
     finally:
         for conn in conns.values():
             await conn.disconnect()
+
+
+def test_every_api_export_is_granted_to_its_service_user_and_no_other(tarantool_stack):
+    exports = exports_of(tarantool_stack)
+    assert {"tkv.auth_register", "tkv.kv_put", "tkv.node_status", "tkv.storage_stats"} <= exports, exports
+    _, functions = schema_of(tarantool_stack)
+    # Every export is a function Tarantool knows, and nothing else is: none left from a release before.
+    assert set(functions) == exports
+    grants = execute_grants(tarantool_stack)
+    assert {function: grants.get(function, set()) for function in exports} == {
+        function: callers(function) for function in exports
+    }
+    # Each runs with its definer's rights: the reason no service user needs a space.
+    not_setuid = names_in(
+        tarantool_stack,
+        "(function() local t = {} for _, f in box.space._func:pairs() do "
+        "if f.name:find('^tkv%.') and f.setuid ~= 1 then table.insert(t, f.name) end end return t end)()",
+    )
+    assert not_setuid == []
+    # Idempotent: applied again with nothing to change, the rule writes nothing.
+    lsn = tarantool_stack.console("box.info.lsn")
+    tarantool_stack.console(
+        "require('tkv.rights').apply(require('tkv.rights').of(tkv), require('tkv.schema').SERVICE_USERS)"
+    )
+    assert tarantool_stack.console("box.info.lsn") == lsn
+
+
+def changed_tarantool(tmp_path: Path, lua: str) -> Path:
+    """A copy of tarantool/ whose tkv/api.lua ends with `lua` before its `return M`; its init.lua."""
+    tree = tmp_path / "changed-tarantool"
+    shutil.copytree(ROOT / "tarantool", tree)
+    api = tree / "tkv" / "api.lua"
+    text = api.read_text()
+    assert text.endswith("\nreturn M\n")
+    api.write_text(text.removesuffix("return M\n") + lua + "\nreturn M\n")
+    return tree / "init.lua"
+
+
+def once_marks(stack) -> set[str]:
+    """The migrations a data dir has run (box.once marks)."""
+    return set(
+        names_in(
+            stack,
+            "(function() local t = {} for _, r in box.space._schema:pairs() do "
+            "if r[1]:find('^once') then table.insert(t, r[1]) end end return t end)()",
+        )
+    )
+
+
+async def test_a_new_export_is_granted_and_a_removed_one_dropped_at_the_next_start_with_no_migration(tmp_path):
+    stack = Stack(tmp_path / "data")
+    process = tarantool(stack).start()
+    try:
+        marks = once_marks(stack)
+        # A grant no rule gives (an old rule's, or made by hand) goes at the next start too.
+        stack.console("box.schema.user.grant('tkv_kv', 'execute', 'function', 'tkv.auth_register')")
+        assert execute_grants(stack)["tkv.auth_register"] == {"tkv_auth", "tkv_kv"}
+    finally:
+        process.stop()
+    # The next release adds tkv.kv_probe and no longer exports tkv.kv_watch_position.
+    changed = changed_tarantool(tmp_path, "function M.kv_probe() return 'ok', 'probe' end\nM.kv_watch_position = nil\n")
+    process = Process("tarantool", [require_binary("tarantool"), str(changed)], stack, stack.tarantool_port).start()
+    try:
+        grants = execute_grants(stack)
+        assert (grants.get("tkv.kv_probe"), grants["tkv.auth_register"]) == ({"tkv_kv"}, {"tkv_auth"})
+        assert "tkv.kv_watch_position" not in schema_of(stack)[1]
+        assert once_marks(stack) == marks
+        kv, auth = await connect(stack, "tkv_kv"), await connect(stack, "tkv_auth")
+        try:
+            assert list(await kv.call("tkv.kv_probe", [])) == ["ok", "probe"]
+            with pytest.raises(TarantoolDatabaseError, match=r"Execute access to function 'tkv\.kv_probe' is denied"):
+                await auth.call("tkv.kv_probe", [])
+            with pytest.raises(TarantoolDatabaseError):
+                await kv.call("tkv.kv_watch_position", [])
+        finally:
+            await kv.disconnect()
+            await auth.disconnect()
+    finally:
+        process.stop()
+    # And back: the release before finds its function again, and the probe gone.
+    process = tarantool(stack).start()
+    try:
+        assert execute_grants(stack)["tkv.kv_watch_position"] == {"tkv_kv"}
+        assert "tkv.kv_probe" not in schema_of(stack)[1]
+    finally:
+        process.stop()
+
+
+@pytest.mark.log_errors_expected("tkv/api.lua exports helper")
+def test_an_export_the_rule_does_not_name_stops_the_start_before_any_file_is_written(tmp_path):
+    stack = Stack(tmp_path / "data")
+    changed = changed_tarantool(tmp_path, "function M.helper() return 'ok' end\n")
+    process = Process("tarantool", [require_binary("tarantool"), str(changed)], stack, stack.tarantool_port)
+    with pytest.raises(RuntimeError, match="exited"):
+        process.start()
+    assert "tkv/api.lua exports helper: name it auth_* or kv_*" in process.log()
+    assert not list(stack.data_dir.glob("tarantool/*.snap"))
 
 
 @pytest.mark.log_errors_expected("Authorization failed: Incorrect password")

@@ -135,4 +135,4 @@ def test_invalid_settings_fail_with_the_variable_named(tmp_path, environ, messag
 def test_address_parsing():
     assert Address.parse("[::1]:50051") == Address("::1", 50051)
     assert str(Address("::1", 1)) == "[::1]:1"
-    assert Env({}).int("X", 5) == 5
+    assert Env({}).int("TKV_KV_MAX_BATCH_KEYS") == 1000

@@ -6,7 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from tkv_common.etcd import EtcdUnavailable, KeyValue
+import pytest
+
+from tkv_common.etcd import EtcdRejected, EtcdUnavailable, KeyValue
 from tkv_common.ha_keys import Keys, Leader
 from tkv_common.settings import Address
 from tkv_ha import agent as agent_module
@@ -164,30 +166,56 @@ async def test_a_restarted_agent_demotes_its_node_before_letting_its_old_key_go(
 
 
 async def test_a_switchover_waits_until_the_old_leaders_queue_has_settled(monkeypatch):
-    # The demoted leader still writes (its kept queue's CONFIRMs): its vclock moves for two
-    # checks. Releasing then would let the target roll back rows this node goes on to confirm.
-    vclocks = iter([{"1": 10}, {"1": 11}, {"1": 12}, {"1": 12}, {"1": 12}])
+    # The demoted leader still decides its kept queue (its CONFIRMs are still to come) for
+    # three checks, while the target already holds everything it has so far. Releasing then
+    # would let the target decide those transactions on its own.
+    settled = iter([False, False, False, True])
     node, etcd = FakeNode(), FakeEtcd()
     etcd.keys = {KEYS.switchover: KeyValue(KEYS.switchover, b'{"to": "n2"}', lease=0, mod_revision=1,
                                            create_revision=1)}  # fmt: skip
-    seen: list[dict] = []
+    seen: list[bool] = []
 
-    async def moving_state() -> NodeState:
+    async def settling_state() -> NodeState:
         node.calls.append("state")
-        seen.append(next(vclocks))
-        return NodeState(id=1, uuid="u1", replicaset="rs", ro=True, vclock=seen[-1], registered=3, sync=True,
-                         sync_quorum=2)  # fmt: skip
+        seen.append(next(settled))
+        return NodeState(id=1, uuid="u1", replicaset="rs", ro=True, vclock={"1": 12}, registered=3, sync=True,
+                         sync_quorum=2, queue_settled=seen[-1])  # fmt: skip
 
     async def target_state(address, path, timeout):  # the target always holds what n1 has
-        return {"node": {"id": 2, "uuid": "u2", "replicaset": "rs", "ro": True, "vclock": seen[-1],
+        return {"node": {"id": 2, "uuid": "u2", "replicaset": "rs", "ro": True, "vclock": {"1": 12},
                          "registered": 3, "sync": True, "sync_quorum": 2}}  # fmt: skip
 
     async def delete(key):
         etcd.calls.append("delete")
 
-    node.state, etcd.delete = moving_state, delete
+    node.state, etcd.delete = settling_state, delete
     monkeypatch.setattr(agent_module, "get_json", target_state)
     agent = leading_agent(node, etcd)
     await agent._carry_out_switchover(state(ro=False))
     assert etcd.calls[-1] == "revoke"  # released...
-    assert seen[-2:] == [{"1": 12}, {"1": 12}]  # ...only after the vclock stood still
+    assert seen == [False, False, False, True]  # ...only once the node said its queue was settled
+
+
+async def test_a_lease_that_expires_before_the_leader_key_is_written_takes_nothing():
+    # A process stalled for a whole TTL between granting its lease and writing the key:
+    # etcd refuses the write ("requested lease not found"). The round ends quietly; the
+    # node is never promoted and nothing is revoked twice.
+    node, etcd = FakeNode(ro=True), FakeEtcd()
+
+    async def grant(ttl):
+        etcd.calls.append("grant")
+        return 7
+
+    async def create(key, value, lease, also=None):
+        etcd.calls.append("create")
+        raise EtcdRejected("etcd refused the request: NOT_FOUND etcdserver: requested lease not found")
+
+    etcd.grant, etcd.create = grant, create
+    agent = Agent(settings(), etcd=etcd)
+    agent.node = node
+    try:
+        await agent._take_leadership(state(ro=True), "test", switchover=False)
+    except EtcdRejected as error:
+        pytest.fail(f"the agent's round failed: {error}")
+    assert etcd.calls == ["grant", "create"]
+    assert agent._lease is None and "promote" not in node.calls
