@@ -326,8 +326,14 @@ def test_a_cli_change_mid_edit_shows_both_values_and_overwrites_nothing_silently
     console.edit_value("20")  # being edited in the browser ...
     tkv("put", "conf/limit", "30")  # ... when the CLI changes it
     console.text_of("#editor-notice", "changed elsewhere")
+    console.browser.execute_script("document.querySelector('#editor-notice').textContent = ''")
     console.find("#save").click()
-    console.text_of("#conflict-text", "Someone saved version")
+    answered = (
+        "return !document.querySelector('#conflict').hidden || document.querySelector('#editor-notice').textContent"
+    )
+    console.wait.until(lambda d: d.execute_script(answered))
+    assert console.find("#conflict").is_displayed(), "the save went through over the CLI's change"
+    assert "Someone saved version" in console.find("#conflict-text").text
     assert console.find("#conflict-mine").text == "20" and console.find("#conflict-theirs").text == "30"
     assert call(processes.gateway, "GET", pairs_path("me", "conf/limit"), token=token).body["value"] == 30
     console.shot("conflict")
