@@ -58,7 +58,7 @@ def write_bytes(raw_values: list[bytes]) -> list[bytes]:
 
 def main() -> None:
     raw = values.native_to_bytes(json.loads(json.dumps(VALUE)))
-    # The stored values a v1 Read gets (kv_svc/storage.py KvStorage.read).
+    # The stored values a v1 Read gets (kv_svc/storage.py TarantoolAdapter.read).
     native_values = [json.loads(json.dumps(VALUE)) for _ in KEYS]
     bytes_values = [raw for _ in KEYS]
     # The MessagePack a Read answer carries from Tarantool, decoded by the client.

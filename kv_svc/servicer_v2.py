@@ -1,8 +1,8 @@
-"""tkv.kv.v2.KeyValueService: translates protobuf to the rules in namespaced.py and back.
+"""tkv.kv.v2.KeyValueService: translates protobuf to the rules in rules_v2.py and sharing.py and back.
 
 Reads answer bytes spliced from stored rows (wire.py); puts parse their requests with the
 views of protos/tkv/internal/v1/write_view.proto, so values stay the encoded bytes a
-client sent until namespaced.py checks them.
+client sent until rules_v2.py checks them.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from tkv_common.errors import FieldViolation, InvalidArgument
 from tkv_common.tokens import current_claims
 
 from . import messages, wire
-from .namespaced import DeleteItem, NamespacedStore, PutItem
+from .rules_v2 import DeleteItem, NamespacedRules, PutItem
 from .sharing import Grant, Sharing
-
-SERVICE_NAME = kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"].full_name
 
 
 def _seconds(duration: duration_pb2.Duration) -> float:
@@ -51,9 +49,9 @@ def _grant(grant: Grant) -> kv_pb2.Grant:
 
 
 class KeyValueServicerV2:
-    """Registered by server.py with its own (de)serializers (method_handlers)."""
+    """Registered with its own (de)serializers (handlers.py v2_handlers)."""
 
-    def __init__(self, store: NamespacedStore, sharing: Sharing):
+    def __init__(self, store: NamespacedRules, sharing: Sharing):
         self._store = store
         self._sharing = sharing
 
@@ -149,50 +147,3 @@ class KeyValueServicerV2:
     ) -> kv_pb2.DeleteGrantResponse:
         await self._sharing.delete(current_claims.get(), request.namespace, request.grantee, request.prefix)
         return kv_pb2.DeleteGrantResponse()
-
-
-def method_handlers(servicer: KeyValueServicerV2) -> grpc.GenericRpcHandler:
-    """Like the generated add_KeyValueServiceServicer_to_server, except that reads answer
-    bytes they encoded themselves and puts parse their requests with views."""
-    unary = grpc.unary_unary_rpc_method_handler
-    return grpc.method_handlers_generic_handler(
-        SERVICE_NAME,
-        {
-            "GetPair": unary(servicer.GetPair, kv_pb2.GetPairRequest.FromString, None),
-            "BatchGetPairs": unary(servicer.BatchGetPairs, kv_pb2.BatchGetPairsRequest.FromString, None),
-            "PutPair": unary(
-                servicer.PutPair,
-                write_view_pb2.PutPairRequestView.FromString,
-                kv_pb2.PutPairResponse.SerializeToString,
-            ),
-            "BatchPutPairs": unary(
-                servicer.BatchPutPairs,
-                write_view_pb2.BatchPutPairsRequestView.FromString,
-                kv_pb2.BatchPutPairsResponse.SerializeToString,
-            ),
-            "DeletePair": unary(
-                servicer.DeletePair,
-                kv_pb2.DeletePairRequest.FromString,
-                kv_pb2.DeletePairResponse.SerializeToString,
-            ),
-            "BatchDeletePairs": unary(
-                servicer.BatchDeletePairs,
-                kv_pb2.BatchDeletePairsRequest.FromString,
-                kv_pb2.BatchDeletePairsResponse.SerializeToString,
-            ),
-            "ListPairs": unary(servicer.ListPairs, kv_pb2.ListPairsRequest.FromString, None),
-            # Messages are encoded by kv_svc/watching.py, once per change for every watcher.
-            "Watch": grpc.unary_stream_rpc_method_handler(servicer.Watch, kv_pb2.WatchRequest.FromString, None),
-            "CreateGrant": unary(
-                servicer.CreateGrant, kv_pb2.CreateGrantRequest.FromString, kv_pb2.Grant.SerializeToString
-            ),
-            "ListGrants": unary(
-                servicer.ListGrants, kv_pb2.ListGrantsRequest.FromString, kv_pb2.ListGrantsResponse.SerializeToString
-            ),
-            "DeleteGrant": unary(
-                servicer.DeleteGrant,
-                kv_pb2.DeleteGrantRequest.FromString,
-                kv_pb2.DeleteGrantResponse.SerializeToString,
-            ),
-        },
-    )

@@ -14,8 +14,8 @@ from tkv_common.tokens import Claims
 from . import messages
 from .config import Limits
 from .keys import KeyRules
-from .namespaced import LOGIN, namespace_violations, shown
-from .storage import KvStorage, Row
+from .names import LOGIN, namespace_violations, shown
+from .storage import Row, TarantoolAdapter
 
 ROLES = ("READER", "WRITER")
 
@@ -35,7 +35,7 @@ class Grant:
 
 
 class Sharing:
-    def __init__(self, storage: KvStorage, limits: Limits):
+    def __init__(self, storage: TarantoolAdapter, limits: Limits):
         self._storage = storage
         self._rules = KeyRules(limits)
 

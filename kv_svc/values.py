@@ -85,7 +85,7 @@ def _check(value: struct_pb2.Value, max_depth: int, depth: int) -> None:
 
 def read_response(keys: Sequence[str], stored: Sequence[Any]) -> bytes:
     """Encoded tkv.kv.v1.ReadResponse for `keys` and their stored values in the same order
-    (KvStorage.read): data (field 1, a Struct) holding one map entry (field 1) per key,
+    (TarantoolAdapter.read): data (field 1, a Struct) holding one map entry (field 1) per key,
     each entry being key (field 1) and the encoded Value (field 2)."""
     entries = []
     for name, value in zip(keys, stored, strict=True):

@@ -1,4 +1,4 @@
-"""KeyValueService: translates protobuf to the batch operations in pairs.py and back."""
+"""tkv.kv.v1.KeyValueService: translates protobuf to the batch rules in rules_v1.py and back."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from tkv.kv.v1 import kv_pb2
 from tkv_common.tokens import current_claims
 
 from . import values
-from .pairs import KeyValueStore, RawPair, too_large, write_status
+from .rules_v1 import RawPair, SharedStoreRules, too_large, write_status
 
 
-class KeyValueServicer:
-    """Registered by server.py with its own (de)serializers: Write takes WriteRequestView,
+class KeyValueServicerV1:
+    """Registered with its own (de)serializers (handlers.py v1_handlers): Write takes WriteRequestView,
     Read answers bytes."""
 
-    def __init__(self, store: KeyValueStore, max_response_bytes: int):
+    def __init__(self, store: SharedStoreRules, max_response_bytes: int):
         self._store = store
         self._max_response_bytes = max_response_bytes
 
