@@ -18,7 +18,7 @@ from .rules_v1 import SharedStoreRules
 from .rules_v2 import NamespacedRules
 from .servicer_v1 import KeyValueServicerV1
 from .servicer_v2 import KeyValueServicerV2
-from .sharing import Sharing
+from .sharing import SharingRules
 from .storage import TarantoolAdapter
 from .watching import WatchHub
 
@@ -32,7 +32,7 @@ def create_service(settings: KvSettings, storage: TarantoolClient | None = None)
     servicer = KeyValueServicerV1(SharedStoreRules(adapter, settings.limits), settings.server.max_response_bytes)
     watches = WatchHub(adapter, settings.watch)
     rules_v2 = NamespacedRules(adapter, settings.limits, settings.v2, PageTokens(settings.tarantool.password), watches)
-    servicer2 = KeyValueServicerV2(rules_v2, Sharing(adapter, settings.limits))
+    servicer2 = KeyValueServicerV2(rules_v2, SharingRules(adapter, settings.limits))
     handlers = (v1_handlers(servicer), v2_handlers(servicer2))
     return GrpcService(
         settings=settings.server,

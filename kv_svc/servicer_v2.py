@@ -17,7 +17,7 @@ from tkv_common.tokens import current_claims
 
 from . import messages, wire
 from .rules_v2 import DeleteItem, NamespacedRules, PutItem
-from .sharing import Grant, Sharing
+from .sharing import Grant, SharingRules
 
 
 def _seconds(duration: duration_pb2.Duration) -> float:
@@ -51,7 +51,7 @@ def _grant(grant: Grant) -> kv_pb2.Grant:
 class KeyValueServicerV2:
     """Registered with its own (de)serializers (handlers.py v2_handlers)."""
 
-    def __init__(self, store: NamespacedRules, sharing: Sharing):
+    def __init__(self, store: NamespacedRules, sharing: SharingRules):
         self._store = store
         self._sharing = sharing
 

@@ -34,7 +34,9 @@ class Grant:
         return cls(namespace, grantee, prefix, role, create_time)
 
 
-class Sharing:
+class SharingRules:
+    """CreateGrant, ListGrants and DeleteGrant: each request checked whole, then one storage call."""
+
     def __init__(self, storage: TarantoolAdapter, limits: Limits):
         self._storage = storage
         self._rules = KeyRules(limits)

@@ -38,6 +38,13 @@ MUTANTS = [
         (f"{_STATUSES}::test_every_status_a_stored_function_answers_has_its_error_in_the_service[kv]",),
     ),
     Mutant(
+        "kv_svc's error for a status takes another payload than Lua sends",
+        "kv_svc/storage.py",
+        '    "no_grant": lambda grantee, prefix: NotFound(\n',
+        '    "no_grant": lambda grantee, prefix, role: NotFound(\n',
+        (f"{_STATUSES}::test_each_error_takes_the_payload_its_status_comes_with[kv]",),
+    ),
+    Mutant(
         "auth_svc maps a status no stored function answers",
         "auth_svc/storage.py",
         '    "locked": _throttled,\n',
@@ -62,8 +69,8 @@ MUTANTS = [
         "an RPC without its CLI command",
         "tkv_client/cli.py",
         "@click.pass_obj\ndef revoke(",
-        # Registered as `tkv revoke-command` instead.
-        "@click.pass_obj\ndef revoke_command(",
+        # Registered as `tkv remove-grant` instead.
+        "@click.pass_obj\ndef remove_grant(",
         (f"{_COVERAGE}::test_every_rpc_a_user_would_call_has_a_cli_command",),
     ),
     Mutant(
