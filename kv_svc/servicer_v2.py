@@ -51,23 +51,23 @@ def _grant(grant: Grant) -> kv_pb2.Grant:
 class KeyValueServicerV2:
     """Registered with its own (de)serializers (handlers.py v2_handlers)."""
 
-    def __init__(self, store: NamespacedRules, sharing: SharingRules):
-        self._store = store
+    def __init__(self, pairs: NamespacedRules, sharing: SharingRules):
+        self._pairs = pairs
         self._sharing = sharing
 
     async def GetPair(self, request: kv_pb2.GetPairRequest, context: grpc.aio.ServicerContext) -> bytes:
-        row = await self._store.get(current_claims.get(), request.namespace, request.key)
+        row = await self._pairs.get(current_claims.get(), request.namespace, request.key)
         return wire.pair(row)
 
     async def BatchGetPairs(self, request: kv_pb2.BatchGetPairsRequest, context: grpc.aio.ServicerContext) -> bytes:
-        found = await self._store.batch_get(current_claims.get(), request.namespace, list(request.keys))
+        found = await self._pairs.batch_get(current_claims.get(), request.namespace, list(request.keys))
         return wire.pairs_and_keys(found.rows, found.missing_keys)
 
     async def PutPair(
         self, request: write_view_pb2.PutPairRequestView, context: grpc.aio.ServicerContext
     ) -> kv_pb2.PutPairResponse:
         item = _put_item(request)
-        written = await self._store.put(current_claims.get(), request.namespace, [item], single=True)
+        written = await self._pairs.put(current_claims.get(), request.namespace, [item], single=True)
         response = kv_pb2.PutPairResponse(revision=written.revision)
         if item.ttl_seconds is not None:
             response.expire_time.CopyFrom(_timestamp(written.time + item.ttl_seconds))
@@ -77,14 +77,14 @@ class KeyValueServicerV2:
         self, request: write_view_pb2.BatchPutPairsRequestView, context: grpc.aio.ServicerContext
     ) -> kv_pb2.BatchPutPairsResponse:
         items = [_put_item(view) for view in request.pairs]
-        written = await self._store.put(current_claims.get(), request.namespace, items)
+        written = await self._pairs.put(current_claims.get(), request.namespace, items)
         return kv_pb2.BatchPutPairsResponse(revision=written.revision)
 
     async def DeletePair(
         self, request: kv_pb2.DeletePairRequest, context: grpc.aio.ServicerContext
     ) -> kv_pb2.DeletePairResponse:
         expected = request.expected_version if request.HasField("expected_version") else None
-        deleted = await self._store.delete(
+        deleted = await self._pairs.delete(
             current_claims.get(), request.namespace, [DeleteItem(request.key, expected)], single=True
         )
         return kv_pb2.DeletePairResponse(revision=deleted.revision)
@@ -98,11 +98,11 @@ class KeyValueServicerV2:
             DeleteItem(pair.key, pair.expected_version if pair.HasField("expected_version") else None)
             for pair in request.pairs
         ]
-        deleted = await self._store.delete(current_claims.get(), request.namespace, items)
+        deleted = await self._pairs.delete(current_claims.get(), request.namespace, items)
         return kv_pb2.BatchDeletePairsResponse(revision=deleted.revision, missing_keys=deleted.missing_keys)
 
     async def ListPairs(self, request: kv_pb2.ListPairsRequest, context: grpc.aio.ServicerContext) -> bytes:
-        listed = await self._store.list(
+        listed = await self._pairs.list(
             current_claims.get(),
             request.namespace,
             request.prefix,
@@ -114,7 +114,7 @@ class KeyValueServicerV2:
 
     async def Watch(self, request: kv_pb2.WatchRequest, context: grpc.aio.ServicerContext) -> None:
         key = request.key if request.WhichOneof("target") == "key" else None
-        messages_ = self._store.watch(
+        messages_ = self._pairs.watch(
             current_claims.get(), request.namespace, request.prefix, key, request.start_revision, request.keys_only
         )
         async for message in messages_:
