@@ -9,8 +9,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from tkv_common.errors import AlreadyExists, ResourceExhausted, TkvError
-from tkv_common.tarantool import TOKEN_PROBLEMS, TarantoolClient
-from tkv_common.tokens import MAX_LEEWAY_SECONDS, Claims
+from tkv_common.tarantool import TarantoolClient
+from tkv_common.tokens import MAX_LEEWAY_SECONDS, TOKEN_PROBLEMS, Claims
 
 from . import messages
 

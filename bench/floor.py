@@ -27,14 +27,13 @@ import uvloop
 
 from bench import loadgen
 from bench.cpu import cpu_seconds
-from kv_svc import values
 from tests.stack import free_port, wait_for_port
 
 KEYS = [f"read-10-{i}" for i in range(1, 11)]
 
 
 def serve(port: int, tarantool: dict | None = None) -> None:
-    answer = values.read_response(KEYS, [loadgen.value_bytes()] * len(KEYS))
+    answer = loadgen.struct_message(KEYS, loadgen.value_bytes())
 
     async def main() -> None:
         async def read(request: bytes, context) -> bytes:

@@ -80,6 +80,11 @@ def kv_svc_under_callgrind(tree: Path, env: dict[str, str], out: Path) -> Iterat
         "TKV_WORKER_SOCKET_DIR": "",
         "TKV_WORKERS": "1",
         "TKV_KV_METRICS_LISTEN": "off",
+        # Callgrind runs the process tens of times slower: the first calls (connecting,
+        # loading code) passed the 2 s defaults on a busy machine and came back UNAVAILABLE.
+        # Only the wait changes, not the code path counted.
+        "TKV_TARANTOOL_CALL_TIMEOUT": "60",
+        "TKV_TARANTOOL_CONNECT_TIMEOUT": "60",
     }
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable, "-m", "kv_svc"],

@@ -20,7 +20,6 @@ from pathlib import Path
 import grpc
 from google.protobuf import struct_pb2
 
-from kv_svc import values
 from tkv.kv.v1 import kv_pb2
 from tkv.kv.v2 import kv_pb2 as kv2_pb2
 
@@ -270,12 +269,11 @@ def write_requests(batch: int, api: str = "v1", prefix: str | None = None):
     `batch` new keys, ~65 µs per 100 keys.
 
     Spliced from bytes: building messages field by field cost the client more CPU than
-    the server spent on them. A WriteRequest has a ReadResponse's wire shape (data = 1, a
-    Struct of map entries), so kv_svc's own encoder serves."""
+    the server spent on them."""
     raw = value_bytes()
     for keys in batch_keys(prefix or uuid.uuid4().hex[:10], batch):
         if api == "v1":
-            yield values.read_response(keys, [raw] * len(keys))
+            yield struct_message(keys, raw)
         else:
             yield b"\x0a\x02me" + b"".join(
                 _field(b"\x12", _field(b"\x0a", key.encode()) + _field(b"\x12", raw)) for key in keys
@@ -289,8 +287,26 @@ def delete_requests(batch: int, prefix: str):
         yield b"\x0a\x02me" + b"".join(_field(b"\x12", key.encode()) for key in keys)
 
 
+def struct_message(keys: list[str], value: bytes) -> bytes:
+    """A v1 WriteRequest of `keys`, each with the encoded Value `value`; also a ReadResponse
+    answering them, which has the same wire shape: data (field 1, a Struct) of one map entry
+    (field 1) per key, each its key (field 1) and value (field 2). Spliced by hand, from
+    the public protos' field numbers (tests/unit/test_bench_order.py parses it back)."""
+    entries = b"".join(_field(b"\x0a", _field(b"\x0a", key.encode()) + _field(b"\x12", value)) for key in keys)
+    return _field(b"\x0a", entries)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + values.varint(len(payload)) + payload
+    return tag + _varint(len(payload)) + payload
 
 
 async def _timed_clients(concurrency: int, seconds: float, start_at: float, next_call, succeeded=lambda result: True):

@@ -501,6 +501,10 @@ def plot(results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not any(r["operation"] in ("read", "write") and r["concurrency"] == 64 for r in results):
+        # A short run (`--concurrency 1`) has nothing to draw, and log axes of no points fail.
+        print(f"no 64-client Reads or Writes: {path.name} not drawn", flush=True)
+        return
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for axis, operation in zip(axes, ("read", "write"), strict=True):
         for case in ("limit", "grpc-direct", "grpc-envoy", "http-envoy"):

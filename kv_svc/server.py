@@ -1,52 +1,26 @@
-"""Wires kv_svc together: storage, batch rules, servicer, and the shared gRPC server
+"""Wires kv_svc together: the Tarantool adapter (storage.py), the v1 and v2 rules, the
+servicers and their handler tables (handlers.py), and the shared gRPC server
 (interceptor order lives in tkv_common.server). kv_svc holds only public keys."""
 
 from __future__ import annotations
 
-import grpc
-
-from tkv.internal.v1 import write_view_pb2
-from tkv.kv.v1 import kv_pb2
 from tkv_common import storage_stats
 from tkv_common.keys import KeySet
 from tkv_common.server import GrpcService
 from tkv_common.tarantool import TarantoolClient
 from tkv_common.tokens import TokenVerifier
 
-from . import messages, servicer_v2
+from . import messages
 from .config import KvSettings
-from .namespaced import NamespacedStore
+from .handlers import V1_SERVICE, V2_SERVICE, v1_handlers, v2_handlers
 from .paging import PageTokens
-from .pairs import KeyValueStore
-from .servicer import KeyValueServicer
+from .rules_v1 import SharedStoreRules
+from .rules_v2 import NamespacedRules
+from .servicer_v1 import KeyValueServicerV1
 from .servicer_v2 import KeyValueServicerV2
-from .sharing import Sharing
-from .storage import KvStorage
+from .sharing import SharingRules
+from .storage import TarantoolAdapter
 from .watching import WatchHub
-
-SERVICE_NAME = kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"].full_name
-
-
-def method_handlers(servicer: KeyValueServicer) -> grpc.GenericRpcHandler:
-    """Like the generated add_KeyValueServiceServicer_to_server, except that Write parses
-    its bytes as WriteRequestView: protobuf maps drop entry order and repeated keys, both
-    of which the API reports (see protos/tkv/internal/v1/write_view.proto); and Read
-    answers bytes it encoded itself (kv_svc/values.py)."""
-    return grpc.method_handlers_generic_handler(
-        SERVICE_NAME,
-        {
-            "Read": grpc.unary_unary_rpc_method_handler(
-                servicer.Read,
-                request_deserializer=kv_pb2.ReadRequest.FromString,
-                response_serializer=None,
-            ),
-            "Write": grpc.unary_unary_rpc_method_handler(
-                servicer.Write,
-                request_deserializer=write_view_pb2.WriteRequestView.FromString,
-                response_serializer=kv_pb2.WriteResponse.SerializeToString,
-            ),
-        },
-    )
 
 
 def create_service(settings: KvSettings, storage: TarantoolClient | None = None) -> GrpcService:
@@ -54,16 +28,16 @@ def create_service(settings: KvSettings, storage: TarantoolClient | None = None)
     storage_stats.HIGH_WATER.set(settings.quotas.high_water_percent / 100)
     keys = KeySet(settings.tokens.keys)
     storage = storage or TarantoolClient(settings.tarantool)
-    pairs = KvStorage(storage, settings.quotas, settings.server.max_response_bytes)
-    servicer = KeyValueServicer(KeyValueStore(pairs, settings.limits), settings.server.max_response_bytes)
-    watches = WatchHub(pairs, settings.watch)
-    store_v2 = NamespacedStore(pairs, settings.limits, settings.v2, PageTokens(settings.tarantool.password), watches)
-    servicer2 = KeyValueServicerV2(store_v2, Sharing(pairs, settings.limits))
-    handlers = (method_handlers(servicer), servicer_v2.method_handlers(servicer2))
+    adapter = TarantoolAdapter(storage, settings.quotas, settings.server.max_response_bytes)
+    servicer = KeyValueServicerV1(SharedStoreRules(adapter, settings.limits), settings.server.max_response_bytes)
+    watches = WatchHub(adapter, settings.watch)
+    rules_v2 = NamespacedRules(adapter, settings.limits, settings.v2, PageTokens(settings.tarantool.password), watches)
+    servicer2 = KeyValueServicerV2(rules_v2, SharingRules(adapter, settings.limits))
+    handlers = (v1_handlers(servicer), v2_handlers(servicer2))
     return GrpcService(
         settings=settings.server,
         # v1 first: its name is the one health checks and the gateway have always used.
-        service_names=[SERVICE_NAME, servicer_v2.SERVICE_NAME],
+        service_names=[V1_SERVICE, V2_SERVICE],
         registrars=[lambda server: server.add_generic_rpc_handlers(handlers)],
         verifier=TokenVerifier(keys, settings.tokens),
         keys=keys,

@@ -1,8 +1,8 @@
-"""tkv.kv.v2.KeyValueService: translates protobuf to the rules in namespaced.py and back.
+"""tkv.kv.v2.KeyValueService: translates protobuf to the rules in rules_v2.py and sharing.py and back.
 
 Reads answer bytes spliced from stored rows (wire.py); puts parse their requests with the
 views of protos/tkv/internal/v1/write_view.proto, so values stay the encoded bytes a
-client sent until namespaced.py checks them.
+client sent until rules_v2.py checks them.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from tkv_common.errors import FieldViolation, InvalidArgument
 from tkv_common.tokens import current_claims
 
 from . import messages, wire
-from .namespaced import DeleteItem, NamespacedStore, PutItem
-from .sharing import Grant, Sharing
-
-SERVICE_NAME = kv_pb2.DESCRIPTOR.services_by_name["KeyValueService"].full_name
+from .rules_v2 import DeleteItem, NamespacedRules, PutItem
+from .sharing import Grant, SharingRules
 
 
 def _seconds(duration: duration_pb2.Duration) -> float:
@@ -51,25 +49,25 @@ def _grant(grant: Grant) -> kv_pb2.Grant:
 
 
 class KeyValueServicerV2:
-    """Registered by server.py with its own (de)serializers (method_handlers)."""
+    """Registered with its own (de)serializers (handlers.py v2_handlers)."""
 
-    def __init__(self, store: NamespacedStore, sharing: Sharing):
-        self._store = store
+    def __init__(self, pairs: NamespacedRules, sharing: SharingRules):
+        self._pairs = pairs
         self._sharing = sharing
 
     async def GetPair(self, request: kv_pb2.GetPairRequest, context: grpc.aio.ServicerContext) -> bytes:
-        row = await self._store.get(current_claims.get(), request.namespace, request.key)
+        row = await self._pairs.get(current_claims.get(), request.namespace, request.key)
         return wire.pair(row)
 
     async def BatchGetPairs(self, request: kv_pb2.BatchGetPairsRequest, context: grpc.aio.ServicerContext) -> bytes:
-        found = await self._store.batch_get(current_claims.get(), request.namespace, list(request.keys))
+        found = await self._pairs.batch_get(current_claims.get(), request.namespace, list(request.keys))
         return wire.pairs_and_keys(found.rows, found.missing_keys)
 
     async def PutPair(
         self, request: write_view_pb2.PutPairRequestView, context: grpc.aio.ServicerContext
     ) -> kv_pb2.PutPairResponse:
         item = _put_item(request)
-        written = await self._store.put(current_claims.get(), request.namespace, [item], single=True)
+        written = await self._pairs.put(current_claims.get(), request.namespace, [item], single=True)
         response = kv_pb2.PutPairResponse(revision=written.revision)
         if item.ttl_seconds is not None:
             response.expire_time.CopyFrom(_timestamp(written.time + item.ttl_seconds))
@@ -79,14 +77,14 @@ class KeyValueServicerV2:
         self, request: write_view_pb2.BatchPutPairsRequestView, context: grpc.aio.ServicerContext
     ) -> kv_pb2.BatchPutPairsResponse:
         items = [_put_item(view) for view in request.pairs]
-        written = await self._store.put(current_claims.get(), request.namespace, items)
+        written = await self._pairs.put(current_claims.get(), request.namespace, items)
         return kv_pb2.BatchPutPairsResponse(revision=written.revision)
 
     async def DeletePair(
         self, request: kv_pb2.DeletePairRequest, context: grpc.aio.ServicerContext
     ) -> kv_pb2.DeletePairResponse:
         expected = request.expected_version if request.HasField("expected_version") else None
-        deleted = await self._store.delete(
+        deleted = await self._pairs.delete(
             current_claims.get(), request.namespace, [DeleteItem(request.key, expected)], single=True
         )
         return kv_pb2.DeletePairResponse(revision=deleted.revision)
@@ -100,11 +98,11 @@ class KeyValueServicerV2:
             DeleteItem(pair.key, pair.expected_version if pair.HasField("expected_version") else None)
             for pair in request.pairs
         ]
-        deleted = await self._store.delete(current_claims.get(), request.namespace, items)
+        deleted = await self._pairs.delete(current_claims.get(), request.namespace, items)
         return kv_pb2.BatchDeletePairsResponse(revision=deleted.revision, missing_keys=deleted.missing_keys)
 
     async def ListPairs(self, request: kv_pb2.ListPairsRequest, context: grpc.aio.ServicerContext) -> bytes:
-        listed = await self._store.list(
+        listed = await self._pairs.list(
             current_claims.get(),
             request.namespace,
             request.prefix,
@@ -116,7 +114,7 @@ class KeyValueServicerV2:
 
     async def Watch(self, request: kv_pb2.WatchRequest, context: grpc.aio.ServicerContext) -> None:
         key = request.key if request.WhichOneof("target") == "key" else None
-        messages_ = self._store.watch(
+        messages_ = self._pairs.watch(
             current_claims.get(), request.namespace, request.prefix, key, request.start_revision, request.keys_only
         )
         async for message in messages_:
@@ -149,50 +147,3 @@ class KeyValueServicerV2:
     ) -> kv_pb2.DeleteGrantResponse:
         await self._sharing.delete(current_claims.get(), request.namespace, request.grantee, request.prefix)
         return kv_pb2.DeleteGrantResponse()
-
-
-def method_handlers(servicer: KeyValueServicerV2) -> grpc.GenericRpcHandler:
-    """Like the generated add_KeyValueServiceServicer_to_server, except that reads answer
-    bytes they encoded themselves and puts parse their requests with views."""
-    unary = grpc.unary_unary_rpc_method_handler
-    return grpc.method_handlers_generic_handler(
-        SERVICE_NAME,
-        {
-            "GetPair": unary(servicer.GetPair, kv_pb2.GetPairRequest.FromString, None),
-            "BatchGetPairs": unary(servicer.BatchGetPairs, kv_pb2.BatchGetPairsRequest.FromString, None),
-            "PutPair": unary(
-                servicer.PutPair,
-                write_view_pb2.PutPairRequestView.FromString,
-                kv_pb2.PutPairResponse.SerializeToString,
-            ),
-            "BatchPutPairs": unary(
-                servicer.BatchPutPairs,
-                write_view_pb2.BatchPutPairsRequestView.FromString,
-                kv_pb2.BatchPutPairsResponse.SerializeToString,
-            ),
-            "DeletePair": unary(
-                servicer.DeletePair,
-                kv_pb2.DeletePairRequest.FromString,
-                kv_pb2.DeletePairResponse.SerializeToString,
-            ),
-            "BatchDeletePairs": unary(
-                servicer.BatchDeletePairs,
-                kv_pb2.BatchDeletePairsRequest.FromString,
-                kv_pb2.BatchDeletePairsResponse.SerializeToString,
-            ),
-            "ListPairs": unary(servicer.ListPairs, kv_pb2.ListPairsRequest.FromString, None),
-            # Messages are encoded by kv_svc/watching.py, once per change for every watcher.
-            "Watch": grpc.unary_stream_rpc_method_handler(servicer.Watch, kv_pb2.WatchRequest.FromString, None),
-            "CreateGrant": unary(
-                servicer.CreateGrant, kv_pb2.CreateGrantRequest.FromString, kv_pb2.Grant.SerializeToString
-            ),
-            "ListGrants": unary(
-                servicer.ListGrants, kv_pb2.ListGrantsRequest.FromString, kv_pb2.ListGrantsResponse.SerializeToString
-            ),
-            "DeleteGrant": unary(
-                servicer.DeleteGrant,
-                kv_pb2.DeleteGrantRequest.FromString,
-                kv_pb2.DeleteGrantResponse.SerializeToString,
-            ),
-        },
-    )

@@ -14,8 +14,8 @@ from tkv_common.tokens import Claims
 from . import messages
 from .config import Limits
 from .keys import KeyRules
-from .namespaced import LOGIN, namespace_violations, shown
-from .storage import KvStorage, Row
+from .names import LOGIN, namespace_violations, shown
+from .storage import Row, TarantoolAdapter
 
 ROLES = ("READER", "WRITER")
 
@@ -34,8 +34,10 @@ class Grant:
         return cls(namespace, grantee, prefix, role, create_time)
 
 
-class Sharing:
-    def __init__(self, storage: KvStorage, limits: Limits):
+class SharingRules:
+    """CreateGrant, ListGrants and DeleteGrant: each request checked whole, then one storage call."""
+
+    def __init__(self, storage: TarantoolAdapter, limits: Limits):
         self._storage = storage
         self._rules = KeyRules(limits)
 

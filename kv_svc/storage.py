@@ -25,8 +25,8 @@ from tkv_common.errors import (
     ResourceExhausted,
     TkvError,
 )
-from tkv_common.tarantool import TOKEN_PROBLEMS, TarantoolClient
-from tkv_common.tokens import Claims
+from tkv_common.tarantool import TarantoolClient
+from tkv_common.tokens import TOKEN_PROBLEMS, Claims
 
 from . import messages
 from .config import Quotas
@@ -145,7 +145,7 @@ class Deleted:
 @dataclass(frozen=True)
 class WatchOpened:
     id: int
-    namespace: str  # as stored: '' for shared, else a login in lower case
+    namespace: str  # as stored: names.STORED_SHARED, else a login in lower case
     start_revision: int  # the watch delivers every change after this one
     access_epoch: int
 
@@ -166,7 +166,10 @@ class Page:
     revision: int
 
 
-class KvStorage:
+class TarantoolAdapter:
+    """kv_svc's one way to Tarantool: a method per stored function, outcomes turned into
+    errors by STATUS_ERRORS and into the records above."""
+
     def __init__(self, client: TarantoolClient, quotas: Quotas, max_response_bytes: int):
         self.client = client
         self._limits = quotas.as_storage_limits()

@@ -3,7 +3,7 @@
 kv stores each value as the encoded google.protobuf.Value a client sent (checked, then
 re-encoded without unknown fields), as MessagePack binary. A Read answer is then spliced
 from stored bytes with no per-node work: for 100 ~100-byte JSON objects, 37 µs instead of
-519 µs converting native MessagePack node by node (bench/values.py; the trade-off is in
+519 µs converting native MessagePack node by node (the measurement and the trade-off are in
 docs/benchmarks/README.md). Values stored as native MessagePack (by
 earlier versions of kv_svc, or by other tools) are still read, converted by `fill`.
 """
@@ -85,7 +85,7 @@ def _check(value: struct_pb2.Value, max_depth: int, depth: int) -> None:
 
 def read_response(keys: Sequence[str], stored: Sequence[Any]) -> bytes:
     """Encoded tkv.kv.v1.ReadResponse for `keys` and their stored values in the same order
-    (KvStorage.read): data (field 1, a Struct) holding one map entry (field 1) per key,
+    (TarantoolAdapter.read): data (field 1, a Struct) holding one map entry (field 1) per key,
     each entry being key (field 1) and the encoded Value (field 2)."""
     entries = []
     for name, value in zip(keys, stored, strict=True):

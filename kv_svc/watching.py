@@ -34,12 +34,12 @@ from typing import Any
 
 from tkv_common import metrics
 from tkv_common.errors import PermissionDenied, ResourceExhausted, TkvError, Unavailable
-from tkv_common.tarantool import TOKEN_PROBLEMS
-from tkv_common.tokens import Claims, token_expired
+from tkv_common.tokens import TOKEN_PROBLEMS, Claims, token_expired
 
 from . import messages, wire
 from .config import WatchSettings
-from .storage import KvStorage, Row
+from .names import requested_name
+from .storage import Row, TarantoolAdapter
 from .values import varint
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class Watch:
 class WatchHub:
     """The watches of one process and the follower that feeds them."""
 
-    def __init__(self, storage: KvStorage, settings: WatchSettings):
+    def __init__(self, storage: TarantoolAdapter, settings: WatchSettings):
         self._storage = storage
         self._settings = settings
         self._watches: dict[int, Watch] = {}
@@ -412,7 +412,7 @@ class WatchHub:
             if watch is None:
                 continue
             if problem == "denied":
-                shown = watch.namespace or "shared"
+                shown = requested_name(watch.namespace)
                 watch.end(PermissionDenied(messages.WATCH_ACCESS_LOST.format(namespace=shown), reason="GRANT_REVOKED"))
             else:
                 watch.end(TOKEN_PROBLEMS[problem]())

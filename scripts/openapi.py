@@ -12,7 +12,7 @@ What no generator knows is added from one source each:
 - the status codes and error bodies: v1's from the gateway's own table (http_api.lua's
   BY_OPERATION), v2's the google.rpc.Status JSON of every gRPC code the API answers with;
 - the limits, as schema constraints: from the services' settings at their defaults
-  (kv_svc/config.py, auth_svc/users.py, kv_svc/namespaced.py), never written twice;
+  (kv_svc/config.py, auth_svc/users.py, kv_svc/names.py, kv_svc/rules_v2.py), never written twice;
 - the paths of the original API as its clients call them: with the trailing slash.
 """
 
@@ -99,7 +99,7 @@ REQUIRED = {
     "tkv.kv.v2.PairToPut": ["key", "value"],
     "tkv.kv.v2.CreateGrantRequest": ["grantee", "role"],
 }
-# BatchDeletePairs names its pairs by keys or by pairs, never by both (kv_svc/namespaced.py).
+# BatchDeletePairs names its pairs by keys or by pairs, never by both (kv_svc/names.py, kv_svc/rules_v2.py).
 _NON_EMPTY = {"keys": {"anyOf": [{"type": "array", "minItems": 1}, {"type": "string"}]},
               "pairs": {"type": "array", "minItems": 1}}  # fmt: skip
 EITHER = {

@@ -30,7 +30,7 @@ from asynctnt.exceptions import ErrorCode, TarantoolDatabaseError, TarantoolNetw
 from opentelemetry import trace
 
 from . import metrics, tracing
-from .errors import InvalidArgument, ResourceExhausted, TkvError, TokenRejected, Unavailable
+from .errors import InvalidArgument, ResourceExhausted, TkvError, Unavailable
 from .etcd import Etcd, EtcdUnavailable
 from .ha_keys import Keys, Leader, etcd_endpoints
 from .settings import Address, Env
@@ -91,17 +91,6 @@ DB_ERRORS: dict[int, Callable[[], TkvError]] = {
         "Incorrect value: a value is larger than the storage allows; nothing was written", reason="VALUE_TOO_LARGE"
     ),
 }
-# What the authenticated stored functions answer when the caller's token may no longer be
-# used (tarantool/tkv/api.lua token_problem), for every service's storage table.
-TOKEN_PROBLEMS: dict[str, Callable[[], TkvError]] = {
-    "revoked": lambda: TokenRejected("access token has been revoked", reason="TOKEN_REVOKED"),
-    "no_user": lambda: TokenRejected("the access token's account no longer exists", reason="TOKEN_INVALID"),
-    "superseded": lambda: TokenRejected(
-        "access token has been revoked: the account's password changed or it logged out everywhere",
-        reason="TOKEN_REVOKED",
-    ),
-}
-
 # Lost connection, refused connection, or no answer within call_timeout.
 TRANSPORT_ERRORS = (TarantoolNetworkError, ConnectionError, TimeoutError)
 

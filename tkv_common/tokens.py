@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -79,6 +80,18 @@ class Claims:
         """What every authenticated stored function takes first (tarantool/tkv/api.lua)."""
         return self.token_id, self.subject, self.account_id, self.token_epoch
 
+
+# What the authenticated stored functions answer, given storage_args, when the token may
+# no longer be used (tarantool/tkv/api.lua token_problem): one entry of every service's
+# status table (kv_svc/storage.py, auth_svc/storage.py).
+TOKEN_PROBLEMS: dict[str, Callable[[], TokenRejected]] = {
+    "revoked": lambda: TokenRejected("access token has been revoked", reason="TOKEN_REVOKED"),
+    "no_user": lambda: TokenRejected("the access token's account no longer exists", reason="TOKEN_INVALID"),
+    "superseded": lambda: TokenRejected(
+        "access token has been revoked: the account's password changed or it logged out everywhere",
+        reason="TOKEN_REVOKED",
+    ),
+}
 
 # Set by the auth interceptor for the duration of one authenticated call.
 current_claims: ContextVar[Claims] = ContextVar("current_claims")

@@ -116,14 +116,14 @@ MUTANTS += [
     ),
     Mutant(
         "a namespace checked at its start only",
-        "kv_svc/namespaced.py",
+        "kv_svc/names.py",
         "    if _NAMESPACE.fullmatch(namespace):\n",
         "    if _NAMESPACE.match(namespace):\n",
         (f"{_BAD_INPUT}::test_a_namespace_is_me_shared_or_a_login_of_2_to_64_letters_and_digits",),
     ),
     Mutant(
         "page size not capped",
-        "kv_svc/namespaced.py",
+        "kv_svc/rules_v2.py",
         "        limit = min(page_size or self._v2.default_page_size, self._v2.max_page_size)\n",
         "        limit = page_size or self._v2.default_page_size\n",
         (f"{_BAD_INPUT}::test_pages_hold_the_default_100_and_at_most_1000_pairs",),
@@ -184,7 +184,7 @@ MUTANTS += [
     ),
     Mutant(
         "a refused write batch writes its valid pairs",
-        "kv_svc/pairs.py",
+        "kv_svc/rules_v1.py",
         "        if violations:\n"
         '            raise InvalidArgument.from_violations(violations, reason="INVALID_PAIRS")\n'
         "        return await self._storage.write(claims, pairs)\n",

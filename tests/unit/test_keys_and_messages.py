@@ -8,7 +8,7 @@ import pytest
 
 from kv_svc.config import Limits
 from kv_svc.keys import KeyRules, list_keys
-from kv_svc.pairs import write_status
+from kv_svc.rules_v1 import write_status
 
 RULES = KeyRules(Limits(max_batch_keys=1000, max_key_bytes=1024, max_value_depth=32))
 

@@ -1,5 +1,5 @@
-"""Batch read and write rules: validation first (nothing touches storage on bad input),
-then one storage call per request."""
+"""The v1 rules (docs/api.md, "v1"): batch Read and Write on the one shared store.
+Validation first (nothing touches storage on bad input), then one storage call per request."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tkv_common.tokens import Claims
 from . import messages, values
 from .config import Limits
 from .keys import KeyRules, key_excerpt
-from .storage import KvStorage
+from .storage import TarantoolAdapter
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,16 @@ class RawPair:
     value: bytes
 
 
-class KeyValueStore:
-    def __init__(self, storage: KvStorage, limits: Limits):
+class SharedStoreRules:
+    """v1's Read and Write: every key in the shared namespace."""
+
+    def __init__(self, storage: TarantoolAdapter, limits: Limits):
         self._storage = storage
         self._limits = limits
         self._rules = KeyRules(limits)
 
     async def read(self, claims: Claims, keys: Sequence[str]) -> Sequence[Any]:
-        """The stored values of `keys` in the same order (KvStorage.read); NotFound names
+        """The stored values of `keys` in the same order (TarantoolAdapter.read); NotFound names
         every absent key."""
         violations = self._rules.batch_violations("keys", len(keys))
         if not violations:

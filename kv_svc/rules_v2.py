@@ -1,4 +1,5 @@
-"""The v2 rules (docs/api.md, "v2"): namespaces, conditional writes, expiry and pages.
+"""The v2 rules (docs/api.md, "v2"): namespaces, conditional writes, expiry and pages,
+between the v2 servicer (servicer_v2.py) and storage (storage.py).
 
 What can be checked on the request alone is checked here, every violation at once, before
 storage is touched. What a concurrent request could change (namespace access, ownership in
@@ -8,7 +9,6 @@ transaction as the write (tarantool/tkv/kv.lua).
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -18,24 +18,10 @@ from tkv_common.tokens import Claims
 from . import messages, values
 from .config import Limits, V2Limits
 from .keys import KeyRules, key_excerpt, list_keys
+from .names import namespace_violations
 from .paging import InvalidPageToken, Listing, PageTokens
-from .storage import NO_CONDITION, NO_EXPIRY, Deleted, Found, KvStorage, Page, Row, Written
+from .storage import NO_CONDITION, NO_EXPIRY, Deleted, Found, Page, Row, TarantoolAdapter, Written
 from .watching import WatchHub
-
-# A login (docs/api.md, "Accounts": 2-64 Latin letters and digits); a namespace is one, `me` or `shared`.
-LOGIN = re.compile(r"[A-Za-z0-9]{2,64}")
-_NAMESPACE = re.compile(r"me|shared|[A-Za-z0-9]{2,64}")
-
-
-def shown(text: str, limit: int = 64) -> str:
-    """A name from a request in a message: quoted where needed, cut at `limit` characters."""
-    return list_keys([text[:limit] + ("..." if len(text) > limit else "")])
-
-
-def namespace_violations(namespace: str) -> list[FieldViolation]:
-    if _NAMESPACE.fullmatch(namespace):
-        return []
-    return [FieldViolation("namespace", messages.INVALID_NAMESPACE.format(namespace=shown(namespace)))]
 
 
 @dataclass(frozen=True)
@@ -62,8 +48,12 @@ def _condition(expected_version: int | None) -> int:
     return NO_CONDITION if expected_version is None else expected_version
 
 
-class NamespacedStore:
-    def __init__(self, storage: KvStorage, limits: Limits, v2: V2Limits, page_tokens: PageTokens, watches: WatchHub):
+class NamespacedRules:
+    """The v2 calls on pairs: each request checked whole, then one storage call."""
+
+    def __init__(
+        self, storage: TarantoolAdapter, limits: Limits, v2: V2Limits, page_tokens: PageTokens, watches: WatchHub
+    ):
         self._storage = storage
         self._watches = watches
         self._limits = limits
