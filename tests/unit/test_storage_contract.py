@@ -55,7 +55,8 @@ def lua_functions() -> list[LuaFunction]:
     for path in sorted(LUA.glob("*.lua")):
         text = re.sub(r"--.*", "", path.read_text())
         starts = list(_DEFINITION.finditer(text))
-        for start, end in zip(starts, [*starts[1:], None], strict=True):
+        ends = [*starts[1:], None] if starts else []  # defaults.lua is data: no function
+        for start, end in zip(starts, ends, strict=True):
             module = start.group(1) or start.group(3)
             name = start.group(2) or start.group(4)
             body = text[start.start() : end.start() if end else len(text)]
