@@ -15,7 +15,7 @@ from .keys import list_keys
 LOGIN = re.compile(r"[A-Za-z0-9]{2,64}")
 _NAMESPACE = re.compile(r"me|shared|[A-Za-z0-9]{2,64}")
 
-# The shared namespace as requests name it, and as storage keeps it (tarantool/tkv/kv.lua
+# The shared namespace as requests name it, and as storage keeps it (tarantool/tkv/access.lua
 # M.SHARED; tests/unit/test_storage_contract.py holds the two together).
 SHARED = "shared"
 STORED_SHARED = ""

@@ -1,7 +1,7 @@
 """Sharing by grant (docs/api.md, "Sharing"): the request rules of CreateGrant, ListGrants
 and DeleteGrant. Who may grant (the owner, on their own namespace only), whether the
 grantee exists, and what a grant lets its holder do are decided by the stored functions,
-in the same call as the data they guard (tarantool/tkv/kv.lua).
+in the same call as the data they guard (tarantool/tkv/sharing.lua and access.lua).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""kv_svc's storage: one stored-function call per request (tarantool/tkv/api.lua and
-tkv/kv.lua), and the one table that turns their outcomes into errors.
+"""kv_svc's storage: one stored-function call per request (tarantool/tkv/api.lua, which
+calls kv.lua, sharing.lua and watch_access.lua), and the one table that turns their outcomes into errors.
 
 Each call carries the caller's token (Claims.storage_args); the stored function checks that
 the token is not revoked and its account still exists, in the same round trip
@@ -78,7 +78,7 @@ def _compacted(revision: int, oldest: int) -> OutOfRange:
     )
 
 
-# The one translation of the stored functions' outcomes (tarantool/tkv/kv.lua).
+# The one translation of the stored functions' outcomes (tarantool/tkv/api.lua's kv_ exports).
 STATUS_ERRORS: dict[str, Callable[..., TkvError]] = {
     **TOKEN_PROBLEMS,
     "missing": lambda keys: NotFound(messages.ABSENT_KEYS.format(keys=list_keys(keys)), reason="KEYS_NOT_FOUND"),

@@ -85,7 +85,7 @@ DB_ERRORS: dict[int, Callable[[], TkvError]] = {
     # A value above memtx_max_tuple_size (TKV_TARANTOOL_MAX_TUPLE_BYTES); the transaction
     # rolled back, so nothing of the batch was written.
     # Out of memtx memory: the write rolled back. Pair writes are refused earlier, at the
-    # high-water mark (tarantool/tkv/kv.lua); this is the rest (a batch that crossed it).
+    # high-water mark (tarantool/tkv/store.lua); this is the rest (a batch that crossed it).
     ErrorCode.ER_MEMORY_ISSUE: lambda: ResourceExhausted("storage is full", reason="STORAGE_FULL"),
     ErrorCode.ER_MEMTX_MAX_TUPLE_SIZE: lambda: InvalidArgument(
         "Incorrect value: a value is larger than the storage allows; nothing was written", reason="VALUE_TOO_LARGE"
