@@ -130,6 +130,10 @@ def field_constraints(limits: dict[str, Any]) -> dict[tuple[str, str], dict[str,
         # One of each class (a special character: anything but an ASCII letter or digit),
         # and no control characters (auth_svc/users.py password_violations).
         "pattern": f"^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9])(?=.*[^A-Za-z0-9])[^\\x00-\\x1f\\x7f-\\x9f]{{{low},{high}}}$",
+        # OpenAPI's hint that the value is a secret (a UI masks it). It also names the values
+        # tests/contract/hooks.py draws directly: a generator cannot draw from a pattern with
+        # lookaheads, only draw and filter, and gives up on most draws.
+        "format": "password",
     }
     name = {"minLength": NAME_LENGTH[0], "maxLength": NAME_LENGTH[1], "pattern": "^[A-Za-z]+(-[A-Za-z]+)*$"}
     page_size = {
