@@ -17,6 +17,13 @@ MUTANTS = [
         ("tests/contract/test_openapi_contract.py::test_the_pairs_and_grants_calls_meet_the_description",),
     ),
     Mutant(
+        "a link of the description names what a client cannot follow it with",
+        "docs/openapi.json",
+        '                  "password": "$request.body#/password"\n',
+        '                  "password": "$request.body#/name"\n',
+        ("tests/contract/test_openapi_contract.py::test_the_pairs_and_grants_calls_meet_the_description",),
+    ),
+    Mutant(
         "a v2 path answers an undeclared method with 404",
         "envoy/http_api.template.lua",
         '    if allowed ~= nil and not methods[headers:get(":method")] then',
