@@ -12,7 +12,8 @@
 -- shaped into {"message": ...} by local_reply_config in envoy.template.yaml, which also
 -- JSON-escapes.
 --
--- A template: scripts/render_envoy.py fills in $${MAX_REQUEST_BYTES}.
+-- A template: scripts/render_envoy.py fills in $${MAX_REQUEST_BYTES}, $${MAX_VALUE_DEPTH} and
+-- $${V2_ROUTES}.
 
 local MAX_BODY_BYTES = ${MAX_REQUEST_BYTES}
 
@@ -109,6 +110,23 @@ local function too_large(grpc_status, message)
   return grpc_status == 8 and message:find("larger than max", 1, true) ~= nil
 end
 
+-- A Write whose value nests past what the transcoder reads. It turns JSON into protobuf with
+-- a fixed limit of 100 message levels (three per JSON object level, envoyproxy/envoy#21490)
+-- and refuses deeper bodies as a transcoding failure, the same refusal as a body that is
+-- not JSON, which local_reply_config answers 422. This body is well-formed: it breaks the
+-- depth rule, which is 400 (docs/api.md). Its text names no key: the transcoder names
+-- only the innermost member, and the body is not read here.
+local TOO_DEEP = "Message too deep. Max recursion depth reached"
+local TOO_DEEP_MESSAGE = "Incorrect value of a key (it is nested deeper than ${MAX_VALUE_DEPTH} levels of objects/arrays)"
+
+local function nested_too_deep(handle, operation)
+  if operation ~= "write" or handle:headers():get(":status") ~= "422" then
+    return false
+  end
+  local body = handle:body()
+  return body ~= nil and body:getBytes(0, body:length()):find(TOO_DEEP, 1, true) ~= nil
+end
+
 function envoy_on_request(handle)
   local headers = handle:headers()
   if (headers:get("content-type") or ""):find("^application/grpc") then
@@ -199,6 +217,11 @@ function envoy_on_response(handle)
     if headers:get(":status") == "200" then
       -- A transcoded success: its JSON body is the documented body; only the code differs.
       headers:replace(":status", tostring(http_status(operation, 0)))
+    end
+    if nested_too_deep(handle, operation) then
+      -- Waiting for the body ended the scope of `headers`: fetch them again.
+      handle:headers():replace(":status", "400")
+      handle:body():setBytes('{"message":' .. json_string(TOO_DEEP_MESSAGE) .. '}')
     end
     return  -- otherwise a local reply (malformed JSON, ...), already shaped
   end

@@ -49,6 +49,8 @@ def placeholders(env: Env, config_dir: Path) -> dict[str, str]:
         "KV_PORT": str(kv.port),
         "CONFIG_DIR": str(config_dir),
         "MAX_REQUEST_BYTES": str(env.int("TKV_MAX_REQUEST_BYTES")),
+        # The value depth the gateway's own refusal names (http_api.lua): kv_svc's rule.
+        "MAX_VALUE_DEPTH": str(env.int("TKV_KV_MAX_VALUE_DEPTH")),
         "MAX_RESPONSE_BYTES": str(env.int("TKV_GATEWAY_MAX_RESPONSE_BYTES")),
         "MAX_CONNECTIONS": str(env.int("TKV_GATEWAY_MAX_CONNECTIONS")),
         "AUTH_RATE": str(env.int("TKV_GATEWAY_AUTH_RATE")),

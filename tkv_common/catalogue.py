@@ -142,7 +142,7 @@ CATALOGUE: list[Setting] = [
         ("TKV_KV_METRICS_LISTEN", "str", "127.0.0.1:9102", "Prometheus `/metrics` (the sum over the service's worker processes); `off` serves none"),
         ("TKV_KV_MAX_BATCH_KEYS", "int", 1000, "keys in one call"),
         ("TKV_KV_MAX_KEY_BYTES", "int", 1024, "bytes of one key"),
-        ("TKV_KV_MAX_VALUE_DEPTH", "int", 32, "objects and arrays nested inside one value"),
+        ("TKV_KV_MAX_VALUE_DEPTH", "int", 32, "objects and arrays nested inside one value; also the depth the gateway's refusal of a deeper one names"),
         ("TKV_KV_QUOTA_PAIRS", "int", 100_000, "pairs per user, over the pairs they own in any namespace; more is RESOURCE_EXHAUSTED `QUOTA_EXCEEDED`"),
         ("TKV_KV_QUOTA_BYTES", "int", 64 * MiB, "bytes (keys + values) per user, the same way"),
         ("TKV_KV_STORAGE_HIGH_WATER_PERCENT", "percent", 90, "pair writes (v1 and v2) are refused with `storage is full` once Tarantool's data memory passes this share of `TKV_TARANTOOL_MEMORY_BYTES`; accounts, logins, logouts, reads and deletes go on"),

@@ -241,6 +241,16 @@ def test_depth_limit_through_http_is_400_never_5xx(processes):
         # Past protobuf's own 100 levels the value does not even parse: the text says both.
         assert message.startswith(f"Incorrect value of the key {key} (it is ")
         assert "nested deeper than 32 levels" in message
+    # Past the transcoder's 100 protobuf levels (99 JSON objects here) the gateway refuses
+    # the body before kv_svc sees it: still a rule of well-formed JSON, so 400, not 422.
+    deepest = [f"d{depth}-{uuid.uuid4().hex}" for depth in (99, 128)]
+    for key, depth in zip(deepest, (99, 128), strict=True):
+        reply = call(processes.gateway, "POST", "/api/write/", {"data": {key: nested(depth)}}, token=token)
+        assert assert_shape(reply, 400, MESSAGE)["message"] == (
+            "Incorrect value of a key (it is nested deeper than 32 levels of objects/arrays)"
+        )
+    absent = call(processes.gateway, "POST", "/api/read/", {"keys": [deep, very_deep, *deepest]}, token=token)
+    assert assert_shape(absent, 400, MESSAGE)["message"].startswith("These keys don't exist: ")
 
 
 def test_native_grpc_shares_the_gateway_port(processes):

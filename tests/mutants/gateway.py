@@ -4,6 +4,13 @@ from tests.mutants.mutant import Mutant
 
 MUTANTS = [
     Mutant(
+        "a well-formed v1 value nested past the transcoder's limit answers 422",
+        "envoy/http_api.template.lua",
+        "    if nested_too_deep(handle, operation) then\n",
+        "    if false then\n",
+        ("tests/e2e/test_http_api.py::test_depth_limit_through_http_is_400_never_5xx",),
+    ),
+    Mutant(
         "Register not rate-limited",
         "envoy/envoy.template.yaml",
         '              - match: {path: "/tkv.auth.v1.AuthService/Register"}\n'
