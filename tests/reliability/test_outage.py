@@ -23,10 +23,10 @@ def envoy_health(process_stack) -> set[str]:
     return {line.rsplit("::", 1)[1] for line in clusters.splitlines() if "::health_flags::" in line}
 
 
-async def read_code(channel, token) -> grpc.StatusCode:
+async def read_code(channel, token, deadline_s: float = 10) -> grpc.StatusCode:
     try:
         await kv_pb2_grpc.KeyValueServiceStub(channel).Read(
-            kv_pb2.ReadRequest(keys=["probe"]), metadata=[("authorization", f"Bearer {token}")], timeout=10
+            kv_pb2.ReadRequest(keys=["probe"]), metadata=[("authorization", f"Bearer {token}")], timeout=deadline_s
         )
         return grpc.StatusCode.OK
     except grpc.aio.AioRpcError as error:
@@ -40,8 +40,10 @@ async def test_outage_fails_fast_and_recovery_needs_no_restart(stack, report):
         health = health_pb2_grpc.HealthStub(channel)
         stack.processes["tarantool"].stop(signal.SIGKILL)
 
+        # Fails fast: a refused connection is known at once. A call that waited for
+        # kv_svc's own 2 s storage timeout would end in DEADLINE_EXCEEDED at this 1 s one.
         started = time.monotonic()
-        assert await read_code(channel, token) == grpc.StatusCode.UNAVAILABLE
+        assert await read_code(channel, token, deadline_s=1) == grpc.StatusCode.UNAVAILABLE
         fail_ms = round((time.monotonic() - started) * 1000, 1)
         reply = call(f"127.0.0.1:{stack.gateway_port}", "POST", "/api/read/", {"keys": ["probe"]}, token=token)
         assert_shape(reply, 503, {"message": str})
@@ -61,17 +63,14 @@ async def test_outage_fails_fast_and_recovery_needs_no_restart(stack, report):
         assert assert_shape(reply, 503, {"message": str}) == {"message": "no healthy upstream"}
 
         await asyncio.to_thread(stack.processes["tarantool"].start)
+        # Served again without a restart, within the 2 s of Tarantool being back.
         back = time.monotonic()
         while await read_code(channel, token) != grpc.StatusCode.NOT_FOUND:  # NOT_FOUND: served again
-            assert time.monotonic() - back < 10, "no recovery within 10 s"
+            assert time.monotonic() - back < 2, "not served again within 2 s"
             await asyncio.sleep(0.02)
         recovery_s = round(time.monotonic() - back, 3)
         while envoy_health(stack) != {"healthy"}:
-            assert time.monotonic() - back < 10, "Envoy did not route again within 10 s"
+            assert time.monotonic() - back < 2, "Envoy did not route again within 2 s"
             await asyncio.sleep(0.05)
         gateway_recovery_s = round(time.monotonic() - back, 3)
     report({"unavailable_after_ms": fail_ms, "grpc_recovery_s": recovery_s, "gateway_recovery_s": gateway_recovery_s})
-    # Fails fast: a refused connection is known at once, long before the 2 s call timeout.
-    assert fail_ms < 1000, fail_ms
-    # The bound: served again within 2 s of Tarantool being back, without a restart.
-    assert recovery_s < 2.0 and gateway_recovery_s < 2.0
