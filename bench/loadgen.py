@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import struct_pb2
 
+from kv_svc.values import varint
 from tkv.kv.v1 import kv_pb2
 from tkv.kv.v2 import kv_pb2 as kv2_pb2
 
@@ -296,17 +297,8 @@ def struct_message(keys: list[str], value: bytes) -> bytes:
     return _field(b"\x0a", entries)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
+    return tag + varint(len(payload)) + payload
 
 
 async def _timed_clients(concurrency: int, seconds: float, start_at: float, next_call, succeeded=lambda result: True):
