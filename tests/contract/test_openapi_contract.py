@@ -1,5 +1,5 @@
 """docs/openapi.json held to the live gateway by schemathesis (issue 32): every check but the
-one for methods outside HTTP's registry (tests/contract/schemathesis.toml says why), a
+one for undeclared methods (tests/contract/schemathesis.toml says why), a
 fixed seed, and 0 failures allowed. Schema-valid requests must be accepted, schema-violating
 ones refused, every status and body must be documented.
 

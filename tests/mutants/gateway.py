@@ -4,6 +4,20 @@ from tests.mutants.mutant import Mutant
 
 MUTANTS = [
     Mutant(
+        "a method no registry knows is refused by the codec with a bare 400",
+        "envoy/envoy.template.yaml",
+        "            allow_custom_methods: true\n",
+        "",
+        ("tests/e2e/test_undeclared_methods.py",),
+    ),
+    Mutant(
+        "a QUERY without Content-Type gets Envoy's empty 400",
+        "envoy/envoy.template.yaml",
+        "                    expression: \"response.code_details == 'query_missing_content_type'\"\n",
+        "                    expression: \"response.code_details == 'query_missing_content_type_'\"\n",
+        ("tests/e2e/test_undeclared_methods.py::test_a_query_without_content_type_is_400_with_a_json_body",),
+    ),
+    Mutant(
         "a well-formed v1 value nested past the transcoder's limit answers 422",
         "envoy/http_api.template.lua",
         "    if nested_too_deep(handle, operation) then\n",
