@@ -15,7 +15,8 @@ M.DATA_SPACES = {'users', 'revoked_tokens', 'login_locks', 'login_rates', 'pairs
 -- v8-v10 did nothing else; tkv/rights.lua does that at every start now, from tkv/api.lua's
 -- exports. A data dir upgraded by those steps and a new one end with the same rights, so
 -- that part of released steps could go: the steps left change spaces, users and data.
--- v8-v10 are gone; data dirs that ran them keep their box.once marks, so the next step is v11.
+-- v8-v10 are gone; data dirs that ran them keep their box.once marks, so the next step after
+-- v7 was v11.
 
 local function v1()
     local users = box.schema.space.create('users', {
@@ -328,6 +329,16 @@ local function v7()
     end
 end
 
+-- A replica-local space a demoted leader writes one row to, to learn when its synchronous
+-- queue is empty (tkv/ha.lua demote says why). Never replicated (is_local), never read, and
+-- no service user may touch it.
+local function v11()
+    local barrier = box.schema.space.create('ha_barrier', {
+        is_local = true, if_not_exists = true, format = {{name = 'id', type = 'unsigned'}},
+    })
+    barrier:create_index('primary', {if_not_exists = true})
+end
+
 function M.migrate()
     box.once('tkv:schema:v1', v1)
     box.once('tkv:schema:v2', v2)
@@ -337,6 +348,7 @@ function M.migrate()
     box.once('tkv:schema:v6', v6)
     move_v1_pairs()
     box.once('tkv:schema:v7', v7)
+    box.once('tkv:schema:v11', v11)
 end
 
 -- Synchronous or asynchronous replication of every data space, per the configuration.

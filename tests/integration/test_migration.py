@@ -58,6 +58,8 @@ async def test_a_v5_data_dir_is_upgraded_in_place_with_every_pair_readable(old_d
     try:
         assert stack.console("box.space.kv == nil") == "true"
         assert stack.console("box.space.pairs:len()") == "6"
+        # v11: the failover's barrier space (tarantool/tkv/ha.lua demote), local to the node.
+        assert stack.console("box.space.ha_barrier.is_local") == "true"
         services = await start_services(stack)
         try:
             _, token = await register_and_login(services)

@@ -115,6 +115,14 @@ MUTANTS = [
         ("tests/unit/test_ha_agent.py::test_a_switchover_waits_until_the_old_leaders_queue_has_settled",),
     ),
     Mutant(
+        "a demoted leader says its kept queue is settled while a write still waits in it",
+        "tarantool/tkv/ha.lua",
+        "                pcall(barrier.replace, barrier, {1})\n",
+        # What it did before: on the queue's owner, Tarantool 2.6.0 returns from this at once.
+        "                box.ctl.clear_synchro_queue()\n",
+        ("tests/ha/test_kept_queue.py",),
+    ),
+    Mutant(
         "a lease that expired before the leader key was written crashes the agent's round",
         "tkv_ha/agent.py",
         "        except EtcdRejected as error:",
