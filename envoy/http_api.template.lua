@@ -110,13 +110,17 @@ local function too_large(grpc_status, message)
   return grpc_status == 8 and message:find("larger than max", 1, true) ~= nil
 end
 
--- A Write whose value nests past what the transcoder reads. It turns JSON into protobuf with
--- a fixed limit of 100 message levels (three per JSON object level, envoyproxy/envoy#21490)
--- and refuses deeper bodies as a transcoding failure, the same refusal as a body that is
--- not JSON, which local_reply_config answers 422. This body is well-formed: it breaks the
--- depth rule, which is 400 (docs/api.md). Its text names no key: the transcoder names
--- only the innermost member, and the body is not read here.
-local TOO_DEEP = "Message too deep. Max recursion depth reached"
+-- A Write whose value nests past what the transcoder reads. Its JSON parser stops at 100
+-- nested objects/arrays, the request's own two included (measured on Envoy 1.40: a value
+-- 98 deep reaches kv_svc, 99 does not), and the refusal is a transcoding failure, like a
+-- body that is not JSON, which local_reply_config answers 422. The depth is a rule of the
+-- value, which is 400 (docs/api.md); kv_svc's own limit (TKV_KV_MAX_VALUE_DEPTH, at most
+-- 32) is far below, so the text states it. The parser stops where it meets the depth, so
+-- whether the rest of the body is JSON, or `data` an object, is not known: such a body,
+-- malformed after its 99th level, is answered 400 too (docs/api.md). The text names no key:
+-- the transcoder names only the innermost member, and the body is not read here. Only the
+-- transcoder's own words at the start count; a client's text it quotes does not.
+local TOO_DEEP = '{"message":"Incorrect request structure: Message too deep. Max recursion depth reached'
 local TOO_DEEP_MESSAGE = "Incorrect value of a key (it is nested deeper than ${MAX_VALUE_DEPTH} levels of objects/arrays)"
 
 local function nested_too_deep(handle, operation)
@@ -124,12 +128,21 @@ local function nested_too_deep(handle, operation)
     return false
   end
   local body = handle:body()
-  return body ~= nil and body:getBytes(0, body:length()):find(TOO_DEEP, 1, true) ~= nil
+  return body ~= nil and body:length() >= #TOO_DEEP and body:getBytes(0, #TOO_DEEP) == TOO_DEEP
 end
 
 function envoy_on_request(handle)
   local headers = handle:headers()
   if (headers:get("content-type") or ""):find("^application/grpc") then
+    -- gRPC is POST only: another method would reach a service as a malformed call (kv_svc
+    -- answered FROBNICATE with INTERNAL, "Error parsing ':method' metadata").
+    if headers:get(":method") ~= "POST" then
+      -- As a gRPC server answers a call it does not serve: UNIMPLEMENTED, in a trailers-only
+      -- reply (Envoy would turn a plain 405 into UNKNOWN).
+      local message = "method " .. headers:get(":method") .. " is not allowed on " .. headers:get(":path") .. "; use POST"
+      return handle:respond({[":status"] = "200", ["content-type"] = "application/grpc", ["grpc-status"] = "12",
+        ["grpc-message"] = message, allow = "POST"}, "")
+    end
     return
   end
   local path, query = headers:get(":path"):match("^([^?]*)(.*)")

@@ -84,6 +84,8 @@ def render_lua() -> str:
             continue
         if isinstance(setting.default, Computed | ByService):
             raise ValueError(f"{setting.name}: Lua takes plain defaults only")
+        if setting.maximum is not None:
+            raise ValueError(f"{setting.name}: tarantool/tkv/config.lua checks no maximum")
         fields = [] if setting.default is None else [f"default = {_lua_value(setting.default)}"]
         if setting.minimum is not None:
             fields.append(f"minimum = {setting.minimum!r}")

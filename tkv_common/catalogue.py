@@ -50,6 +50,8 @@ class Setting:
     # Smallest accepted integer (Python: default 1) or Lua number (0: zero allowed); a float
     # read by Python must be positive.
     minimum: int | None = None
+    # Largest accepted integer (Python only), where more cannot work.
+    maximum: int | None = None
     choices: tuple[str, ...] = ()
     shown: str | None = None  # how the README shows the default, if not the value itself
     # Read by tarantool/tkv/config.lua: written into tarantool/tkv/defaults.lua.
@@ -142,7 +144,8 @@ CATALOGUE: list[Setting] = [
         ("TKV_KV_METRICS_LISTEN", "str", "127.0.0.1:9102", "Prometheus `/metrics` (the sum over the service's worker processes); `off` serves none"),
         ("TKV_KV_MAX_BATCH_KEYS", "int", 1000, "keys in one call"),
         ("TKV_KV_MAX_KEY_BYTES", "int", 1024, "bytes of one key"),
-        ("TKV_KV_MAX_VALUE_DEPTH", "int", 32, "objects and arrays nested inside one value; also the depth the gateway's refusal of a deeper one names"),
+        # At most 32: each level is three protobuf messages, and protobuf's parsers stop at 100.
+        ("TKV_KV_MAX_VALUE_DEPTH", "int", 32, "objects and arrays nested inside one value (at most 32); also the depth the gateway's refusal of a deeper one names", {"maximum": 32}),
         ("TKV_KV_QUOTA_PAIRS", "int", 100_000, "pairs per user, over the pairs they own in any namespace; more is RESOURCE_EXHAUSTED `QUOTA_EXCEEDED`"),
         ("TKV_KV_QUOTA_BYTES", "int", 64 * MiB, "bytes (keys + values) per user, the same way"),
         ("TKV_KV_STORAGE_HIGH_WATER_PERCENT", "percent", 90, "pair writes (v1 and v2) are refused with `storage is full` once Tarantool's data memory passes this share of `TKV_TARANTOOL_MEMORY_BYTES`; accounts, logins, logouts, reads and deletes go on"),

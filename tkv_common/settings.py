@@ -110,6 +110,8 @@ class Env:
         minimum = 1 if setting.minimum is None else setting.minimum
         if value < minimum:
             raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        if setting.maximum is not None and value > setting.maximum:
+            raise ConfigError(f"{name} must be at most {setting.maximum}, got {value}")
         return value
 
     def float(self, name: str) -> float:

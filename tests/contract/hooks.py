@@ -52,7 +52,7 @@ schemathesis.openapi.format("password", valid_passwords())
 @schemathesis.hook("before_call").apply_to(operation_id="auth_v1_Register")
 def register_a_login_no_call_used(context, case, **kwargs) -> None:
     meta = case.meta
-    if meta is None or meta.phase.name is not TestPhase.STATEFUL or not isinstance(case.body, dict):
+    if meta is None or meta.phase.name != TestPhase.STATEFUL or not isinstance(case.body, dict):
         return
     login = case.body.get("login")
     if isinstance(login, str):

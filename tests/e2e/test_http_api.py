@@ -232,17 +232,18 @@ def test_depth_limit_through_http_is_400_never_5xx(processes):
             value = {"k": value}
         return value
 
-    ok, deep, very_deep = (f"d{n}-{uuid.uuid4().hex}" for n in (32, 33, 80))
+    ok, deep, very_deep, deepest_read = (f"d{n}-{uuid.uuid4().hex}" for n in (32, 33, 80, 98))
     assert call(processes.gateway, "POST", "/api/write/", {"data": {ok: nested(32)}}, token=token).status == 201
     assert call(processes.gateway, "POST", "/api/read/", {"keys": [ok]}, token=token).body == {"data": {ok: nested(32)}}
-    for key, depth in ((deep, 33), (very_deep, 80)):
+    for key, depth in ((deep, 33), (very_deep, 80), (deepest_read, 98)):
         reply = call(processes.gateway, "POST", "/api/write/", {"data": {key: nested(depth)}}, token=token)
         message = assert_shape(reply, 400, MESSAGE)["message"]
         # Past protobuf's own 100 levels the value does not even parse: the text says both.
         assert message.startswith(f"Incorrect value of the key {key} (it is ")
         assert "nested deeper than 32 levels" in message
-    # Past the transcoder's 100 protobuf levels (99 JSON objects here) the gateway refuses
-    # the body before kv_svc sees it: still a rule of well-formed JSON, so 400, not 422.
+    # Past the transcoder's JSON parser's 100 levels (the request's own two included: a
+    # value 99 deep) the gateway refuses the body before kv_svc sees it: still a rule of
+    # well-formed JSON, so 400, not 422.
     deepest = [f"d{depth}-{uuid.uuid4().hex}" for depth in (99, 128)]
     for key, depth in zip(deepest, (99, 128), strict=True):
         reply = call(processes.gateway, "POST", "/api/write/", {"data": {key: nested(depth)}}, token=token)
@@ -251,6 +252,11 @@ def test_depth_limit_through_http_is_400_never_5xx(processes):
         )
     absent = call(processes.gateway, "POST", "/api/read/", {"keys": [deep, very_deep, *deepest]}, token=token)
     assert assert_shape(absent, 400, MESSAGE)["message"].startswith("These keys don't exist: ")
+    # The transcoder's words only count as its own: quoted from a client's wrong-typed
+    # member, they are still a wrong structure.
+    quoted = {"data": "Message too deep. Max recursion depth reached"}
+    reply = call(processes.gateway, "POST", "/api/write/", quoted, token=token)
+    assert assert_shape(reply, 422, MESSAGE)["message"].startswith("Incorrect request structure: data: ")
 
 
 def test_native_grpc_shares_the_gateway_port(processes):

@@ -60,8 +60,8 @@ def test_the_original_routes_are_covered_with_their_trailing_slash_too(processes
 
 @pytest.mark.parametrize("path", ["/api/read/", "/v2/namespaces/me/pairs"])
 def test_a_query_without_content_type_is_400_with_a_json_body(processes, path):
-    # Refused by Envoy's codec before any filter runs (the QUERY method's draft makes the
-    # Content-Type mandatory), so no Allow: local_reply_config gives it the API's shape.
+    # Refused by Envoy itself before any filter runs, so no Allow: local_reply_config gives
+    # it the API's shape.
     host, port = processes.gateway.rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
@@ -76,3 +76,12 @@ def test_a_query_without_content_type_is_400_with_a_json_body(processes, path):
     assert set(body) == ({"code", "message"} if path.startswith("/v2/") else {"message"})
     if path.startswith("/v2/"):
         assert body["code"] == 3
+
+
+@pytest.mark.parametrize("method", ["GET", "FROBNICATE"])
+def test_a_grpc_call_with_another_method_than_post_is_unimplemented(processes, method):
+    # gRPC's own answer to a call no one serves, in a trailers-only reply; no service sees it.
+    path = "/tkv.kv.v2.KeyValueService/GetPair"
+    reply = call(processes.gateway, method, path, headers={"content-type": "application/grpc"})
+    assert (reply.status, reply.headers.get("grpc-status"), reply.headers.get("allow")) == (200, "12", "POST")
+    assert reply.headers["grpc-message"] == f"method {method} is not allowed on {path}; use POST"

@@ -4,6 +4,20 @@ from tests.mutants.mutant import Mutant
 
 MUTANTS = [
     Mutant(
+        "the transcoder's depth refusal is found anywhere in a 422, a client's quoted text too",
+        "envoy/http_api.template.lua",
+        "body:getBytes(0, #TOO_DEEP) == TOO_DEEP",
+        'body:getBytes(0, body:length()):find("Message too deep", 1, true) ~= nil',
+        ("tests/e2e/test_http_api.py::test_depth_limit_through_http_is_400_never_5xx",),
+    ),
+    Mutant(
+        "a gRPC call with another method than POST reaches the service",
+        "envoy/http_api.template.lua",
+        '    if headers:get(":method") ~= "POST" then\n      -- As a gRPC server',
+        "    if false then\n      -- As a gRPC server",
+        ("tests/e2e/test_undeclared_methods.py::test_a_grpc_call_with_another_method_than_post_is_unimplemented",),
+    ),
+    Mutant(
         "a method no registry knows is refused by the codec with a bare 400",
         "envoy/envoy.template.yaml",
         "            allow_custom_methods: true\n",

@@ -231,6 +231,8 @@ def test_a_settings_bound_comes_from_the_catalogue():
     with pytest.raises(ConfigError, match="TKV_ARGON2_MEMORY_KIB must be at least 8, got 7"):
         Env({"TKV_ARGON2_MEMORY_KIB": "7"}).int("TKV_ARGON2_MEMORY_KIB")
     assert Env({"TKV_JWT_LEEWAY_SECONDS": "0"}).int("TKV_JWT_LEEWAY_SECONDS") == 0
+    with pytest.raises(ConfigError, match="TKV_KV_MAX_VALUE_DEPTH must be at most 32, got 33"):
+        Env({"TKV_KV_MAX_VALUE_DEPTH": "33"}).int("TKV_KV_MAX_VALUE_DEPTH")
     with pytest.raises(ConfigError, match="TKV_EVENT_LOOP must be one of uvloop, asyncio, got 'trio'"):
         Env({"TKV_EVENT_LOOP": "trio"}).choice("TKV_EVENT_LOOP")
 
