@@ -4,6 +4,15 @@ from tests.mutants.mutant import Mutant
 
 MUTANTS = [
     Mutant(
+        "one health check that times out takes kv_svc out of rotation",
+        "envoy/envoy.template.yaml",
+        "      unhealthy_threshold: 3\n      healthy_threshold: 1\n"
+        "      grpc_health_check: {service_name: tkv.kv.v1.KeyValueService}\n",
+        "      unhealthy_threshold: 1\n      healthy_threshold: 1\n"
+        "      grpc_health_check: {service_name: tkv.kv.v1.KeyValueService}\n",
+        ("tests/reliability/test_outage.py::test_one_health_check_that_times_out_keeps_the_service_in_rotation",),
+    ),
+    Mutant(
         "the transcoder's depth refusal is found anywhere in a 422, a client's quoted text too",
         "envoy/http_api.template.lua",
         "body:getBytes(0, #TOO_DEEP) == TOO_DEEP",

@@ -1,4 +1,5 @@
-"""Tarantool unreachable: fail fast, report NOT_SERVING, stop routing, recover by itself."""
+"""Tarantool unreachable: fail fast, report NOT_SERVING, stop routing, recover by itself; and a
+service slow to answer one health check stays in rotation."""
 
 import asyncio
 import signal
@@ -11,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.http_client import assert_shape, call
 from tests.reliability.workload import Target, new_token
-from tests.stack import eventually
+from tests.stack import eventually, wait_until
 from tkv.kv.v1 import kv_pb2, kv_pb2_grpc
 from tkv_common.settings import Env
 
@@ -82,3 +83,34 @@ async def test_outage_fails_fast_and_recovery_needs_no_restart(stack, report):
             await asyncio.sleep(0.05)
         gateway_recovery_s = round(time.monotonic() - back, 3)
     report({"unavailable_after_ms": fail_ms, "grpc_recovery_s": recovery_s, "gateway_recovery_s": gateway_recovery_s})
+
+
+def envoy_counter(process_stack, name: str) -> int:
+    url = f"http://127.0.0.1:{process_stack.admin_port}/stats?filter=^{name}$"
+    line = urllib.request.urlopen(url, timeout=2).read().decode().strip()
+    return int(line.rsplit(": ", 1)[1])
+
+
+def test_one_health_check_that_times_out_keeps_the_service_in_rotation(stack, report):
+    # A service too busy to answer one check in time (a starved host) is not taken out of
+    # rotation for it: with one instance that would be 503 "no healthy upstream" for every
+    # call (envoy.template.yaml, unhealthy_threshold). kv_svc is stopped until Envoy has
+    # counted one check that timed out, then looked at before it runs again.
+    failures = "cluster.kv_svc.health_check.failure"
+    before, successes = envoy_counter(stack, failures), envoy_counter(stack, "cluster.kv_svc.health_check.success")
+    stack.processes["kv_svc"].send(signal.SIGSTOP)
+    try:
+        wait_until(lambda: envoy_counter(stack, failures) > before, "a health check that timed out", timeout=30)
+        flags_while_stopped = envoy_health(stack)
+    finally:
+        stack.processes["kv_svc"].send(signal.SIGCONT)
+    counted = envoy_counter(stack, failures) - before
+    wait_until(
+        lambda: envoy_counter(stack, "cluster.kv_svc.health_check.success") > successes, "a check that passes", 30
+    )
+    report({"failed_checks": counted, "flags_while_stopped": sorted(flags_while_stopped)})
+    assert counted == 1, counted
+    assert flags_while_stopped == {"healthy"}
+    token = asyncio.run(new_token(Target.of(stack)))
+    reply = call(f"127.0.0.1:{stack.gateway_port}", "POST", "/api/read/", {"keys": ["probe"]}, token=token)
+    assert assert_shape(reply, 400, {"message": str}) == {"message": "These keys don't exist: probe"}
