@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,10 +31,40 @@ INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
 FAST_ARGON2 = {"TKV_ARGON2_MEMORY_KIB": "1024", "TKV_ARGON2_TIME_COST": "1"}
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel picks for the local end of outgoing connections (Linux)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+_EPHEMERAL = _ephemeral_ports()
+# Ports for the processes tests start come from outside that range: a port picked there was
+# free when looked at, but any outgoing connection could take it before the process bound it
+# (kv_svc's metrics port did, once in make test: "Address already in use").
+_LISTEN_PORTS = range(20000, _EPHEMERAL.start) if _EPHEMERAL.start > 21000 else range(_EPHEMERAL.stop, 65536)
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, outside the ephemeral range, not given before by this
+    process (a stack asks for several before any is bound)."""
+    if len(_GIVEN) > len(_LISTEN_PORTS) // 2:
+        _GIVEN.clear()  # a long session: those given long ago are bound or gone by now
+    for _ in range(1000):
+        port = random.choice(_LISTEN_PORTS)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_LISTEN_PORTS}")
 
 
 def wait_for_port(port: int, timeout: float = 15.0, process: subprocess.Popen | None = None) -> None:
