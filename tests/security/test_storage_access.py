@@ -225,8 +225,11 @@ def test_an_export_the_rule_does_not_name_stops_the_start_before_any_file_is_wri
     stack = Stack(tmp_path / "data")
     changed = changed_tarantool(tmp_path, "function M.helper() return 'ok' end\n")
     process = Process("tarantool", [require_binary("tarantool"), str(changed)], stack, stack.tarantool_port)
-    with pytest.raises(RuntimeError, match="exited"):
-        process.start()
+    try:
+        with pytest.raises(RuntimeError, match="exited"):
+            process.start()
+    finally:
+        process.stop()  # a start that went on (a mutant's) must not outlive the test
     assert "tkv/api.lua exports helper: name it auth_* or kv_*" in process.log()
     assert not list(stack.data_dir.glob("tarantool/*.snap"))
 
