@@ -343,14 +343,20 @@ async function startWatch() {
 }
 
 function applyEvents(events) {
-  if (!events.length) return;
+  // The echo of this console's own delete changes nothing shown: re-rendering for it would
+  // replace the list's "Deleted KEY." with "No keys here." (the console test saw it).
+  let changed = false;
   for (const event of events) {
     const pair = event.pair || {};
-    if (event.type === "PUT") place(pair.key, pair.version, true);
-    else state.keys.delete(pair.key);
+    if (event.type === "PUT") {
+      place(pair.key, pair.version, true);
+      changed = true;
+    } else if (state.keys.delete(pair.key)) {
+      changed = true;
+    }
     if (state.edit && state.edit.key === pair.key) changedUnderEditor(event);
   }
-  renderEntries();
+  if (changed) renderEntries();
 }
 
 function changedUnderEditor(event) {
