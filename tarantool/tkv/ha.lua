@@ -245,13 +245,10 @@ function M.demote(why, keep_queue)
             -- write to a replica-local space can: allowed on a read-only node, it queues
             -- behind every transaction before it and comes back (committed, or rolled back
             -- with them) only once they are all decided. It writes no row a replica gets.
+            -- The space exists: only a leader is demoted, and every promotion runs the
+            -- migrations first (init.lua on_master), schema step v11 among them.
             local barrier = box.space.ha_barrier
-            if barrier ~= nil then
-                pcall(barrier.replace, barrier, {1})
-            else
-                -- A data dir schema step v11 has not reached: no transaction waits longer.
-                fiber.sleep(box.cfg.replication_synchro_timeout)
-            end
+            pcall(barrier.replace, barrier, {1})
             if queue == 'settling' then
                 queue = 'settled'
                 log.info('tkv ha: the kept queue is settled')

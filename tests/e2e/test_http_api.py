@@ -257,6 +257,12 @@ def test_depth_limit_through_http_is_400_never_5xx(processes):
     quoted = {"data": "Message too deep. Max recursion depth reached"}
     reply = call(processes.gateway, "POST", "/api/write/", quoted, token=token)
     assert assert_shape(reply, 422, MESSAGE)["message"].startswith("Incorrect request structure: data: ")
+    # Only a Write carries a value: a Read's deep `keys` is a wrong type, and stays 422.
+    deep_keys = {"keys": [nested(0)]}
+    for _ in range(120):
+        deep_keys = {"keys": [deep_keys["keys"]]}
+    reply = call(processes.gateway, "POST", "/api/read/", deep_keys, token=token)
+    assert assert_shape(reply, 422, MESSAGE)["message"].startswith("Incorrect request structure: Message too deep")
 
 
 def test_native_grpc_shares_the_gateway_port(processes):

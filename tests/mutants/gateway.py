@@ -4,6 +4,13 @@ from tests.mutants.mutant import Mutant
 
 MUTANTS = [
     Mutant(
+        "the depth refusal is rewritten to 400 on every route, a Read's wrong-typed keys too",
+        "envoy/http_api.template.lua",
+        '  if operation ~= "write" or handle:headers():get(":status") ~= "422" then',
+        '  if handle:headers():get(":status") ~= "422" then',
+        ("tests/e2e/test_http_api.py::test_depth_limit_through_http_is_400_never_5xx",),
+    ),
+    Mutant(
         "one health check that times out takes kv_svc out of rotation",
         "envoy/envoy.template.yaml",
         "      unhealthy_threshold: 3\n      healthy_threshold: 1\n"

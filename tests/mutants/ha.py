@@ -117,9 +117,9 @@ MUTANTS = [
     Mutant(
         "a demoted leader says its kept queue is settled while a write still waits in it",
         "tarantool/tkv/ha.lua",
-        "                pcall(barrier.replace, barrier, {1})\n",
+        "            pcall(barrier.replace, barrier, {1})\n",
         # What it did before: on the queue's owner, Tarantool 2.6.0 returns from this at once.
-        "                box.ctl.clear_synchro_queue()\n",
+        "            box.ctl.clear_synchro_queue()\n",
         ("tests/ha/test_kept_queue.py",),
     ),
     Mutant(

@@ -14,7 +14,7 @@ import pytest
 
 from scripts import openapi, settings_table
 from tkv_client import cli
-from tkv_common.catalogue import CATALOGUE, SECTIONS, SETTINGS, ByService, Computed, MiB
+from tkv_common.catalogue import CATALOGUE, SECTIONS, SETTINGS, ByService, Computed, MiB, Setting
 from tkv_common.settings import TEMPLATE, ConfigError, Env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,3 +271,12 @@ def test_the_shell_gets_values_as_run_sh_uses_them(tmp_path):
     assert (refused.returncode, refused.stderr) == (1, "settings: TKV_WORKERS must be an integer, got 'many'\n")
     secret = _settings_command("get", "TKV_TARANTOOL_PASSWORD", environ={"TKV_TARANTOOL_PASSWORD": "pw"})
     assert secret.returncode == 1 and "pw" not in secret.stdout + secret.stderr
+
+
+def test_a_maximum_on_a_setting_lua_reads_is_refused(monkeypatch):
+    # tarantool/tkv/config.lua checks only a minimum: a maximum there would be written down
+    # and never enforced.
+    bounded = Setting("TKV_PROBE", "int", 1, "probe", "kv", maximum=2, lua=True)
+    monkeypatch.setattr(settings_table, "CATALOGUE", [bounded])
+    with pytest.raises(ValueError, match=r"TKV_PROBE: tarantool/tkv/config\.lua checks no maximum"):
+        settings_table.render_lua()

@@ -1,6 +1,6 @@
 """The test harness itself: what the process-based tiers inherit from the runner."""
 
-from tests.stack import Stack
+from tests.stack import _EPHEMERAL, Stack, free_port
 
 
 def test_a_variable_in_the_runners_shell_does_not_reach_the_test_processes(tmp_path, monkeypatch):
@@ -22,3 +22,11 @@ def test_a_variable_in_the_runners_shell_does_not_reach_the_test_processes(tmp_p
         "TMPDIR",
         "TZ",
     }
+
+
+def test_free_ports_are_outside_the_ephemeral_range_and_never_given_twice():
+    # A port from the ephemeral range can be taken by any outgoing connection before the
+    # process that was given it binds it; and a stack asks for several before binding any.
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
+    assert not any(port in _EPHEMERAL for port in ports), sorted(p for p in ports if p in _EPHEMERAL)
